@@ -1,0 +1,55 @@
+# Thin wrapper over the CMake presets. `make demo` and `make test` first
+# install whatever is missing (see scripts/install-deps.sh).
+.PHONY: all deps deps-demo build wasm fuzz-build test demo bench fuzz web asan tsan clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh test
+
+deps-demo:
+	@scripts/install-deps.sh demo
+
+build:
+	cmake --preset default >/dev/null
+	cmake --build --preset default
+
+wasm:
+	cmake --preset wasm >/dev/null
+	cmake --build --preset wasm
+
+fuzz-build:
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz
+
+# Builds every flavour that exists, then runs every test once.
+test: deps
+	$(MAKE) --no-print-directory build
+	@if [ -f wasm/CMakeLists.txt ]; then $(MAKE) --no-print-directory wasm; fi
+	@if [ -f fuzz/CMakeLists.txt ]; then $(MAKE) --no-print-directory fuzz-build; fi
+	ctest --preset default
+
+demo: deps-demo build
+	scripts/demo.sh
+
+bench: deps build
+	bench/run-all.sh
+
+fuzz: deps fuzz-build
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+web: deps wasm
+	scripts/serve-web.sh
+
+asan: deps
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan
+	ctest --preset asan
+
+tsan: deps
+	cmake --preset tsan >/dev/null
+	cmake --build --preset tsan
+	ctest --preset tsan
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz build-wasm

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what qcowkit needs to build and test, from Debian's packages and
+# (for the browser tests) the npm registry. Run as root it installs; run as
+# anyone else it prints the exact command to run and fails.
+#   scripts/install-deps.sh          everything `make test` needs
+#   scripts/install-deps.sh demo     only what `make demo` needs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+demo_packages=(cmake g++ ninja-build pkg-config zlib1g-dev libzstd-dev
+               nbdkit nbdkit-plugin-dev libnbd-bin qemu-utils)
+test_packages=("${demo_packages[@]}" clang-14 libfuzzer-14-dev libclang-rt-14-dev
+               catch2 python3-libnbd fio emscripten binaryen nodejs npm chromium)
+
+case "${1:-test}" in
+  demo) wanted=("${demo_packages[@]}") ;;
+  test) wanted=("${test_packages[@]}") ;;
+  *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
+esac
+
+missing=()
+for pkg in "${wanted[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "qcowkit: missing Debian packages. Install them with:" >&2
+    echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "qcowkit: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Browser tests drive Debian's chromium with playwright-core from npm.
+if [[ "${1:-test}" == test && -f tests/browser/package-lock.json ]]; then
+  if [[ ! -d tests/browser/node_modules ]] ||
+     [[ tests/browser/package-lock.json -nt tests/browser/node_modules ]]; then
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
