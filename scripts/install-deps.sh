@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 demo_packages=(cmake g++ ninja-build pkg-config zlib1g-dev libzstd-dev
                nbdkit nbdkit-plugin-dev libnbd-bin qemu-utils)
 test_packages=("${demo_packages[@]}" clang-14 libfuzzer-14-dev libclang-rt-14-dev
-               catch2 python3-libnbd fio emscripten binaryen nodejs npm chromium)
+               catch2 python3-libnbd fio emscripten binaryen chromium)
 
 case "${1:-test}" in
   demo) wanted=("${demo_packages[@]}") ;;
@@ -23,6 +23,12 @@ for pkg in "${wanted[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
 done
+# Node may come from Debian (nodejs + npm) or another Debian-format package
+# that bundles npm; ask for Debian's only when the commands are missing.
+if [[ "${1:-test}" == test ]]; then
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+fi
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
