@@ -245,9 +245,13 @@ TEST_CASE("compare: a 1 TiB sparse device is compared by its data only", "[ops][
   std::vector<uint8_t> byte = read_all(*b_mem, TiB - 100, 1);
   byte[0] ^= 1;
   REQUIRE_OK(b_mem->write(TiB - 100, byte));
-  r = compare(a, b);
+  ProgressLog log;
+  OpOptions options;
+  options.progress = log.fn();
+  r = compare(a, b, options);
   REQUIRE_OK(r);
   REQUIRE(r->first_difference == TiB - 100);
+  REQUIRE(log.last_done == TiB);  // an answer ends the progress too
 }
 
 TEST_CASE("compare: devices with different sector sizes", "[ops][compare]") {
@@ -511,11 +515,15 @@ TEST_CASE("copy: I/O errors name the failing offset", "[ops][copy]") {
     FaultyDevice src(src_mem, false);
     src.fail_range(MiB + 512 * KiB, 4096, EIO, FaultOp::read);
     MemoryDevice dst(4 * MiB);
-    for (auto op : {&copy, &sparse_copy}) {
-      auto st = op(src, dst, sized(256 * KiB, 4));
-      REQUIRE(st.error().code == EIO);
-      INFO(st.error().message);
-      REQUIRE(st.error().message.find("read failed at offset 1572864") != std::string::npos);
+    // Many small requests too: the pool must stop, not hang, after a failure.
+    for (auto [chunk, parallelism] : {std::pair{256 * KiB, 4u}, std::pair{4 * KiB, 8u},
+                                      std::pair{4 * KiB, 1u}}) {
+      for (auto op : {&copy, &sparse_copy}) {
+        auto st = op(src, dst, sized(chunk, parallelism));
+        REQUIRE(st.error().code == EIO);
+        INFO(st.error().message);
+        REQUIRE(st.error().message.find("read failed at offset 1572864") != std::string::npos);
+      }
     }
   }
   SECTION("a write error in the destination") {
@@ -528,11 +536,24 @@ TEST_CASE("copy: I/O errors name the failing offset", "[ops][copy]") {
   }
 }
 
+TEST_CASE("sparse_copy: a write_zeroes error names its offset", "[ops][sparse_copy]") {
+  MemoryDevice src(8 * MiB);
+  put_data(src, {0}, 65536);
+  FaultyDevice dst(std::make_shared<MemoryDevice>(8 * MiB), false);
+  dst.fail_range(6 * MiB, 4096, EIO, FaultOp::write_zeroes);
+  auto st = sparse_copy(src, dst, sized(MiB, 2));
+  REQUIRE(st.error().code == EIO);
+  INFO(st.error().message);
+  // Holes are zeroed in one request from the end of the data onwards.
+  REQUIRE(st.error().message.find("write_zeroes failed at offset 65536") != std::string::npos);
+  REQUIRE(contains(st.error().message, 6 * MiB));  // the device's own words
+}
+
 TEST_CASE("copy: several requests are in flight at once", "[ops][copy]") {
   auto mem = std::make_shared<MemoryDevice>(16 * 64 * KiB);
   REQUIRE_OK(fill_random(*mem, 3));
   for (unsigned parallelism : {1u, 4u}) {
-    CountingDevice src(mem, std::chrono::milliseconds(3));
+    CountingDevice src(mem, std::chrono::milliseconds(5));
     MemoryDevice dst(16 * 64 * KiB);
     REQUIRE_OK(copy(src, dst, sized(64 * KiB, parallelism)));
     REQUIRE(src.reads == 16);

@@ -125,12 +125,12 @@ Result<CompareResult> compare(BlockDevice& a, BlockDevice& b, const OpOptions& o
   // first one adds nothing. The walker only fails past every request made.
   (void)pool.finish();
   QK_ASSIGN_OR_RETURN(const std::optional<uint64_t> first, findings.answer());
+  if (!first) QK_TRY(walk_status);
+  progress.finish();  // an answer was found: the work is done either way
   if (first) {
     result.first_difference = first;
     return result;
   }
-  QK_TRY(walk_status);
-  progress.finish();
   result.equal = true;
   return result;
 }
