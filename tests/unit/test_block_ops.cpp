@@ -677,3 +677,68 @@ TEST_CASE("sparse_copy: a 1 TiB sparse device copies only its data", "[ops][spar
   REQUIRE_OK(r);
   REQUIRE(r->equal);
 }
+
+// ------------------------------------------------------------------ randomized
+
+TEST_CASE("randomized: the operations agree with each other on random sparse devices",
+          "[ops][randomized]") {
+  std::mt19937_64 rng(20261121);
+  for (int round = 0; round < 40; ++round) {
+    const uint32_t sector_a = 512u << (rng() % 4), sector_b = 512u << (rng() % 4);
+    const uint64_t unit = std::max(sector_a, sector_b);
+    const uint64_t size = unit * (1 + rng() % 512);
+    INFO("round " << round << " size " << size << " sectors " << sector_a << "/" << sector_b);
+    MemoryDevice src(size, sector_a);
+    for (int i = 0, n = static_cast<int>(rng() % 8); i < n; ++i) {
+      const uint64_t at = (rng() % (size / sector_a)) * sector_a;
+      const uint64_t len = std::min<uint64_t>(size - at, sector_a * (1 + rng() % 300));
+      if (rng() % 4 == 0)
+        REQUIRE_OK(src.write(at, std::vector<uint8_t>(len, 0)));  // allocated zeroes
+      else
+        REQUIRE_OK(src.write(at, pattern_bytes(len, rng())));
+    }
+    CopyOptions options = sized(1 + rng() % (256 * KiB), 1 + rng() % 6);
+    options.detect_zeroes = rng() % 2;
+
+    // fold_mapped and fold_unmapped partition the device between them.
+    uint64_t mapped = 0, unmapped = 0, last_end = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> pieces;
+    REQUIRE_OK(fold_mapped(src, options.chunk_size, [&](uint64_t off, ConstByteSpan data) {
+      pieces.emplace_back(off, data.size());
+      mapped += data.size();
+      REQUIRE(std::vector<uint8_t>(data.begin(), data.end()) == read_all(src, off, data.size()));
+      return Status{};
+    }));
+    REQUIRE_OK(fold_unmapped(src, [&](uint64_t off, uint64_t len) {
+      REQUIRE(is_all_zero(read_all(src, off, static_cast<size_t>(len))));
+      pieces.emplace_back(off, len);
+      unmapped += len;
+      return Status{};
+    }));
+    std::sort(pieces.begin(), pieces.end());
+    for (auto [off, len] : pieces) {
+      REQUIRE(off == last_end);
+      last_end = off + len;
+    }
+    REQUIRE(last_end == size);
+    REQUIRE(mapped + unmapped == size);
+
+    // sparse_copy and copy give equal devices; compare finds a planted byte.
+    MemoryDevice dst(size, sector_b), full(size, sector_b);
+    REQUIRE_OK(fill_random(dst, rng(), options));
+    REQUIRE_OK(sparse_copy(src, dst, options));
+    REQUIRE_OK(copy(src, full, options));
+    auto r = compare(src, dst, options);
+    REQUIRE_OK(r);
+    REQUIRE(r->equal);
+    REQUIRE(read_all(full, 0, size) == read_all(src, 0, size));
+    REQUIRE(dst.allocated_bytes() <= full.allocated_bytes());
+    const uint64_t planted = (rng() % (size / sector_b)) * sector_b + rng() % sector_b;
+    std::vector<uint8_t> sector = read_all(dst, planted - planted % sector_b, sector_b);
+    sector[planted % sector_b] ^= 0x80;
+    REQUIRE_OK(dst.write(planted - planted % sector_b, sector));
+    r = compare(src, dst, options);
+    REQUIRE_OK(r);
+    REQUIRE(r->first_difference == planted);
+  }
+}

@@ -126,7 +126,7 @@ Result<CompareResult> compare(BlockDevice& a, BlockDevice& b, const OpOptions& o
   (void)pool.finish();
   QK_ASSIGN_OR_RETURN(const std::optional<uint64_t> first, findings.answer());
   if (!first) QK_TRY(walk_status);
-  progress.finish();  // an answer was found: the work is done either way
+  progress.finish();  // equal, or a first difference: either way the work is done
   if (first) {
     result.first_difference = first;
     return result;
