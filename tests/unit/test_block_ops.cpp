@@ -430,7 +430,8 @@ TEST_CASE("fold_unmapped: memory and file devices", "[ops][fold]") {
 
 TEST_CASE("extents that break the contract are a clear error", "[ops][fold]") {
   auto mem = std::make_shared<MemoryDevice>(MiB);
-  ScriptedExtentsDevice gap(mem, {{0, 4096, ExtentKind::hole}, {8192, MiB - 8192, ExtentKind::hole}});
+  ScriptedExtentsDevice gap(
+      mem, {{0, 4096, ExtentKind::hole}, {8192, MiB - 8192, ExtentKind::hole}});
   auto st = fold_unmapped(gap, [](uint64_t, uint64_t) { return Status{}; });
   REQUIRE(st.error().code == EIO);
   REQUIRE(st.error().message.find("invalid extent") != std::string::npos);
