@@ -10,7 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 driver=build/bench/ops/bench_block_ops
-command -v qemu-img >/dev/null || { echo "bench-ops: qemu-img is missing: apt-get install qemu-utils" >&2; exit 1; }
+if ! command -v qemu-img >/dev/null; then
+  echo "bench-ops: qemu-img is missing: apt-get install qemu-utils" >&2
+  exit 1
+fi
 [[ -x $driver ]] || { echo "bench-ops: $driver is missing: run 'make build' first" >&2; exit 1; }
 
 mib=${BENCH_OPS_MIB:-512}
@@ -20,41 +23,70 @@ trap 'rm -rf "$work"' EXIT
 
 "$driver" fill "$work/src.raw" $((mib << 20)) 1
 
-# Median wall time of `runs` runs of a command, in seconds. Dirty pages are
-# written out before each run so one run's writeback does not bill the next.
-median_time() {
-  local times=()
-  for ((i = 0; i < runs; i++)); do
-    rm -f "$work/dst.raw"
-    sync
-    local start end
-    start=$(date +%s.%N)
-    "$@" >/dev/null
-    end=$(date +%s.%N)
-    times+=("$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')")
+# Wall and CPU (user + system) seconds of one run of a command. Dirty pages
+# are written out first so one run's writeback does not bill the next.
+time_once() {
+  rm -f "$work/dst.raw"
+  sync
+  local TIMEFORMAT='%R %U %S'
+  { time "$@" >/dev/null 2>&1; } 2>&1 | awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }'
+}
+
+median() { sort -n | sed -n "$(((runs + 1) / 2))p"; }
+
+# Runs ours and the peer's command alternately, `runs` times each, so both
+# see the same machine load (the machine is shared). Prints the medians of
+# our wall, our CPU, the peer's wall and the peer's CPU seconds.
+# Usage: compare_times OUR-COMMAND... -- PEER-COMMAND...
+compare_times() {
+  local ours=() peer=() seen_separator=0 arg
+  for arg in "$@"; do
+    if [[ $arg == -- ]]; then seen_separator=1
+    elif ((seen_separator)); then peer+=("$arg")
+    else ours+=("$arg"); fi
   done
-  printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p"
+  local our_times="" peer_times=""
+  for ((i = 0; i < runs; i++)); do
+    our_times+="$(time_once "${ours[@]}")"$'\n'
+    peer_times+="$(time_once "${peer[@]}")"$'\n'
+  done
+  local column
+  for times in "$our_times" "$peer_times"; do
+    for column in 1 2; do
+      printf '%s' "$times" | awk -v c=$column '{ print $c }' | median
+    done
+  done | paste -sd' '
 }
 
-row() {  # name, our time, qemu-img's time
-  awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%-12s %10.3f %10.3f %8.2f\n", n, a, b, a / b }'
+# Prints one table row. Usage: row NAME OUR-COMMAND... -- PEER-COMMAND...
+row() {
+  local name=$1 ours_wall ours_cpu peer_wall peer_cpu
+  shift
+  read -r ours_wall ours_cpu peer_wall peer_cpu < <(compare_times "$@")
+  awk -v n="$name" -v ow="$ours_wall" -v oc="$ours_cpu" -v pw="$peer_wall" -v pc="$peer_cpu" '
+    BEGIN { printf "%-12s %8.3f %8.3f %6.2f   %8.3f %8.3f %6.2f\n",
+                   n, ow, pw, ow / pw, oc, pc, oc / pc }'
 }
 
-echo "block operations on a ${mib} MiB raw file, half data in 4 MiB stripes; median of $runs runs"
-printf '%-12s %10s %10s %8s\n' operation "qcowkit s" "qemu-img s" ratio
+echo "block operations on a ${mib} MiB raw file, half data in 4 MiB stripes"
+echo "(copy: the same file fully allocated);"
+echo "median of $runs runs each, ours and qemu-img alternating"
+printf '%-12s %8s %8s %6s   %8s %8s %6s\n' "" "wall s" "" "" "CPU s" "" ""
+printf '%-12s %8s %8s %6s   %8s %8s %6s\n' operation qcowkit qemu-img ratio qcowkit qemu-img ratio
 
-ours=$(median_time "$driver" sparse_copy "$work/src.raw" "$work/dst.raw")
-peer=$(median_time qemu-img convert -t writeback -f raw -O raw "$work/src.raw" "$work/dst.raw")
-row sparse_copy "$ours" "$peer"
+# sparse_copy: data only, into a new (zero) file; qemu-img's default -S 4k.
+row sparse_copy "$driver" sparse_copy "$work/src.raw" "$work/dst.raw" -- \
+  qemu-img convert -t writeback -f raw -O raw "$work/src.raw" "$work/dst.raw"
 
-ours=$(median_time "$driver" copy "$work/src.raw" "$work/dst.raw")
-peer=$(median_time qemu-img convert -t writeback -S 0 -f raw -O raw "$work/src.raw" "$work/dst.raw")
-row copy "$ours" "$peer"
+# copy reads and writes every byte by contract, so its peer gets a fully
+# allocated source (qemu-img would skip holes even with -S 0).
+cp --sparse=never "$work/src.raw" "$work/full.raw"
+row copy "$driver" copy "$work/full.raw" "$work/dst.raw" -- \
+  qemu-img convert -t writeback -S 0 -f raw -O raw "$work/full.raw" "$work/dst.raw"
 
 # The results must be right, not only fast.
 "$driver" sparse_copy "$work/src.raw" "$work/dst.raw"
 cmp "$work/src.raw" "$work/dst.raw"
 cp --sparse=always "$work/dst.raw" "$work/same.raw"
-ours=$(median_time "$driver" compare "$work/src.raw" "$work/same.raw")
-peer=$(median_time qemu-img compare -f raw -F raw "$work/src.raw" "$work/same.raw")
-row compare "$ours" "$peer"
+row compare "$driver" compare "$work/src.raw" "$work/same.raw" -- \
+  qemu-img compare -f raw -F raw "$work/src.raw" "$work/same.raw"
