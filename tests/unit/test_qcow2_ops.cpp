@@ -224,3 +224,27 @@ TEST_CASE("a 1 TiB image works through a small metadata cache", "[qcow2][cache]"
   require_clean(image);
   CHECK(dev->info().size < (80u << 20));  // metadata for what was written, not for 1 TiB
 }
+
+TEST_CASE("compact moves clusters into holes and truncates the file", "[qcow2][compact]") {
+  auto dev = make_image(16u << 20, 4096);
+  auto image = open_ok(dev);
+  auto data = pattern_bytes(8u << 20, 11);
+  REQUIRE_OK(image->write(0, data));
+  // Free most of the front of the file, keep data scattered near the end.
+  REQUIRE_OK(image->discard(0, 6u << 20));
+  std::memset(data.data(), 0, 6u << 20);
+  auto late = pattern_bytes(1u << 20, 12);
+  REQUIRE_OK(image->write(12u << 20, late));  // reuses freed clusters
+  REQUIRE_OK(image->flush());
+  const uint64_t before = dev->info().size;
+  REQUIRE_OK(image->compact());
+  const uint64_t after = dev->info().size;
+  CHECK(after < before - (4u << 20));
+  CHECK(read_all(*image, 0, data.size()) == data);
+  CHECK(read_all(*image, 12u << 20, late.size()) == late);
+  require_clean(*image);
+  image.reset();
+  auto reopened = open_ok(dev);
+  CHECK(read_all(*reopened, 0, data.size()) == data);
+  require_clean(*reopened);
+}
