@@ -227,6 +227,7 @@ Result<std::vector<MapEntry>> Qcow2Image::Impl::map(uint64_t offset, uint64_t le
           add(rest);
         } else {
           e.zero = true;
+          if (span.preallocated) e.host_offset = span.host_offset;  // as qemu-img shows it
         }
         break;
     }

@@ -40,7 +40,7 @@ struct Span {
   uint64_t length = 0;
   uint64_t host_offset = 0;        // data, preallocated zero: where guest_offset lies in the file
   bool copied = false;             // data: refcount is exactly 1 (may write in place)
-  bool preallocated = false;       // zero: the entry still owns a host cluster
+  bool preallocated = false;       // zero, unallocated: the entry still owns a host cluster
   uint64_t compressed_offset = 0;  // compressed: byte offset of the stream
   uint64_t compressed_bytes = 0;   //             and its length (whole sectors)
 };

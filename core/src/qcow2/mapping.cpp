@@ -171,8 +171,9 @@ Result<Span> Qcow2Image::Impl::lookup_locked(uint64_t guest_offset, uint64_t max
     if (alloc) {
       u.kind = SpanKind::data;
       u.host = host + in_cluster;
-    } else if (zero) {
-      u.kind = SpanKind::zero;
+    } else {
+      // A zero or unallocated subcluster may still sit in an allocated cluster.
+      u.kind = zero ? SpanKind::zero : SpanKind::unallocated;
       u.preallocated = host != 0;
       if (host) u.host = host + in_cluster;
     }
