@@ -151,3 +151,4 @@ var qkDevices = (function () {
            OpfsDevice: OpfsDevice, NodeFileDevice: NodeFileDevice, fromSource: fromSource };
 })();
 Module.devices = qkDevices;
+Module.codecs = qkCodecs;  // for tests and for pages that want the same codecs

@@ -42,9 +42,11 @@
   class Image {
     constructor(source, options) {
       options = options || {};
+      // options.backing: an opened Image (any format), or a source read as raw.
+      var backingImage = options.backing instanceof Image ? options.backing.live() : null;
       this.file = attach(Module.devices.fromSource(source));
-      this.backing = options.backing ? attach(Module.devices.fromSource(options.backing)) : null;
-      var native = Module.WasmImage.open(this.file.id, options.format || 'auto',
+      this.backing = options.backing && !backingImage ? attach(Module.devices.fromSource(options.backing)) : null;
+      var native = Module.WasmImage.open(this.file.id, options.format || 'auto', backingImage,
                                          this.backing ? this.backing.id : -1);
       if (!native) {
         this.releaseDevices();

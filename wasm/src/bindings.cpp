@@ -147,7 +147,10 @@ class WasmConverter {
 
 class WasmImage {
  public:
-  static std::unique_ptr<WasmImage> open(int device_id, std::string format, int backing_id) {
+  // The backing file, if any, is either another opened image (`backing`,
+  // e.g. a qcow2 base) or a plain JS device read as raw (`backing_id`).
+  static std::unique_ptr<WasmImage> open(int device_id, std::string format, WasmImage* backing,
+                                         int backing_id) {
     auto fail = [](Error e) {
       g_last_error = std::move(e);
       return std::unique_ptr<WasmImage>();
@@ -159,7 +162,9 @@ class WasmImage {
       request.format = ImageFormat::raw;
     else if (format != "auto" && !format.empty())
       return fail(make_error(EINVAL, "unknown format '" + format + "' (use auto, qcow2 or raw)"));
-    if (backing_id >= 0) {
+    if (backing) {
+      request.backing = backing->session_->guest_device();
+    } else if (backing_id >= 0) {
       auto backing = JsDevice::attach(backing_id);
       if (!backing.ok()) return fail(with_context(std::move(backing).error(), "backing file"));
       request.backing = *backing;
@@ -276,7 +281,7 @@ EMSCRIPTEN_BINDINGS(qcowkit) {
       .function("step", &WasmConverter::step)
       .function("close", &WasmConverter::close);
   emscripten::class_<WasmImage>("WasmImage")
-      .class_function("open", &WasmImage::open)
+      .class_function("open", &WasmImage::open, emscripten::allow_raw_pointers())
       .function("info", &WasmImage::info)
       .function("map", &WasmImage::map)
       .function("mapSummary", &WasmImage::mapSummary)

@@ -42,7 +42,11 @@ class ImageSession {
 
   ImageFormat format() const { return qcow2_ ? ImageFormat::qcow2 : ImageFormat::raw; }
   Qcow2Image* qcow2() { return qcow2_.get(); }
-  BlockDevice& guest() { return qcow2_ ? static_cast<BlockDevice&>(*qcow2_) : *file_; }
+  BlockDevice& guest() { return *guest_device(); }
+  // What the guest sees, shareable: a backing device for another image.
+  std::shared_ptr<BlockDevice> guest_device() {
+    return qcow2_ ? std::static_pointer_cast<BlockDevice>(qcow2_) : file_;
+  }
   BlockDevice& file() { return *file_; }
   uint64_t virtual_size() { return guest().info().size; }
 
@@ -56,12 +60,12 @@ class ImageSession {
   Status close();
 
  private:
-  ImageSession(std::shared_ptr<BlockDevice> file, std::unique_ptr<Qcow2Image> qcow2)
+  ImageSession(std::shared_ptr<BlockDevice> file, std::shared_ptr<Qcow2Image> qcow2)
       : file_(std::move(file)), qcow2_(std::move(qcow2)) {}
   Status map_window(uint64_t offset, uint64_t length, const std::function<Status(const MapRun&)>& fn);
 
   std::shared_ptr<BlockDevice> file_;
-  std::unique_ptr<Qcow2Image> qcow2_;
+  std::shared_ptr<Qcow2Image> qcow2_;
 };
 
 }  // namespace qcowkit::wasm

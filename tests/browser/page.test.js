@@ -1,0 +1,103 @@
+// The web page in headless Chromium (Debian's, driven by playwright-core):
+// pick a qemu-made compressed qcow2, see the info table, the check verdict
+// and the map, convert it to raw, and the download equals the reference
+// raw. Then a raw file is accepted, inspected as raw and converted to qcow2.
+// Screenshots are kept in the build directory as test artifacts.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('fs');
+const path = require('path');
+const { execFileSync } = require('child_process');
+const { serveDirectory } = require('./static-server');
+const { launchChromium } = require('./chromium');
+const { interopImages, sameFiles, tmpDir } = require('../wasm/helpers');
+
+const webDir = process.env.QCOWKIT_WEB_DIR || path.resolve(__dirname, '../../build-wasm/wasm/web');
+const artifacts = process.env.QCOWKIT_ARTIFACTS || tmpDir('browser-artifacts');
+fs.mkdirSync(artifacts, { recursive: true });
+
+let server, browser, page;
+
+test.before(async () => {
+  if (!fs.existsSync(path.join(webDir, 'qcowkit.wasm')))
+    throw new Error(`${webDir} has no qcowkit.wasm: build the wasm preset first (make wasm)`);
+  server = await serveDirectory(webDir);
+  browser = await launchChromium();
+  const context = await browser.newContext({ viewport: { width: 1100, height: 1250 }, acceptDownloads: true,
+                                             serviceWorkers: 'block' });
+  page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(server.url);
+});
+
+test.after(async () => {
+  if (browser) await browser.close();
+  if (server) server.close();
+});
+
+async function pick(file) {
+  await page.setInputFiles('#picker', file);
+  await page.waitForSelector('#result:not([hidden])', { timeout: 30000 });
+  await page.waitForFunction(() => document.querySelectorAll('#legend li').length === 4, null, { timeout: 30000 });
+}
+async function infoTable() {
+  return page.$$eval('#info tr', (rows) => Object.fromEntries(rows.map((r) =>
+    [r.querySelector('th').textContent, r.querySelector('td').textContent])));
+}
+async function legend() {
+  return page.$$eval('#legend li', (items) => Object.fromEntries(items.map((li) =>
+    [li.dataset.kind, parseFloat(li.querySelector('.pct').textContent)])));
+}
+async function convertAndDownload(to, options) {
+  await page.check(`input[name="to"][value="${to}"]`);
+  if (options && options.compress) await page.check('#compress');
+  await page.click('#convert');
+  await page.waitForSelector('#download-link', { timeout: 120000 });
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-link')]);
+  const saved = path.join(artifacts, download.suggestedFilename());
+  await download.saveAs(saved);
+  return saved;
+}
+
+test('a compressed qcow2: info, check, map, then conversion to raw equals the reference', async () => {
+  const entry = interopImages().find((e) => e.name === 'zlib');
+  await pick(entry.image);
+  const info = await infoTable();
+  assert.strictEqual(info.Format, 'qcow2');
+  assert.match(info['Virtual size'], /25,178,112 bytes/);
+  assert.match(info['Cluster size'], /64 KiB/);
+  assert.strictEqual(info.Compression, 'zlib');
+  assert.strictEqual(info['Refcount bits'], '16');
+  await page.waitForSelector('#check .badge:not(.pending)', { timeout: 30000 });
+  assert.strictEqual(await page.textContent('#check .badge'), 'clean');
+  const shares = await legend();
+  assert.ok(shares.compressed > 10, `compressed share ${shares.compressed}%`);
+  assert.ok(shares.unallocated > 5, `unallocated share ${shares.unallocated}%`);
+  const sum = Object.values(shares).reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(sum - 100) < 0.5, `shares add up to ${sum}%`);
+  // The map canvas was drawn in more than one colour.
+  const colours = await page.$eval('#map', (canvas) => {
+    const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    const seen = new Set();
+    for (let i = 0; i < d.length; i += 4 * 97) seen.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2]);
+    return seen.size;
+  });
+  assert.ok(colours >= 3, `the map shows ${colours} colours`);
+  await page.screenshot({ path: path.join(artifacts, 'page-qcow2.png'), fullPage: true });
+
+  const saved = await convertAndDownload('raw');
+  assert.strictEqual(sameFiles(saved, entry.raw), null);
+  await page.screenshot({ path: path.join(artifacts, 'page-converted.png'), fullPage: true });
+});
+
+test('a raw file: inspected as raw, converted to compressed qcow2 that qemu-img finds equal', async () => {
+  const entry = interopImages().find((e) => e.name === 'v3');
+  await pick(entry.raw);
+  const info = await infoTable();
+  assert.strictEqual(info.Format, 'raw');
+  assert.strictEqual(await page.textContent('#check .badge'), 'no metadata to check (raw)');
+  const saved = await convertAndDownload('qcow2', { compress: true });
+  execFileSync('qemu-img', ['check', '-q', saved]);
+  execFileSync('qemu-img', ['compare', '-q', '-f', 'qcow2', '-F', 'raw', saved, entry.raw]);
+});
