@@ -28,7 +28,7 @@ const cases = [
   ['cluster_bits 30', () => header((v) => v.setUint32(20, 30)), {}],
   ['encrypted (AES)', () => header((v) => v.setUint32(32, 1)), {}],
   ['encrypted (LUKS)', () => header((v) => v.setUint32(32, 2)), {}],
-  ['l1_size too small for the size', () => header((v) => v.setUint32(36, 1)), {}],
+  ['l1_size too small for the size', () => header((v) => v.setUint32(36, 0)), {}],
   ['a tiny file claiming an exabyte', () => header((v) => v.setBigUint64(24, 1n << 60n)), {}],
   ['unknown incompatible feature', () => header((v) => v.setBigUint64(72, 1n << 40n)), {}],
   ['L1 table past the end of the file', () => header((v) => v.setBigUint64(40, 1n << 40n)), {}],

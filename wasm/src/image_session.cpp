@@ -49,7 +49,7 @@ Status ImageSession::map_window(uint64_t offset, uint64_t length,
   QK_ASSIGN_OR_RETURN(auto entries, qcow2_->map(offset, length));
   for (const MapEntry& e : entries) {
     MapRun run{e.offset, e.length, e.depth, true, e.zero, e.data, e.compressed, e.host_offset};
-    if (e.data || e.depth != 0) {
+    if (e.data) {
       QK_TRY(fn(run));
       continue;
     }

@@ -111,8 +111,15 @@
   // ---- map ----
   function renderMap(summary) {
     const canvas = $('map');
+    // The canvas matches its on-screen size in device pixels; cell edges
+    // are snapped to whole pixels so the grid looks even.
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(canvas.parentElement.clientWidth * dpr) - Math.round(40 * dpr);
+    const cw = canvas.width / COLS;
+    canvas.height = Math.round(cw * ROWS);
+    canvas.style.width = (canvas.width / dpr) + 'px';
     const ctx = canvas.getContext('2d');
-    const cw = canvas.width / COLS, ch = canvas.height / ROWS;
+    const ch = canvas.height / ROWS;
     const colours = Object.fromEntries(KINDS.map((k) => [k.key, css(k.colour)]));
     ctx.fillStyle = css('--card') || '#fff';
     ctx.fillRect(0, 0, canvas.width, canvas.height);
@@ -122,8 +129,9 @@
       for (const k of KINDS) if (summary[k.key][i] > most) { most = summary[k.key][i]; best = k.key; }
       if (!best) continue;  // past the end of a small image
       ctx.fillStyle = colours[best];
-      const x = (i % COLS) * cw, y = Math.floor(i / COLS) * ch;
-      ctx.fillRect(Math.round(x), Math.round(y), Math.max(1, Math.round(cw) - 1), Math.max(1, Math.round(ch) - 1));
+      const col = i % COLS, row = Math.floor(i / COLS);
+      const x = Math.round(col * cw), y = Math.round(row * ch);
+      ctx.fillRect(x, y, Math.round((col + 1) * cw) - x - 1, Math.round((row + 1) * ch) - y - 1);
     }
     const total = KINDS.reduce((s, k) => s + summary.totals[k.key], 0) || 1;
     $('legend').replaceChildren(...KINDS.map((k) => el('li', { dataset: { kind: k.key } }, [
