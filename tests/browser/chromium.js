@@ -4,7 +4,10 @@ const fs = require('fs');
 
 const CHROMIUM = process.env.QCOWKIT_CHROMIUM || '/usr/bin/chromium';
 
-function launchChromium() {
+const ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run',
+              '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+function playwrightChromium() {
   let playwright;
   try {
     playwright = require('playwright-core');
@@ -12,12 +15,19 @@ function launchChromium() {
     throw new Error('playwright-core is missing: run `npm ci` in tests/browser (scripts/install-deps.sh does)');
   }
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
-  return playwright.chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  return playwright.chromium;
 }
 
-module.exports = { launchChromium };
+// A browser with a fresh temporary profile (playwright makes and removes it).
+function launchChromium() {
+  return playwrightChromium().launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+}
+
+// A context on a profile directory of our own choosing, e.g. to find the
+// browser's processes by it.
+function launchPersistent(userDataDir, options) {
+  return playwrightChromium().launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM, headless: true, args: ARGS, ...options });
+}
+
+module.exports = { launchChromium, launchPersistent };

@@ -52,7 +52,7 @@ var qkDevices = (function () {
 
   // A Blob or File, read in slices with FileReaderSync: only in a worker,
   // never loaded whole. Small reads (qcow2 tables, compressed clusters) go
-  // through a 1 MiB read-ahead window, because each FileReaderSync call has
+  // through an 8 MiB read-ahead window, because each FileReaderSync call has
   // a fixed cost far above that of copying a megabyte.
   class BlobDevice {
     constructor(blob) {
@@ -86,7 +86,7 @@ var qkDevices = (function () {
     flush() {}
     close() { this.window = new Uint8Array(0); }
   }
-  BlobDevice.WINDOW = 1 << 20;
+  BlobDevice.WINDOW = 8 << 20;
 
   // An Origin Private File System file through its sync access handle (in a
   // worker): random access without holding the file in memory.

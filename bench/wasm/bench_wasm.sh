@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Converting the same qcow2 (plain, and compressed with zlib) to raw: the
+# WebAssembly module in node, the module on the web page in headless
+# Chromium, and native `qcowkit convert` (qemu-img convert when the CLI is
+# not built). Prints seconds and each time as a ratio of the native speed,
+# and Chromium's peak memory. Nothing is asserted.
+#   bench/wasm/bench_wasm.sh          (BENCH_SIZE_MIB=1024 by default)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+size_mib=${BENCH_SIZE_MIB:-1024}
+work=${BENCH_DIR:-build/bench-wasm}
+mkdir -p "$work"
+for f in build-wasm/wasm/qcowkit.wasm build-wasm/wasm/web/index.html; do
+  [[ -f $f ]] || { echo "bench_wasm.sh: $f is missing; run make wasm" >&2; exit 1; }
+done
+command -v qemu-img >/dev/null || { echo "bench_wasm.sh: qemu-img is missing (apt-get install qemu-utils)" >&2; exit 1; }
+
+if [[ -x build/tools/qcowkit ]]; then
+  native=(build/tools/qcowkit convert -O raw); native_name="qcowkit convert"
+else
+  native=(qemu-img convert -O raw); native_name="qemu-img convert (qcowkit CLI not built)"
+fi
+
+raw=$work/bench-$size_mib.raw
+if [[ ! -f $raw ]]; then
+  echo "making a $size_mib MiB test image..."
+  python3 bench/wasm/make-bench-image.py "$size_mib" "$raw"
+  qemu-img convert -f raw -O qcow2 "$raw" "$work/plain-$size_mib.qcow2"
+  qemu-img convert -f raw -O qcow2 -c -o compression_type=zlib "$raw" "$work/zlib-$size_mib.qcow2"
+fi
+
+seconds() { local t0; t0=$(date +%s.%N); "$@" >/dev/null; python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$(date +%s.%N)"; }
+field() { node -e "console.log(JSON.parse(process.argv[1])['$2'])" "$1"; }
+ratio() { python3 -c "import sys; print(float(sys.argv[1]) / float(sys.argv[2]))" "$1" "$2"; }
+
+printf '%-16s %-44s %10s %14s\n' image runner seconds "speed/native"
+for kind in plain zlib; do
+  img=$work/$kind-$size_mib.qcow2
+  rm -f "$work/out.raw"; sync
+  t_native=$(seconds "${native[@]}" "$img" "$work/out.raw")
+  cmp -s "$work/out.raw" "$raw" || echo "warning: native output differs from the source raw" >&2
+  rm -f "$work/out.raw"
+  node_json=$(node bench/wasm/node-convert.js "$img" "$work/out.raw")
+  cmp -s "$work/out.raw" "$raw" || echo "warning: node output differs from the source raw" >&2
+  rm -f "$work/out.raw"
+  browser_json=$(node bench/wasm/browser-convert.js "$img")
+  t_node=$(field "$node_json" seconds)
+  t_browser=$(field "$browser_json" seconds)
+  peak=$(field "$browser_json" peakRssBytes)
+  tab=$(field "$browser_json" peakRendererRssBytes)
+  tab_before=$(field "$browser_json" rendererRssBeforeBytes)
+  printf '%-16s %-44s %10.2f %14s\n' "$kind" "$native_name" "$t_native" 1.00
+  printf '%-16s %-44s %10.2f %14.2f\n' "$kind" "wasm in node" "$t_node" "$(ratio "$t_native" "$t_node")"
+  printf '%-16s %-44s %10.2f %14.2f\n' "$kind" "wasm in headless chromium (page, OPFS)" "$t_browser" "$(ratio "$t_native" "$t_browser")"
+  echo "  chromium peak resident memory: tab (renderer) $((tab / 1048576)) MiB (before converting: $((tab_before / 1048576)) MiB), all processes $((peak / 1048576)) MiB"
+done
+echo "(speed/native above 0.5 meets the issue's target for the browser)"
