@@ -58,6 +58,10 @@ test('a cancelled conversion stops with ECANCELED and the module keeps working',
                        (e) => e.name === 'QcowkitError' && e.errno === 'ECANCELED');
   const out = await image.convert({ to: 'raw' });
   assert.strictEqual(out.size(), 16 << 20);
+  // Closing the source under a running conversion is refused, not a crash.
+  const running = image.convert({ to: 'raw', stepBytes: 4 << 20 });
+  assert.throws(() => image.close(), (e) => e.errno === 'EBUSY');
+  await running;
   image.close();
 });
 

@@ -109,6 +109,7 @@
         lastError();
       }
       var step = options.stepBytes || (32 << 20);
+      this.converting = true;  // close() must wait: the converter reads this image
       try {
         for (;;) {
           if (options.signal && options.signal.aborted)
@@ -123,6 +124,7 @@
         converter.close();
         throw e;
       } finally {
+        this.converting = false;
         converter.delete();
         Module.qkBridge.unregister(sink.id);
         if (byPath) output.close();  // we opened it, so we close it
@@ -137,6 +139,9 @@
     }
     close() {
       if (!this.native) return;
+      if (this.converting)
+        throw new QcowkitError('the image is being converted: cancel the conversion (its signal) ' +
+                               'and wait for it before closing', Module.errnoTable().EBUSY);
       var result = this.native.close();
       this.native.delete();
       this.native = null;

@@ -55,6 +55,7 @@ val errno_table() {
   t.set("EFBIG", EFBIG);
   t.set("ENOMEM", ENOMEM);
   t.set("ECANCELED", ECANCELED);
+  t.set("EBUSY", EBUSY);
   return t;
 }
 

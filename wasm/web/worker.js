@@ -12,6 +12,7 @@ const OUTPUT_DIR = 'qcowkit-output';
 let qk = null;
 let image = null;
 let abort = null;
+let converting = Promise.resolve();  // the running conversion, if any
 
 function report(type, e) {
   postMessage({ type, message: e && e.message ? e.message : String(e), errno: e && e.errno });
@@ -24,6 +25,9 @@ async function module() {
 
 async function open(file) {
   const q = await module();
+  // A new file while converting: stop the conversion before closing its source.
+  if (abort) abort.abort();
+  await converting.catch(() => {});
   if (image) { try { image.close(); } catch (e) { /* the old file may be gone */ } image = null; }
   try {
     image = q.open(file);
@@ -99,7 +103,7 @@ async function convert(options) {
 onmessage = (event) => {
   const msg = event.data;
   const run = msg.type === 'open' ? open(msg.file)
-            : msg.type === 'convert' ? convert(msg)
+            : msg.type === 'convert' ? (converting = convert(msg))
             : msg.type === 'cancel' ? Promise.resolve(abort && abort.abort())
             : Promise.reject(new Error('unknown message ' + msg.type));
   run.catch((e) => report('error', e));
