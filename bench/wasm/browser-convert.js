@@ -46,15 +46,17 @@ function treeRss(pid) {
     // The browser's own process (the parent of the renderers), found by our profile.
     const pid = Number(execFileSync('pgrep', ['-o', '-f', `user-data-dir=${profile}`], { encoding: 'utf8' }).trim());
     const before = treeRss(pid);
+    let start = Date.now();
     const peak = { ...before };
     const sampler = setInterval(() => {
       try {
         const now = treeRss(pid);
         peak.all = Math.max(peak.all, now.all);
         peak.renderer = Math.max(peak.renderer, now.renderer);
+        if (process.env.QCOWKIT_BENCH_TRACE) console.error(`rss ${Date.now() - start} ms: tab ${now.renderer >> 20} MiB`);
       } catch (e) { /* the browser is exiting */ }
     }, 100);
-    const start = Date.now();
+    start = Date.now();
     await page.click('#convert');
     await page.waitForSelector('#download-link', { timeout: 3600000 });
     const seconds = (Date.now() - start) / 1000;
