@@ -1,7 +1,8 @@
 // The web page in headless Chromium (Debian's, driven by playwright-core):
 // pick a qemu-made compressed qcow2, see the info table, the check verdict
 // and the map, convert it to raw, and the download equals the reference
-// raw. Then a raw file is accepted, inspected as raw and converted to qcow2.
+// raw. Then a raw file is accepted, inspected as raw and converted to qcow2,
+// and a backing chain is read once the user picks the backing file too.
 // Screenshots are kept in the build directory as test artifacts.
 'use strict';
 const test = require('node:test');
@@ -100,4 +101,18 @@ test('a raw file: inspected as raw, converted to compressed qcow2 that qemu-img 
   const saved = await convertAndDownload('qcow2', { compress: true });
   execFileSync('qemu-img', ['check', '-q', saved]);
   execFileSync('qemu-img', ['compare', '-q', '-f', 'qcow2', '-F', 'raw', saved, entry.raw]);
+});
+
+test('a qcow2 with a backing file: the note, then the backing picked, conversion equals the chain', async () => {
+  const entry = interopImages().find((e) => e.name === 'backing');
+  await pick(entry.image);
+  assert.ok(await page.isVisible('#backing-note'), 'the backing file note is shown');
+  assert.match((await infoTable())['Backing file'], /backing-base\.qcow2 \(qcow2\) — not opened/);
+  await page.setInputFiles('#backing-picker', entry.backing);
+  await page.waitForFunction(() => /read from/.test(document.querySelector('#info').textContent), null,
+                             { timeout: 30000 });
+  assert.ok(!(await page.isVisible('#backing-note')));
+  await page.waitForFunction(() => document.querySelectorAll('#legend li').length === 4);
+  const saved = await convertAndDownload('raw');
+  assert.strictEqual(sameFiles(saved, entry.raw), null);
 });

@@ -35,15 +35,20 @@
   }
 
   // ---- opening ----
-  function openFile(file) {
+  // `backing`: the backing file, when the user picked it for `file`.
+  function openFile(file, backing) {
     if (!file) return;
     showError('');
     $('result').hidden = true;
     $('download').hidden = true;
     $('progress').hidden = true;
-    current = { name: file.name };
-    worker.postMessage({ type: 'open', file });
+    current = { name: file.name, file, backing };
+    worker.postMessage({ type: 'open', file, backing });
   }
+  $('pick-backing').addEventListener('click', () => $('backing-picker').click());
+  $('backing-picker').addEventListener('change', (e) => {
+    if (current && e.target.files[0]) openFile(current.file, e.target.files[0]);
+  });
   $('pick').addEventListener('click', () => $('picker').click());
   $('picker').addEventListener('change', (e) => openFile(e.target.files[0]));
   const drop = $('drop');
@@ -72,11 +77,13 @@
       if (info.bitmaps.length) tags.push(info.bitmaps.length + ' bitmap' + (info.bitmaps.length > 1 ? 's' : ''));
       if (info.dataFile) tags.push('external data file');
       rows.push(['Features', tags.length ? tags.map((t) => el('span', { className: 'tag', textContent: t })) : 'none']);
+      const backingState = current.backing ? ' — read from ' + current.backing.name : ' — not opened';
       rows.push(['Backing file', info.backingFile
-        ? info.backingFile + (info.backingFormat ? ' (' + info.backingFormat + ')' : '') + ' — not opened'
+        ? info.backingFile + (info.backingFormat ? ' (' + info.backingFormat + ')' : '') + backingState
         : 'none']);
       if (info.dataFile) rows.push(['Data file', info.dataFile]);
     }
+    $('backing-note').hidden = !(info.backingFile && !current.backing);
     const table = $('info');
     table.replaceChildren(...rows.map(([k, v]) =>
       el('tr', {}, [el('th', { textContent: k }), el('td', {}, Array.isArray(v) ? v : [v])])));

@@ -11,6 +11,7 @@ const OUTPUT_DIR = 'qcowkit-output';
 
 let qk = null;
 let image = null;
+let base = null;  // the backing image, when the user picked one
 let abort = null;
 let converting = Promise.resolve();  // the running conversion, if any
 
@@ -23,14 +24,18 @@ async function module() {
   return qk;
 }
 
-async function open(file) {
+async function open(file, backing) {
   const q = await module();
   // A new file while converting: stop the conversion before closing its source.
   if (abort) abort.abort();
   await converting.catch(() => {});
-  if (image) { try { image.close(); } catch (e) { /* the old file may be gone */ } image = null; }
+  for (const old of [image, base]) {
+    try { if (old) old.close(); } catch (e) { /* the old file may be gone */ }
+  }
+  image = base = null;
   try {
-    image = q.open(file);
+    if (backing) base = q.open(backing);
+    image = q.open(file, { backing: base || undefined });
   } catch (e) {
     return report('error', e);
   }
@@ -102,7 +107,7 @@ async function convert(options) {
 
 onmessage = (event) => {
   const msg = event.data;
-  const run = msg.type === 'open' ? open(msg.file)
+  const run = msg.type === 'open' ? open(msg.file, msg.backing)
             : msg.type === 'convert' ? (converting = convert(msg))
             : msg.type === 'cancel' ? Promise.resolve(abort && abort.abort())
             : Promise.reject(new Error('unknown message ' + msg.type));
