@@ -63,9 +63,12 @@ var qkDevices = (function () {
       this.readOnly = true;
       this.windowStart = 0;
       this.window = new Uint8Array(0);
+      this.sinceNudge = 0;
     }
     size() { return this.blob.size; }
     slice(start, end) {
+      this.sinceNudge += end - start;
+      if (this.sinceNudge >= BlobDevice.NUDGE_EVERY) { this.sinceNudge = 0; nudgeCollector(); }
       var bytes = new Uint8Array(this.reader.readAsArrayBuffer(this.blob.slice(start, end)));
       if (bytes.length !== end - start)
         throw ioError('short read at offset ' + start + ': the file changed or was removed');
@@ -87,6 +90,17 @@ var qkDevices = (function () {
     close() { this.window = new Uint8Array(0); }
   }
   BlobDevice.WINDOW = 8 << 20;
+  BlobDevice.NUDGE_EVERY = 64 << 20;
+
+  // Each FileReaderSync read returns a fresh ArrayBuffer that dies at once,
+  // but the collector notices them late: reading gigabytes, a worker then
+  // holds hundreds of MiB of dead slices. Filling the young generation with
+  // short-lived objects makes it run a scavenge, which frees them.
+  function nudgeCollector() {
+    var junk = [];
+    for (var i = 0; i < 300000; ++i) junk.push({ i: i });
+    return junk.length;
+  }
 
   // An Origin Private File System file through its sync access handle (in a
   // worker): random access without holding the file in memory.
