@@ -116,3 +116,12 @@ test('a qcow2 with a backing file: the note, then the backing picked, conversion
   const saved = await convertAndDownload('raw');
   assert.strictEqual(sameFiles(saved, entry.raw), null);
 });
+
+test('parallel raw conversion (three workers, one OPFS file) equals the reference', async () => {
+  const entry = interopImages().find((e) => e.name === 'zstd');
+  await page.goto(server.url + '?workers=3&parallelFrom=0');
+  await pick(entry.image);
+  const saved = await convertAndDownload('raw');
+  assert.strictEqual(await page.getAttribute('#download-link', 'data-workers'), '3');
+  assert.strictEqual(sameFiles(saved, entry.raw), null);
+});

@@ -180,3 +180,33 @@ test('zstd qcow2 to compressed qcow2: qemu-img check is clean and compare equal'
     fs.rmSync(dir, { recursive: true });
   }
 });
+
+test('zlib qcow2 to raw in three parts (as parallel workers do) equals the reference', async () => {
+  const qk = await loadQcowkit();
+  const entry = entries.find((e) => e.name === 'zlib');
+  const dir = tmpDir('wasm-parts');
+  const out = path.join(dir, 'out.raw');
+  const size = fs.statSync(entry.raw).size;
+  fs.writeFileSync(out, '');
+  fs.truncateSync(out, size);
+  const chunk = 4 << 20;
+  const cuts = [0, 2 * chunk, 5 * chunk, size];
+  const images = cuts.slice(1).map(() => qk.open(entry.image));
+  try {
+    // Interleaved like concurrent workers: all parts in flight at once.
+    await Promise.all(images.map((image, i) => image.convert({
+      to: 'raw', output: new qk.devices.NodeFileDevice(out, { write: true }),
+      part: { start: cuts[i], end: cuts[i + 1] }, stepBytes: chunk })));
+    assert.strictEqual(sameFiles(out, entry.raw), null);
+    await assert.rejects(images[0].convert({ to: 'raw', output: out, part: { start: 1000, end: chunk } }),
+                         (e) => e.errno === 'EINVAL' && /aligned/.test(e.message));
+    const small = new qk.devices.MemoryDevice();
+    await assert.rejects(images[0].convert({ to: 'raw', output: small, part: { start: 0, end: chunk } }),
+                         (e) => e.errno === 'EINVAL' && /must already be/.test(e.message));
+    await assert.rejects(images[0].convert({ to: 'qcow2', output: small, part: { start: 0, end: chunk } }),
+                         (e) => e.errno === 'EINVAL' && /only be converted to raw/.test(e.message));
+  } finally {
+    for (const image of images) image.close();
+    fs.rmSync(dir, { recursive: true });
+  }
+});

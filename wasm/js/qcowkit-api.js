@@ -94,7 +94,10 @@
     // Converts into options.output (a device object, or a path in node; a
     // fresh in-memory file when omitted). Resolves to the output device.
     // options: {to: 'raw'|'qcow2', compress, clusterSize, output, signal,
-    // stepBytes}; onProgress(done, total) runs after every step.
+    // stepBytes, part}; onProgress(done, total) runs after every step.
+    // part {start, end} (raw only, 4 MiB aligned): copy just that range into
+    // an output that already has the image's size and reads as zeroes, so
+    // several workers can fill one file together.
     async convert(options, onProgress) {
       options = options || {};
       var byPath = typeof options.output === 'string';
@@ -102,8 +105,14 @@
                  : byPath ? new Module.devices.NodeFileDevice(options.output, { write: true, create: true })
                  : options.output;
       var sink = attach(output);
+      var part = options.part;
+      if (part) {
+        checkNumber('part.start', part.start, 0);
+        checkNumber('part.end', part.end, 0);
+      }
       var converter = this.live().startConvert(sink.id, options.to || 'raw', !!options.compress,
-                                               options.clusterSize || 0);
+                                               options.clusterSize || 0, part ? part.start : -1,
+                                               part ? part.end : 0);
       if (!converter) {
         Module.qkBridge.unregister(sink.id);
         lastError();

@@ -238,10 +238,16 @@ class WasmImage {
     return ok_value(val::global("Uint8Array").new_(view));  // a copy owned by JS
   }
 
+  // part_start < 0: the whole image; otherwise only [part_start, part_end).
   std::unique_ptr<WasmConverter> startConvert(int sink_id, std::string to, bool compress,
-                                              int cluster_size) {
+                                              int cluster_size, double part_start, double part_end) {
     ConvertOptions options;
     options.compress = compress;
+    if (part_start >= 0) {
+      options.part = true;
+      options.part_start = static_cast<uint64_t>(part_start);
+      options.part_end = static_cast<uint64_t>(part_end);
+    }
     if (to == "qcow2")
       options.to = ImageFormat::qcow2;
     else if (to != "raw") {

@@ -17,6 +17,21 @@ Result<std::unique_ptr<Converter>> Converter::start(ImageSession& source,
                                                     std::shared_ptr<BlockDevice> destination,
                                                     const ConvertOptions& options) {
   const uint64_t size = source.virtual_size();
+  if (options.part) {
+    if (options.to != ImageFormat::raw || options.compress)
+      return make_error(EINVAL, "convert: a part can only be converted to raw");
+    if (options.part_start > options.part_end || options.part_end > size ||
+        options.part_start % kChunk != 0 ||
+        (options.part_end % kChunk != 0 && options.part_end != size))
+      return make_error(EINVAL, "convert: part " + std::to_string(options.part_start) + ".." +
+                                    std::to_string(options.part_end) + " is not a " +
+                                    std::to_string(kChunk) + "-byte aligned range of the " +
+                                    std::to_string(size) + "-byte image");
+    if (destination->info().size != size)
+      return make_error(EINVAL, "convert: the destination of a part must already be " +
+                                    std::to_string(size) + " bytes");
+    return std::unique_ptr<Converter>(new Converter(source, std::move(destination), nullptr, options));
+  }
   QK_TRY(destination->resize(0));
   std::unique_ptr<Qcow2Image> qcow2;
   if (options.to == ImageFormat::qcow2) {
@@ -47,26 +62,30 @@ Converter::Converter(ImageSession& source, std::shared_ptr<BlockDevice> destinat
       destination_(std::move(destination)),
       qcow2_(std::move(qcow2)),
       options_(options) {
-  progress_.total = source_.virtual_size();
+  begin_ = options.part ? options.part_start : 0;
+  end_ = options.part ? options.part_end : source_.virtual_size();
+  progress_.total = end_ - begin_;
+  copied_until_ = begin_;
 }
 
 Result<ConvertProgress> Converter::step(uint64_t budget) {
   if (closed_) return make_error(EBADF, "convert: the conversion was closed");
   BlockDevice& src = source_.guest();
-  const uint64_t end = std::min(progress_.total, progress_.done + std::max(budget, kChunk));
+  const uint64_t pos = begin_ + progress_.done;
+  const uint64_t end = std::min(end_, pos + std::max(budget, kChunk));
   // Zero and unallocated ranges need nothing: the destination starts empty.
-  QK_TRY(for_each_extent(src, progress_.done, end - progress_.done, [&](const Extent& e) -> Status {
+  QK_TRY(for_each_extent(src, pos, end - pos, [&](const Extent& e) -> Status {
     if (e.kind != ExtentKind::data) return {};
     // For qcow2, whole destination clusters are copied so each can be
     // compressed; copied_until_ keeps a cluster from being written twice.
     const uint64_t align = qcow2_ ? options_.cluster_size : 1;
     const uint64_t from = std::max(e.offset / align * align, copied_until_);
-    const uint64_t to = std::min(round_up(e.offset + e.length, align), progress_.total);
+    const uint64_t to = std::min(round_up(e.offset + e.length, align), end_);
     if (from >= to) return {};
     copied_until_ = to;
     return copy_data(from, to - from);
   }));
-  progress_.done = end;
+  progress_.done = end - begin_;
   if (progress_.done == progress_.total && !progress_.finished) {
     QK_TRY(target().flush());
     progress_.finished = true;
@@ -86,7 +105,7 @@ Status Converter::copy_data(uint64_t offset, uint64_t length) {
       // A source whose size is not whole sectors: its tail is padded with
       // zeroes up to the end of the (rounded-up) image.
       const uint64_t image_size = qcow2_->info().size;
-      if (pos + n == progress_.total && image_size > progress_.total)
+      if (pos + n == end_ && image_size > end_)
         buffer_.resize(image_size - pos, 0);
       QK_TRY(write_clusters(pos, buffer_));
     } else if (!is_all_zero(buffer_)) {

@@ -17,6 +17,11 @@ struct ConvertOptions {
   ImageFormat to = ImageFormat::raw;
   bool compress = false;          // qcow2 only: deflate every cluster that shrinks
   uint32_t cluster_size = 65536;  // qcow2 only
+  // Raw only: copy just [part_start, part_end) into a destination that is
+  // already the image's size and reads as zeroes. Several converters (in
+  // several workers) can so fill one file in parallel.
+  bool part = false;
+  uint64_t part_start = 0, part_end = 0;
 };
 
 struct ConvertProgress {
@@ -49,7 +54,8 @@ class Converter {
   std::shared_ptr<BlockDevice> destination_;
   std::unique_ptr<Qcow2Image> qcow2_;
   ConvertOptions options_;
-  ConvertProgress progress_;
+  ConvertProgress progress_;  // relative to [begin_, end_)
+  uint64_t begin_ = 0, end_ = 0;
   std::vector<uint8_t> buffer_;
   uint64_t copied_until_ = 0;  // guest bytes before this are in the destination
   bool closed_ = false;

@@ -163,8 +163,11 @@
     $('download').hidden = true;
     setProgress(0, 1);
     $('progress').hidden = false;
+    const params = new URLSearchParams(location.search);  // ?workers=N&parallelFrom=BYTES
     worker.postMessage({ type: 'convert', to, name, compress: to === 'qcow2' && $('compress').checked,
-                         clusterSize: Number($('cluster-size').value) });
+                         clusterSize: Number($('cluster-size').value),
+                         workers: Number(params.get('workers')) || undefined,
+                         parallelFrom: params.has('parallelFrom') ? Number(params.get('parallelFrom')) : undefined });
   });
   $('cancel').addEventListener('click', () => worker.postMessage({ type: 'cancel' }));
   function setProgress(done, total) {
@@ -185,6 +188,7 @@
     if (downloadUrl) URL.revokeObjectURL(downloadUrl);
     downloadUrl = URL.createObjectURL(file);
     const link = el('a', { id: 'download-link', href: downloadUrl, download: msg.name, textContent: 'Download ' + msg.name });
+    link.dataset.workers = msg.workers;
     $('download').replaceChildren(link, ' ', el('span', { className: 'muted', textContent: '(' + bytes(msg.size) + ')' }));
     $('download').hidden = false;
   }
