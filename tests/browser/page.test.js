@@ -125,3 +125,22 @@ test('parallel raw conversion (three workers, one OPFS file) equals the referenc
   assert.strictEqual(await page.getAttribute('#download-link', 'data-workers'), '3');
   assert.strictEqual(sameFiles(saved, entry.raw), null);
 });
+
+test('cancel stops a conversion: no download, and the page can convert again', async () => {
+  const entry = interopImages().find((e) => e.name === 'zlib');
+  await page.goto(server.url);
+  await pick(entry.image);
+  await page.check('input[name="to"][value="raw"]');
+  // Both clicks in one task: the cancel reaches the worker right after the
+  // convert request, before the conversion can finish on its own.
+  await page.evaluate(() => {
+    document.getElementById('convert').click();
+    document.getElementById('cancel').click();
+  });
+  await page.waitForSelector('#convert:not([disabled])');
+  assert.ok(await page.isHidden('#progress'), 'the progress bar is gone');
+  assert.ok(await page.isHidden('#download'), 'nothing is offered for download');
+  assert.ok(await page.isHidden('#error'), 'a cancel is not an error');
+  const saved = await convertAndDownload('raw');
+  assert.strictEqual(sameFiles(saved, entry.raw), null);
+});

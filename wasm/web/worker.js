@@ -135,6 +135,9 @@ function progressReporter() {
 
 async function convert(options) {
   if (!image) return report('error', new Error('open an image first'));
+  // Made before the first await, so a cancel that arrives while the output
+  // is being opened is not lost.
+  abort = new AbortController();
   const name = options.name;
   const size = image.info().virtualSize;
   const workers = Math.max(1, Math.min(options.workers ||
@@ -145,7 +148,6 @@ async function convert(options) {
     output = await openOutput(name, true);
   const parallel = !!output;
   if (!output) output = await openOutput(name, false);
-  abort = new AbortController();
   const helpers = [];
   try {
     if (parallel) {
