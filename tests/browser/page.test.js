@@ -144,3 +144,19 @@ test('cancel stops a conversion: no download, and the page can convert again', a
   const saved = await convertAndDownload('raw');
   assert.strictEqual(sameFiles(saved, entry.raw), null);
 });
+
+test('an encrypted image shows the error from the core, and the page keeps working', async () => {
+  const entry = interopImages().find((e) => e.name === 'zlib');
+  const bytes = fs.readFileSync(entry.image);
+  bytes.writeUInt32BE(1, 32);  // crypt_method 1: AES
+  const hostile = path.join(artifacts, 'encrypted.qcow2');
+  fs.writeFileSync(hostile, bytes);
+  await page.goto(server.url);
+  await page.setInputFiles('#picker', hostile);
+  await page.waitForSelector('#error:not([hidden])', { timeout: 30000 });
+  assert.match(await page.textContent('#error'), /encrypted/);
+  assert.ok(await page.isHidden('#result'));
+  await pick(entry.image);
+  assert.ok(await page.isHidden('#error'));
+  assert.strictEqual((await infoTable()).Format, 'qcow2');
+});
