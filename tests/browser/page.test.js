@@ -2,7 +2,8 @@
 // pick a qemu-made compressed qcow2, see the info table, the check verdict
 // and the map, convert it to raw, and the download equals the reference
 // raw. Then a raw file is accepted, inspected as raw and converted to qcow2,
-// and a backing chain is read once the user picks the backing file too.
+// a backing chain is read once the user picks the backing file too, and the
+// page works offline once loaded.
 // Screenshots are kept in the build directory as test artifacts.
 'use strict';
 const test = require('node:test');
@@ -159,4 +160,22 @@ test('an encrypted image shows the error from the core, and the page keeps worki
   await pick(entry.image);
   assert.ok(await page.isHidden('#error'));
   assert.strictEqual((await infoTable()).Format, 'qcow2');
+});
+
+test('once loaded, the page works offline (service worker cache)', async () => {
+  const context = await browser.newContext({ serviceWorkers: 'allow' });
+  try {
+    const offline = await context.newPage();
+    await offline.goto(server.url);
+    await offline.evaluate(() => navigator.serviceWorker.ready);
+    // The first visit installed the cache; go offline and load it again.
+    await context.setOffline(true);
+    await offline.reload();
+    const entry = interopImages().find((e) => e.name === 'zlib');
+    await offline.setInputFiles('#picker', entry.image);
+    await offline.waitForSelector('#result:not([hidden])', { timeout: 30000 });
+    assert.strictEqual(await offline.textContent('#info td'), 'qcow2');
+  } finally {
+    await context.close();
+  }
 });
