@@ -89,3 +89,16 @@ test('bad arguments and failing devices come back as QcowkitError, never an abor
   image.close();
   assert.throws(() => image.info(), (e) => e.errno === 'EBADF');
 });
+
+test('numbers that are not byte offsets are refused by the module itself', async () => {
+  const qk = await loadQcowkit();
+  const image = qk.open(pattern(1 << 20));
+  const native = image.native;  // below the JS API's own checks
+  for (const bad of [-1, 0.5, NaN, 2 ** 60]) {
+    assert.match(native.read(bad, 16).error.message, /read offset must be a whole number/);
+    assert.match(native.map(0, bad).error.message, /map length must be a whole number/);
+  }
+  const odd = { readOnly: true, size: () => 10.5, read() {} };
+  assert.throws(() => qk.open(odd, { format: 'raw' }), /not a whole number of bytes/);
+  image.close();
+});

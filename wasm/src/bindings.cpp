@@ -35,6 +35,14 @@ val ok_value(const val& value) {
 
 double num(uint64_t v) { return static_cast<double>(v); }
 
+// JS numbers arriving as byte offsets or lengths: whole, not negative, and
+// below 2^53 (casting anything else to uint64_t would be undefined).
+Result<uint64_t> to_u64(double v, const char* what) {
+  if (!(v >= 0) || v >= 9007199254740992.0 || v != static_cast<double>(static_cast<uint64_t>(v)))
+    return make_error(EINVAL, std::string(what) + " must be a whole number from 0 to 2^53");
+  return static_cast<uint64_t>(v);
+}
+
 // Factories return nullptr on failure and leave the error here, because
 // embind cannot return a C++ object and an error in one value.
 Error g_last_error;
@@ -128,7 +136,9 @@ class WasmConverter {
   explicit WasmConverter(std::unique_ptr<Converter> c) : converter_(std::move(c)) {}
 
   val step(double budget) {
-    auto r = converter_->step(budget > 0 ? static_cast<uint64_t>(budget) : 0);
+    auto bytes = to_u64(budget, "step budget");
+    if (!bytes.ok()) return error_value(bytes.error());
+    auto r = converter_->step(*bytes);
     if (!r.ok()) return error_value(r.error());
     val v = val::object();
     v.set("done", num(r->done));
@@ -189,7 +199,11 @@ class WasmImage {
   }
 
   val map(double offset, double length) {
-    auto runs = session_->map(static_cast<uint64_t>(offset), static_cast<uint64_t>(length));
+    auto from = to_u64(offset, "map offset");
+    if (!from.ok()) return error_value(from.error());
+    auto bytes = to_u64(length, "map length");
+    if (!bytes.ok()) return error_value(bytes.error());
+    auto runs = session_->map(*from, *bytes);
     if (!runs.ok()) return error_value(runs.error());
     val out = val::array();
     for (const MapRun& r : *runs) {
@@ -229,10 +243,14 @@ class WasmImage {
   }
 
   val read(double offset, double length) {
-    if (length < 0 || length > double(256u << 20))
+    auto from = to_u64(offset, "read offset");
+    if (!from.ok()) return error_value(from.error());
+    auto bytes = to_u64(length, "read length");
+    if (!bytes.ok()) return error_value(bytes.error());
+    if (*bytes > (256u << 20))
       return error_value(make_error(EINVAL, "read: length must be 0 .. 256 MiB per call"));
-    std::vector<uint8_t> buffer(static_cast<size_t>(length));
-    Status st = session_->guest().read(static_cast<uint64_t>(offset), ByteSpan(buffer));
+    std::vector<uint8_t> buffer(static_cast<size_t>(*bytes));
+    Status st = session_->guest().read(*from, ByteSpan(buffer));
     if (!st.ok()) return error_value(st.error());
     val view = val(emscripten::typed_memory_view(buffer.size(), buffer.data()));
     return ok_value(val::global("Uint8Array").new_(view));  // a copy owned by JS
@@ -244,9 +262,15 @@ class WasmImage {
     ConvertOptions options;
     options.compress = compress;
     if (part_start >= 0) {
+      auto start = to_u64(part_start, "part start");
+      auto end = to_u64(part_end, "part end");
+      if (!start.ok() || !end.ok()) {
+        g_last_error = !start.ok() ? start.error() : end.error();
+        return nullptr;
+      }
       options.part = true;
-      options.part_start = static_cast<uint64_t>(part_start);
-      options.part_end = static_cast<uint64_t>(part_end);
+      options.part_start = *start;
+      options.part_end = *end;
     }
     if (to == "qcow2")
       options.to = ImageFormat::qcow2;

@@ -5,6 +5,7 @@
 // and a bounded summary of the map for drawing.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>

@@ -13,6 +13,8 @@ Result<std::shared_ptr<JsDevice>> JsDevice::attach(int id) {
   const double size = js::device_size(id);
   if (size < 0)
     return make_error(EBADF, "JS device " + std::to_string(id) + ": " + js::last_js_error());
+  if (!(size >= 0) || size != static_cast<double>(static_cast<uint64_t>(size)))  // NaN, fractions
+    return make_error(EINVAL, "JS device " + std::to_string(id) + ": size() is not a whole number of bytes");
   if (size >= static_cast<double>(kMaxJsOffset))
     return make_error(EFBIG, "JS device " + std::to_string(id) + " is larger than 2^53 bytes");
   const bool read_only = js::device_read_only(id) != 0;
