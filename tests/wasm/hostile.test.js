@@ -84,3 +84,33 @@ test('corrupt compressed clusters fail the read, not the module', async () => {
   image.close();
   assertStillWorks(qk);
 });
+
+test('randomly damaged metadata: every outcome is a result or a QcowkitError, never an abort', async () => {
+  const qk = await loadQcowkit();
+  const entry = interopImages().find((e) => e.name === 'zlib-c4k');
+  const original = new Uint8Array(fs.readFileSync(entry.image));
+  let seed = 20261121;
+  const rand = (n) => { seed = (seed * 1103515245 + 12345) >>> 0; return (seed >>> 8) % n; };
+  let refused = 0, converted = 0;
+  for (let round = 0; round < 60; ++round) {
+    const bytes = original.slice();
+    // Header, L1, refcount table and the first L2 tables live in the first 256 KiB.
+    for (let k = 0, n = 1 + rand(8); k < n; ++k) bytes[rand(256 << 10)] = rand(256);
+    try {
+      const image = qk.open(bytes);
+      try {
+        image.info();
+        image.map();
+        await image.convert({ to: 'raw' });
+        ++converted;
+      } finally {
+        image.close();
+      }
+    } catch (e) {
+      assert.strictEqual(e.name, 'QcowkitError', `round ${round}: ${e.stack}`);
+      ++refused;
+    }
+  }
+  assert.strictEqual(refused + converted, 60);
+  assertStillWorks(qk);
+});
