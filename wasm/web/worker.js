@@ -17,6 +17,9 @@ let abort = null;
 let converting = Promise.resolve();  // the running conversion, if any
 
 function report(type, e) {
+  // A RuntimeError means the module itself died (an abort, which the core
+  // is built never to reach): the next file gets a fresh module.
+  if (e instanceof WebAssembly.RuntimeError) { qk = null; image = base = null; }
   postMessage({ type, message: e && e.message ? e.message : String(e), errno: e && e.errno });
 }
 
