@@ -161,7 +161,7 @@
     $('convert').disabled = true;
     $('cancel').hidden = false;
     $('download').hidden = true;
-    setProgress(0, 1);
+    setProgress(0, 0);
     $('progress').hidden = false;
     const params = new URLSearchParams(location.search);  // ?workers=N&parallelFrom=BYTES
     worker.postMessage({ type: 'convert', to, name, compress: to === 'qcow2' && $('compress').checked,
@@ -173,7 +173,8 @@
   function setProgress(done, total) {
     const pct = total ? (100 * done / total) : 0;
     $('progress').querySelector('.bar').style.width = pct + '%';
-    $('progress').querySelector('.label').textContent = pct.toFixed(0) + '%  ·  ' + bytes(done) + ' of ' + bytes(total);
+    $('progress').querySelector('.label').textContent = total
+      ? pct.toFixed(0) + '%  ·  ' + bytes(done) + ' of ' + bytes(total) : 'starting…';
   }
   function convertDone() { $('convert').disabled = false; $('cancel').hidden = true; }
   async function offerDownload(msg) {
