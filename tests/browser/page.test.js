@@ -179,3 +179,11 @@ test('once loaded, the page works offline (service worker cache)', async () => {
     await context.close();
   }
 });
+
+test('an image with an internal snapshot lists it', async () => {
+  const entry = interopImages().find((e) => e.name === 'snapshot');
+  await page.goto(server.url);
+  await pick(entry.image);
+  assert.match(await page.textContent('#snapshots'), /before-edits \(id 1, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d, vm state 0 B\)/);
+  await page.screenshot({ path: path.join(artifacts, 'page-snapshot.png'), fullPage: true });
+});
