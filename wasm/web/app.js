@@ -68,7 +68,7 @@
       rows.push(['Version', info.version + ' (compat ' + info.compat + ')']);
       rows.push(['Cluster size', bytesExact(info.clusterSize)]);
       rows.push(['Refcount bits', String(info.refcountBits)]);
-      rows.push(['Compression', info.compressionType]);
+      rows.push(['Compression type', info.compressionType]);
       const tags = [];
       if (info.lazyRefcounts) tags.push('lazy refcounts');
       if (info.extendedL2) tags.push('extended L2');
