@@ -160,6 +160,7 @@
     const name = base + (to === 'raw' ? '.raw' : (current.info.format === 'qcow2' ? '.converted.qcow2' : '.qcow2'));
     $('convert').disabled = true;
     $('cancel').hidden = false;
+    current.convertStart = performance.now();
     $('download').hidden = true;
     setProgress(0, 0);
     $('progress').hidden = false;
@@ -190,7 +191,11 @@
     downloadUrl = URL.createObjectURL(file);
     const link = el('a', { id: 'download-link', href: downloadUrl, download: msg.name, textContent: 'Download ' + msg.name });
     link.dataset.workers = msg.workers;
-    $('download').replaceChildren(link, ' ', el('span', { className: 'muted', textContent: '(' + bytes(msg.size) + ')' }));
+    const seconds = (performance.now() - current.convertStart) / 1000;
+    const rate = current.info.virtualSize / Math.max(seconds, 0.001);
+    const workers = msg.workers > 1 ? ', ' + msg.workers + ' workers' : '';
+    $('download').replaceChildren(link, ' ', el('span', { className: 'muted',
+      textContent: '(' + bytes(msg.size) + '; converted in ' + seconds.toFixed(1) + ' s, ' + bytes(rate) + '/s' + workers + ')' }));
     $('download').hidden = false;
   }
 
