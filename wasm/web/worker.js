@@ -2,7 +2,9 @@
 // reads (FileReaderSync) and OPFS writes (sync access handles) can be
 // synchronous without freezing the page. Messages in: open, convert,
 // cancel. Messages out: info, check, map, progress, converted, cancelled,
-// error (each error carries the core's message and errno name).
+// error (each error carries the core's message and errno name). The same
+// script also runs as a helper for parallel conversions (message in: part;
+// out: part-progress, part-done, part-error).
 'use strict';
 importScripts('qcowkit.js');
 
@@ -43,6 +45,8 @@ async function open(file, backing) {
     if (backing) base = q.open(backing);
     image = q.open(file, { backing: base || undefined });
   } catch (e) {
+    if (base) base.close();
+    image = base = null;
     return report('error', e);
   }
   const info = image.info();
