@@ -3,7 +3,8 @@
 // file, clicks Convert, waits for the download link (the output is then
 // complete in the Origin Private File System). Prints the seconds from the
 // click to the link, and the peak resident memory of all Chromium processes
-// sampled every 100 ms (all processes, and the renderer that holds the tab). Usage: browser-convert.js IMAGE
+// sampled every 100 ms (all processes, and the renderer that holds the tab).
+// QCOWKIT_BENCH_PAGE_QUERY (e.g. "?workers=1") is appended to the page URL. Usage: browser-convert.js IMAGE
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -39,7 +40,7 @@ function treeRss(pid) {
   const context = await launchPersistent(profile, { serviceWorkers: 'block' });
   try {
     const page = await context.newPage();
-    await page.goto(server.url);
+    await page.goto(server.url + (process.env.QCOWKIT_BENCH_PAGE_QUERY || ''));
     await page.setInputFiles('#picker', image);
     await page.waitForSelector('#check .badge:not(.pending)', { timeout: 600000 });
     await page.check('input[name="to"][value="raw"]');
