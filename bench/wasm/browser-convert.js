@@ -4,7 +4,8 @@
 // complete in the Origin Private File System). Prints the seconds from the
 // click to the link, and the peak resident memory of all Chromium processes
 // sampled every 100 ms (all processes, and the renderer that holds the tab).
-// QCOWKIT_BENCH_PAGE_QUERY (e.g. "?workers=1") is appended to the page URL. Usage: browser-convert.js IMAGE
+// QCOWKIT_BENCH_PAGE_QUERY (e.g. "?workers=1") is appended to the page URL.
+// Usage: browser-convert.js IMAGE
 'use strict';
 const fs = require('fs');
 const path = require('path');
