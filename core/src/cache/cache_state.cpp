@@ -1,0 +1,299 @@
+#include "cache/cache_state.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+namespace qcowkit {
+
+using cache::Page;
+using cache::Run;
+
+namespace {
+// Enough recent drops for readers in flight; older readers simply retry.
+constexpr size_t kDropLogLength = 4096;
+}  // namespace
+
+BlockCache::State::State(std::shared_ptr<BlockDevice> dev, const BlockCacheOptions& opts,
+                         DeviceInfo info)
+    : device(std::move(dev)),
+      options(opts),
+      page_size(opts.page_size),
+      max_pages(opts.max_size / opts.page_size),
+      sector_size(info.sector_size ? info.sector_size : 1),
+      read_only(info.read_only),
+      size(info.size),
+      runner(opts.writeback_parallelism) {}
+
+uint64_t BlockCache::State::page_bytes(uint64_t index) const {
+  const uint64_t start = page_start(index);
+  if (start >= size) return 0;
+  return std::min<uint64_t>(page_size, size - start);
+}
+
+Status BlockCache::State::check_locked(uint64_t offset, uint64_t length, bool mutating,
+                                       const char* op) const {
+  if (closed) return make_error(EBADF, std::string(op) + ": block cache is closed");
+  return check_request(DeviceInfo{size, sector_size, read_only}, offset, length, mutating, op);
+}
+
+Page& BlockCache::State::insert_page_locked(uint64_t index) {
+  Page& page = pages[index];
+  page.data.reset(new uint8_t[page_size]);
+  std::memset(page.data.get(), 0, page_size);
+  page.order = next_order++;
+  clean_lru.emplace(page.order, index);
+  stats.cached_bytes += page_size;
+  update_peak_locked();
+  return page;
+}
+
+void BlockCache::State::mark_dirty_locked(uint64_t index, Page& page) {
+  ++page.version;
+  ++mutation_epoch;
+  if (page.dirty) return;
+  clean_lru.erase(page.order);
+  page.dirty = true;
+  page.order = next_order++;
+  dirty_order.emplace(page.order, index);
+  stats.dirty_bytes += page_size;
+}
+
+void BlockCache::State::mark_clean_locked(uint64_t index, Page& page) {
+  if (!page.dirty) return;
+  dirty_order.erase(page.order);
+  page.dirty = false;
+  page.order = next_order++;
+  clean_lru.emplace(page.order, index);
+  stats.dirty_bytes -= page_size;
+}
+
+void BlockCache::State::touch_locked(Page& page, uint64_t index) {
+  if (page.dirty) return;  // dirty pages age by when they became dirty
+  clean_lru.erase(page.order);
+  page.order = next_order++;
+  clean_lru.emplace(page.order, index);
+}
+
+void BlockCache::State::drop_page_locked(std::map<uint64_t, Page>::iterator it) {
+  Page& page = it->second;
+  if (page.dirty) {
+    dirty_order.erase(page.order);
+    stats.dirty_bytes -= page_size;
+  } else {
+    clean_lru.erase(page.order);
+  }
+  stats.cached_bytes -= page_size;
+  log_drop_locked(it->first, it->first + 1);
+  pages.erase(it);
+}
+
+void BlockCache::State::log_drop_locked(uint64_t first, uint64_t end) {
+  ++drop_epoch;
+  ++mutation_epoch;
+  drop_log.push_back(Drop{drop_epoch, cache::PageRange{first, end}});
+  if (drop_log.size() > kDropLogLength) drop_log.pop_front();
+}
+
+bool BlockCache::State::dropped_since_locked(uint64_t epoch, uint64_t first,
+                                             uint64_t end) const {
+  if (epoch == drop_epoch) return false;
+  if (drop_log.empty() || drop_log.front().epoch > epoch + 1) return true;  // log too short
+  for (auto it = drop_log.rbegin(); it != drop_log.rend() && it->epoch > epoch; ++it)
+    if (it->range.overlaps(first, end)) return true;
+  return false;
+}
+
+bool BlockCache::State::busy_locked(uint64_t first, uint64_t end) const {
+  for (const auto& [id, range] : busy)
+    if (range.overlaps(first, end)) return true;
+  return false;
+}
+
+bool BlockCache::State::writing_in_locked(uint64_t first, uint64_t end) const {
+  for (auto it = pages.lower_bound(first); it != pages.end() && it->first < end; ++it)
+    if (it->second.writing) return true;
+  return false;
+}
+
+void BlockCache::State::update_peak_locked() {
+  stats.peak_cached_bytes = std::max(stats.peak_cached_bytes, stats.cached_bytes);
+}
+
+Status BlockCache::State::wait_locked(std::unique_lock<std::mutex>& lock, const char* why) {
+  if (in_flight == 0)
+    return make_error(EDEADLK, std::string("block cache: ") + why +
+                                   " waits for a write-back, but none is in flight");
+  changed.wait(lock);
+  return {};
+}
+
+Result<uint64_t> BlockCache::State::begin_busy_locked(std::unique_lock<std::mutex>& lock,
+                                                    uint64_t first, uint64_t end) {
+  while (writing_in_locked(first, end)) QK_TRY(wait_locked(lock, "a pass-through"));
+  const uint64_t id = next_busy_id++;
+  busy.emplace(id, cache::PageRange{first, end});
+  ++in_flight;
+  return id;
+}
+
+void BlockCache::State::end_busy_locked(uint64_t id) {
+  busy.erase(id);
+  --in_flight;
+  changed.notify_all();
+}
+
+Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
+                                            const std::vector<uint64_t>& indexes, bool fua) {
+  // Gather runs of adjacent pages, copying their data so writers can keep
+  // changing the pages while the device writes.
+  std::vector<Run> runs;
+  uint64_t previous = UINT64_MAX;
+  for (uint64_t index : indexes) {
+    Page& page = pages.at(index);
+    const uint64_t bytes = page_bytes(index);
+    if (bytes == 0) continue;  // beyond a shrunken end: nothing to write
+    const bool extends = !runs.empty() && index == previous + 1 &&
+                         runs.back().data.size() + bytes <= options.max_writeback_bytes;
+    if (!extends) {
+      runs.emplace_back();
+      runs.back().first_page = index;
+      runs.back().data.reserve(std::min<uint64_t>(options.max_writeback_bytes, page_size * 16));
+    }
+    Run& run = runs.back();
+    run.data.insert(run.data.end(), page.data.get(), page.data.get() + bytes);
+    run.versions.push_back(page.version);
+    page.writing = true;
+    previous = index;
+  }
+  if (runs.empty()) return {};
+  in_flight += runs.size();
+  lock.unlock();
+  runner.run(runs.size(), [&](size_t i) {
+    Run& run = runs[i];
+    run.result = device->write(page_start(run.first_page), ConstByteSpan(run.data),
+                               WriteFlags{fua});
+  });
+  lock.lock();
+  in_flight -= runs.size();
+
+  Status first_error;
+  for (Run& run : runs) {
+    for (size_t k = 0; k < run.versions.size(); ++k) {
+      const uint64_t index = run.first_page + k;
+      Page& page = pages.at(index);
+      page.writing = false;
+      if (!run.result.ok()) continue;  // stays dirty; a later write-back retries
+      if (page.version == run.versions[k]) {
+        mark_clean_locked(index, page);
+      } else {
+        // Rewritten meanwhile: what we wrote is durable-to-be, the newer
+        // data is dirty as of now.
+        dirty_order.erase(page.order);
+        page.order = next_order++;
+        dirty_order.emplace(page.order, index);
+      }
+    }
+    if (run.result.ok()) {
+      stats.bytes_written_back += run.data.size();
+      ++stats.writeback_requests;
+    } else {
+      ++stats.writeback_errors;
+      if (first_error.ok())
+        first_error = with_context(std::move(run.result).error(),
+                                   "block cache write-back of " + std::to_string(run.data.size()) +
+                                       " bytes at offset " +
+                                       std::to_string(page_start(run.first_page)));
+    }
+  }
+  changed.notify_all();
+  return first_error;
+}
+
+Status BlockCache::State::make_room_locked(std::unique_lock<std::mutex>& lock, uint64_t count) {
+  while (pages.size() + count > max_pages) {
+    if (!clean_lru.empty()) {
+      drop_page_locked(pages.find(clean_lru.begin()->second));
+      continue;
+    }
+    // Write back the oldest dirty pages: what is needed, or a sixteenth of
+    // the cache so the next writes find room too.
+    const uint64_t wanted = std::max<uint64_t>(pages.size() + count - max_pages,
+                                               std::max<uint64_t>(1, max_pages / 16));
+    std::vector<uint64_t> chosen;
+    for (const auto& [order, index] : dirty_order) {
+      const Page& page = pages.at(index);
+      if (page.writing || busy_locked(index, index + 1)) continue;
+      chosen.push_back(index);
+      if (chosen.size() >= wanted) break;
+    }
+    if (chosen.empty()) {
+      QK_TRY(wait_locked(lock, "making room"));
+      continue;
+    }
+    std::sort(chosen.begin(), chosen.end());
+    ++stats.forced_writebacks;
+    QK_TRY(write_back_locked(lock, chosen, false));
+  }
+  return {};
+}
+
+Status BlockCache::State::flush_dirty(uint64_t order_limit) {
+  std::unique_lock lock(mutex);
+  for (;;) {
+    if (closed) return make_error(EBADF, "flush: block cache is closed");
+    std::vector<uint64_t> chosen;
+    bool pending = false;  // dirty pages someone else is writing, or busy
+    for (auto it = dirty_order.begin(); it != dirty_order.end() && it->first < order_limit; ++it) {
+      const Page& page = pages.at(it->second);
+      if (page.writing || busy_locked(it->second, it->second + 1))
+        pending = true;
+      else
+        chosen.push_back(it->second);
+    }
+    if (chosen.empty()) {
+      if (!pending) break;
+      QK_TRY(wait_locked(lock, "flush"));
+      continue;
+    }
+    std::sort(chosen.begin(), chosen.end());
+    QK_TRY(write_back_locked(lock, chosen, false));
+  }
+  lock.unlock();
+  return device->flush();
+}
+
+Status BlockCache::State::write_back_range(uint64_t first, uint64_t end, bool fua,
+                                           bool& others_wrote) {
+  std::unique_lock lock(mutex);
+  bool first_pass = true;
+  for (;;) {
+    std::vector<uint64_t> chosen;
+    bool pending = false;
+    uint64_t present = 0;
+    for (auto it = pages.lower_bound(first); it != pages.end() && it->first < end; ++it) {
+      ++present;
+      if (!it->second.dirty) {
+        if (first_pass) others_wrote = true;
+        continue;
+      }
+      if (it->second.writing || busy_locked(it->first, it->first + 1)) {
+        pending = true;
+        others_wrote = true;
+      } else {
+        chosen.push_back(it->first);
+      }
+    }
+    // A page already gone was written back (and dropped) by someone else.
+    if (first_pass && present < end - first) others_wrote = true;
+    first_pass = false;
+    if (chosen.empty()) {
+      if (!pending) return {};
+      QK_TRY(wait_locked(lock, "write-through"));
+      continue;
+    }
+    QK_TRY(write_back_locked(lock, chosen, fua));
+  }
+}
+
+}  // namespace qcowkit
