@@ -28,10 +28,8 @@
 //   one request at a time on the calling thread.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 
 #include "qcowkit/block_device.hpp"
 
@@ -59,6 +57,10 @@ struct BlockCacheOptions {
   uint64_t scan_limit = 64u << 20;    // bytes one extents() call may read while scanning
   unsigned writeback_parallelism = 16;  // device writes in flight during write-back
   uint64_t max_writeback_bytes = 1u << 20;  // largest coalesced write
+  // Whether the device's discard() leaves zeroes, as the BlockDevice contract
+  // says. Adapters over devices whose discard is only advisory (NBD trim)
+  // set it false, and extents then never claim a discarded range is zero.
+  bool discard_reads_zero = true;
 };
 
 struct BlockCacheStats {

@@ -158,11 +158,8 @@ Status BlockCache::read(uint64_t offset, ByteSpan buffer) {
         }
         if (!fill) continue;
         // Keep the clean page only if that costs no write-back.
-        if (s.pages.size() >= s.max_pages) {
-          if (s.clean_lru.empty()) continue;
-          s.drop_page_locked(s.pages.find(s.clean_lru.begin()->second));
-        }
-        Page& page = s.insert_page_locked(index);
+        if (s.pages.size() >= s.max_pages && !s.evict_clean_locked()) continue;
+        Page& page = s.insert_page_locked(index, false);
         const uint64_t base = s.page_start(s.page_of(seg.start));
         std::memcpy(page.data.get(), whole[i].data() + (s.page_start(index) - base),
                     s.page_bytes(index));
@@ -231,8 +228,8 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
     if (it != s.pages.end()) {
       page = &it->second;
     } else {
-      page = &s.insert_page_locked(index);
       auto f = fills.find(index);
+      page = &s.insert_page_locked(index, false);
       if (f != fills.end()) std::memcpy(page->data.get(), f->second.data.data(), s.page_size);
     }
     const uint64_t from = std::max(offset, s.page_start(index));
@@ -289,7 +286,9 @@ Status BlockCache::close() {
     s.closed = true;
     s.pages.clear();
     s.dirty_order.clear();
+    s.writing_order.clear();
     s.clean_lru.clear();
+    s.spare_buffers.clear();
     s.knowledge.clear();
     s.stats.cached_bytes = s.stats.dirty_bytes = 0;
   }

@@ -84,7 +84,7 @@ Status BlockCache::State::zero_range(uint64_t offset, uint64_t length, bool disc
   end_busy_locked(id);
   if (!st.ok()) return st;
   // Remember the zeroes unless a write raced with us.
-  if (mutation_epoch == epoch)
+  if (mutation_epoch == epoch && (!discard || options.discard_reads_zero))
     knowledge.assign(offset, end,
                      discard || flags.may_trim ? ExtentKind::hole : ExtentKind::zero);
   return {};

@@ -37,10 +37,16 @@ Status BlockCache::State::check_locked(uint64_t offset, uint64_t length, bool mu
   return check_request(DeviceInfo{size, sector_size, read_only}, offset, length, mutating, op);
 }
 
-Page& BlockCache::State::insert_page_locked(uint64_t index) {
+Page& BlockCache::State::insert_page_locked(uint64_t index, bool zeroed) {
   Page& page = pages[index];
-  page.data.reset(new uint8_t[page_size]);
-  std::memset(page.data.get(), 0, page_size);
+  if (!spare_buffers.empty()) {
+    page.data = std::move(spare_buffers.back());
+    spare_buffers.pop_back();
+  } else {
+    page.data.reset(new uint8_t[page_size]);
+  }
+  const uint64_t valid = page_bytes(index);
+  std::memset(page.data.get() + (zeroed ? 0 : valid), 0, page_size - (zeroed ? 0 : valid));
   page.order = next_order++;
   clean_lru.emplace(page.order, index);
   stats.cached_bytes += page_size;
@@ -68,11 +74,26 @@ void BlockCache::State::mark_clean_locked(uint64_t index, Page& page) {
   stats.dirty_bytes -= page_size;
 }
 
-void BlockCache::State::touch_locked(Page& page, uint64_t index) {
-  if (page.dirty) return;  // dirty pages age by when they became dirty
-  clean_lru.erase(page.order);
-  page.order = next_order++;
-  clean_lru.emplace(page.order, index);
+void BlockCache::State::touch_locked(Page& page, uint64_t) {
+  // Dirty pages age by when they became dirty; clean ones get a second chance.
+  if (!page.dirty) page.referenced = true;
+}
+
+bool BlockCache::State::evict_clean_locked() {
+  while (!clean_lru.empty()) {
+    auto oldest = clean_lru.begin();
+    const uint64_t index = oldest->second;
+    auto it = pages.find(index);
+    if (!it->second.referenced) {
+      drop_page_locked(it);
+      return true;
+    }
+    clean_lru.erase(oldest);
+    it->second.referenced = false;
+    it->second.order = next_order++;
+    clean_lru.emplace(it->second.order, index);
+  }
+  return false;
 }
 
 void BlockCache::State::drop_page_locked(std::map<uint64_t, Page>::iterator it) {
@@ -85,6 +106,7 @@ void BlockCache::State::drop_page_locked(std::map<uint64_t, Page>::iterator it) 
   }
   stats.cached_bytes -= page_size;
   log_drop_locked(it->first, it->first + 1);
+  spare_buffers.push_back(std::move(page.data));
   pages.erase(it);
 }
 
@@ -164,6 +186,8 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
     run.data.insert(run.data.end(), page.data.get(), page.data.get() + bytes);
     run.versions.push_back(page.version);
     page.writing = true;
+    dirty_order.erase(page.order);
+    writing_order.emplace(page.order, index);
     previous = index;
   }
   if (runs.empty()) return {};
@@ -183,13 +207,15 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
       const uint64_t index = run.first_page + k;
       Page& page = pages.at(index);
       page.writing = false;
-      if (!run.result.ok()) continue;  // stays dirty; a later write-back retries
-      if (page.version == run.versions[k]) {
+      writing_order.erase(page.order);
+      if (!run.result.ok()) {
+        dirty_order.emplace(page.order, index);  // stays dirty, keeps its age
+      } else if (page.version == run.versions[k]) {
+        dirty_order.emplace(page.order, index);
         mark_clean_locked(index, page);
       } else {
         // Rewritten meanwhile: what we wrote is durable-to-be, the newer
         // data is dirty as of now.
-        dirty_order.erase(page.order);
         page.order = next_order++;
         dirty_order.emplace(page.order, index);
       }
@@ -212,18 +238,14 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
 
 Status BlockCache::State::make_room_locked(std::unique_lock<std::mutex>& lock, uint64_t count) {
   while (pages.size() + count > max_pages) {
-    if (!clean_lru.empty()) {
-      drop_page_locked(pages.find(clean_lru.begin()->second));
-      continue;
-    }
+    if (evict_clean_locked()) continue;
     // Write back the oldest dirty pages: what is needed, or a sixteenth of
     // the cache so the next writes find room too.
     const uint64_t wanted = std::max<uint64_t>(pages.size() + count - max_pages,
                                                std::max<uint64_t>(1, max_pages / 16));
     std::vector<uint64_t> chosen;
     for (const auto& [order, index] : dirty_order) {
-      const Page& page = pages.at(index);
-      if (page.writing || busy_locked(index, index + 1)) continue;
+      if (!busy.empty() && busy_locked(index, index + 1)) continue;
       chosen.push_back(index);
       if (chosen.size() >= wanted) break;
     }
@@ -243,10 +265,10 @@ Status BlockCache::State::flush_dirty(uint64_t order_limit) {
   for (;;) {
     if (closed) return make_error(EBADF, "flush: block cache is closed");
     std::vector<uint64_t> chosen;
-    bool pending = false;  // dirty pages someone else is writing, or busy
+    // Dirty pages someone else is writing back, or that are busy.
+    bool pending = !writing_order.empty() && writing_order.begin()->first < order_limit;
     for (auto it = dirty_order.begin(); it != dirty_order.end() && it->first < order_limit; ++it) {
-      const Page& page = pages.at(it->second);
-      if (page.writing || busy_locked(it->second, it->second + 1))
+      if (!busy.empty() && busy_locked(it->second, it->second + 1))
         pending = true;
       else
         chosen.push_back(it->second);

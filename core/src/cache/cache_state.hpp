@@ -3,9 +3,11 @@
 // expect it held. Device I/O always happens with the mutex released.
 //
 // Invariants:
-//  * a page is in exactly one of dirty_order (dirty) or clean_lru (clean);
-//  * a page being written back (writing) is dirty and is never dropped:
-//    whoever wants to drop it waits on `changed` first;
+//  * a page is in exactly one of dirty_order (dirty, idle), writing_order
+//    (dirty, being written back) or clean_lru (clean);
+//  * a page being written back is never dropped: whoever wants to drop it
+//    waits on `changed` first;
+//  * page buffers held (pages plus spare_buffers) never exceed max_pages;
 //  * every time pages leave the cache or the device changes underneath
 //    them (discard, zero, large write, resize), drop_log records the page
 //    range, so a reader that read the device meanwhile knows to retry.
@@ -30,9 +32,10 @@ namespace cache {
 struct Page {
   std::unique_ptr<uint8_t[]> data;  // page_size bytes; bytes past the device end are zero
   uint64_t version = 0;             // bumped by every change to data
-  uint64_t order = 0;               // key in dirty_order or clean_lru
+  uint64_t order = 0;               // key in dirty_order, writing_order or clean_lru
   bool dirty = false;
   bool writing = false;             // a write-back of this page is in flight
+  bool referenced = false;          // clean page read since it was last passed over
 };
 
 struct PageRange {
@@ -65,7 +68,11 @@ struct BlockCache::State {
 
   std::map<uint64_t, cache::Page> pages;      // page index -> page
   std::map<uint64_t, uint64_t> dirty_order;   // order -> index, oldest first
-  std::map<uint64_t, uint64_t> clean_lru;     // order -> index, least recent first
+  std::map<uint64_t, uint64_t> writing_order; // order -> index of pages being written back
+  // Clean pages, oldest first; a page read since it was last considered
+  // gets a second chance (CLOCK), so hits cost no reordering.
+  std::map<uint64_t, uint64_t> clean_lru;
+  std::vector<std::unique_ptr<uint8_t[]>> spare_buffers;  // from dropped pages, for reuse
   uint64_t next_order = 1;
   uint64_t size;
   bool closed = false;
@@ -91,7 +98,11 @@ struct BlockCache::State {
   Status check_locked(uint64_t offset, uint64_t length, bool mutating, const char* op) const;
 
   // Bookkeeping.
-  cache::Page& insert_page_locked(uint64_t index);
+  // A new clean page; its data is zero only when `zeroed`, else it holds
+  // garbage the caller overwrites (bytes past the device end are zeroed).
+  cache::Page& insert_page_locked(uint64_t index, bool zeroed);
+  // Drops the least recently used clean page; false when there is none.
+  bool evict_clean_locked();
   void mark_dirty_locked(uint64_t index, cache::Page& page);
   void mark_clean_locked(uint64_t index, cache::Page& page);
   void touch_locked(cache::Page& page, uint64_t index);
