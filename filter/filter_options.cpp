@@ -13,7 +13,7 @@ const char* const kConfigHelp =
     "blockcache-extents=MODE    passthrough (default) | scan | off.\n"
     "blockcache-scan-block=SIZE Granularity of blockcache-extents=scan (default 64K).\n"
     "blockcache-page=SIZE       Cache page size, a power of two (default 4K).\n"
-    "blockcache-threads=N       Write-back requests in flight (default 16).";
+    "blockcache-threads=N       Write-back requests in flight (default 64).";
 
 namespace {
 

@@ -9,6 +9,11 @@
 namespace qcowkit::filter {
 
 struct FilterOptions {
+  FilterOptions() {
+    // nbdkit plugins that allow parallel requests usually gain from many
+    // writes in flight (a slow plugin is often slow per request, not per byte).
+    cache.writeback_parallelism = 64;
+  }
   BlockCacheOptions cache;
 };
 

@@ -96,6 +96,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--filter", required=True)
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "5")))
+    parser.add_argument("--backends", default="memory,delay",
+                        help="comma-separated subset of memory,delay")
+    parser.add_argument("--extra", default="",
+                        help="extra blockcache parameters, e.g. blockcache-threads=32")
     args = parser.parse_args()
     for program, package in (("nbdkit", "nbdkit"), ("fio", "fio")):
         if shutil.which(program) is None:
@@ -105,10 +109,12 @@ def main():
         die(f"{ours} is not built (make build)")
 
     backends = [("memory", ["memory", SIZE]),
-                ("delay 1ms", ["--filter=delay", "memory", SIZE, "wdelay=1ms", "rdelay=1ms"])]
+                ("delay", ["--filter=delay", "memory", SIZE, "wdelay=1ms", "rdelay=1ms"])]
+    wanted = args.backends.split(",")
+    backends = [b for b in backends if b[0] in wanted]
     configs = [("no filter", []),
                ("nbdkit cache", ["--filter=cache", "cache=writeback"]),
-               ("blockcache", [f"--filter={ours}"])]
+               ("blockcache", [f"--filter={ours}"] + args.extra.split())]
 
     print(f"blockcache filter benchmark: fio nbd engine, {args.seconds} s per row, nbdkit "
           + subprocess.run(["nbdkit", "--version"], capture_output=True, text=True).stdout.split()[1])
@@ -121,7 +127,7 @@ def main():
                 filter_flags = [f for f in filters if f.startswith("--filter")]
                 params = [f for f in filters if not f.startswith("--filter")]
                 table[config] = measure(tmp, filter_flags + plugin + params, args.seconds)
-            print(f"\n== backend: {backend}")
+            print(f"\n== backend: {' '.join(plugin)}")
             print(f"{'row':24} {'no filter':>16} {'nbdkit cache':>16} {'blockcache':>16}"
                   f" {'vs none':>8} {'vs cache':>9}")
             for row in table["no filter"]:
