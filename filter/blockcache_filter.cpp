@@ -155,8 +155,14 @@ void bc_cleanup(nbdkit_backend*) {
   std::lock_guard lock(exports_mutex);
   for (auto& [name, exp] : exports) {
     Status st = exp->cache->close();
-    if (!st.ok()) nbdkit_error("blockcache: export '%s': %s", name.c_str(), st.error().message.c_str());
+    if (!st.ok())
+      nbdkit_error("blockcache: export '%s': data lost at exit: %s", name.c_str(),
+                   st.error().message.c_str());
     if (blockcache_debug_stats) print_stats(*exp);
+    // The cache (and its write-back threads) must go before the plugin
+    // context it writes to.
+    exp->cache.reset();
+    exp->device.reset();
     exp->next->finalize(exp->next);
     nbdkit_next_context_close(exp->next);
   }
