@@ -2,9 +2,10 @@
 // any BlockDevice (core layer 4).
 //
 // * Writes are copied into fixed-size pages and acknowledged; reads merge
-//   cached pages with the device's data. Page data never exceeds max_size
-//   bytes (write-back buffers in flight come on top, at most
-//   writeback_parallelism x max_writeback_bytes).
+//   cached pages with the device's data. Pages and the copies write-back
+//   makes of them together stay within max_size bytes (a quarter of it, at
+//   most writeback_parallelism x max_writeback_bytes, is set aside for the
+//   copies).
 // * Write-back happens on flush() (every page dirty when the flush began,
 //   then the device's flush), on close(), and when the cache is full (the
 //   oldest dirty pages, enough to make room, not the whole cache). It goes
@@ -48,7 +49,7 @@ enum class ExtentMode : uint8_t {
 };
 
 struct BlockCacheOptions {
-  uint64_t max_size = 64u << 20;      // bytes of page data held at most
+  uint64_t max_size = 64u << 20;      // bytes of memory for pages and write-back copies
   uint32_t page_size = 4096;          // power of two, multiple of the sector size
   CachePolicy policy = CachePolicy::write_back;
   bool cache_reads = false;           // keep clean pages read from the device
@@ -75,6 +76,9 @@ struct BlockCacheStats {
   uint64_t cached_bytes = 0;        // page data held now
   uint64_t dirty_bytes = 0;
   uint64_t peak_cached_bytes = 0;
+  // Peak of everything the cache allocates for data: pages, spare page
+  // buffers and write-back copies in flight. Never above max_size.
+  uint64_t peak_memory_bytes = 0;
 };
 
 class BlockCache final : public BlockDevice {

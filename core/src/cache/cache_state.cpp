@@ -19,7 +19,10 @@ BlockCache::State::State(std::shared_ptr<BlockDevice> dev, const BlockCacheOptio
     : device(std::move(dev)),
       options(opts),
       page_size(opts.page_size),
-      max_pages(opts.max_size / opts.page_size),
+      writeback_budget(std::max<uint64_t>(
+          opts.page_size, std::min<uint64_t>(opts.max_size / 4, uint64_t{opts.writeback_parallelism} *
+                                                                    opts.max_writeback_bytes))),
+      max_pages((opts.max_size - writeback_budget) / opts.page_size),
       sector_size(info.sector_size ? info.sector_size : 1),
       read_only(info.read_only),
       size(info.size),
@@ -63,15 +66,6 @@ void BlockCache::State::mark_dirty_locked(uint64_t index, Page& page) {
   page.order = next_order++;
   dirty_order.emplace(page.order, index);
   stats.dirty_bytes += page_size;
-}
-
-void BlockCache::State::mark_clean_locked(uint64_t index, Page& page) {
-  if (!page.dirty) return;
-  dirty_order.erase(page.order);
-  page.dirty = false;
-  page.order = next_order++;
-  clean_lru.emplace(page.order, index);
-  stats.dirty_bytes -= page_size;
 }
 
 void BlockCache::State::touch_locked(Page& page, uint64_t) {
@@ -140,6 +134,8 @@ bool BlockCache::State::writing_in_locked(uint64_t first, uint64_t end) const {
 
 void BlockCache::State::update_peak_locked() {
   stats.peak_cached_bytes = std::max(stats.peak_cached_bytes, stats.cached_bytes);
+  const uint64_t held = (pages.size() + spare_buffers.size()) * page_size + writeback_bytes;
+  stats.peak_memory_bytes = std::max(stats.peak_memory_bytes, held);
 }
 
 Status BlockCache::State::wait_locked(std::unique_lock<std::mutex>& lock, const char* why) {
@@ -167,30 +163,53 @@ void BlockCache::State::end_busy_locked(uint64_t id) {
 
 Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
                                             const std::vector<uint64_t>& indexes, bool fua) {
-  // Gather runs of adjacent pages, copying their data so writers can keep
-  // changing the pages while the device writes.
+  // Plan runs of adjacent pages within the copy budget. Pages that changed
+  // state meanwhile are skipped; callers loop until nothing is left.
   std::vector<Run> runs;
-  uint64_t previous = UINT64_MAX;
-  for (uint64_t index : indexes) {
-    Page& page = pages.at(index);
-    const uint64_t bytes = page_bytes(index);
-    if (bytes == 0) continue;  // beyond a shrunken end: nothing to write
-    const bool extends = !runs.empty() && index == previous + 1 &&
-                         runs.back().data.size() + bytes <= options.max_writeback_bytes;
-    if (!extends) {
-      runs.emplace_back();
-      runs.back().first_page = index;
-      runs.back().data.reserve(std::min<uint64_t>(options.max_writeback_bytes, page_size * 16));
+  std::vector<uint64_t> run_bytes;
+  uint64_t planned = 0;
+  for (;;) {
+    uint64_t previous = UINT64_MAX;
+    bool eligible = false;
+    for (uint64_t index : indexes) {
+      auto found = pages.find(index);
+      if (found == pages.end() || !found->second.dirty || found->second.writing) continue;
+      const uint64_t bytes = page_bytes(index);
+      if (bytes == 0) continue;  // beyond a shrunken end: nothing to write
+      eligible = true;
+      if (writeback_bytes + planned + bytes > writeback_budget) break;
+      if (runs.empty() || index != previous + 1 ||
+          run_bytes.back() + bytes > options.max_writeback_bytes) {
+        runs.emplace_back();
+        runs.back().first_page = index;
+        run_bytes.push_back(0);
+      }
+      run_bytes.back() += bytes;
+      runs.back().versions.push_back(0);  // filled in below
+      planned += bytes;
+      previous = index;
     }
-    Run& run = runs.back();
-    run.data.insert(run.data.end(), page.data.get(), page.data.get() + bytes);
-    run.versions.push_back(page.version);
-    page.writing = true;
-    dirty_order.erase(page.order);
-    writing_order.emplace(page.order, index);
-    previous = index;
+    if (!runs.empty() || !eligible) break;
+    QK_TRY(wait_locked(lock, "write-back (copy budget)"));
   }
   if (runs.empty()) return {};
+
+  // Copy the pages, so writers can keep changing them while the device writes.
+  for (size_t r = 0; r < runs.size(); ++r) {
+    Run& run = runs[r];
+    run.data.reserve(run_bytes[r]);
+    for (size_t k = 0; k < run.versions.size(); ++k) {
+      const uint64_t index = run.first_page + k;
+      Page& page = pages.at(index);
+      run.data.insert(run.data.end(), page.data.get(), page.data.get() + page_bytes(index));
+      run.versions[k] = page.version;
+      page.writing = true;
+      dirty_order.erase(page.order);
+      writing_order.emplace(page.order, index);
+    }
+  }
+  writeback_bytes += planned;
+  update_peak_locked();
   in_flight += runs.size();
   lock.unlock();
   runner.run(runs.size(), [&](size_t i) {
@@ -200,6 +219,7 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
   });
   lock.lock();
   in_flight -= runs.size();
+  writeback_bytes -= planned;
 
   Status first_error;
   for (Run& run : runs) {
@@ -211,8 +231,10 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
       if (!run.result.ok()) {
         dirty_order.emplace(page.order, index);  // stays dirty, keeps its age
       } else if (page.version == run.versions[k]) {
-        dirty_order.emplace(page.order, index);
-        mark_clean_locked(index, page);
+        page.dirty = false;
+        page.order = next_order++;
+        clean_lru.emplace(page.order, index);
+        stats.dirty_bytes -= page_size;
       } else {
         // Rewritten meanwhile: what we wrote is durable-to-be, the newer
         // data is dirty as of now.

@@ -7,7 +7,9 @@
 //    (dirty, being written back) or clean_lru (clean);
 //  * a page being written back is never dropped: whoever wants to drop it
 //    waits on `changed` first;
-//  * page buffers held (pages plus spare_buffers) never exceed max_pages;
+//  * page buffers held (pages plus spare_buffers) never exceed max_pages,
+//    and write-back copies (in flight plus spare_runs) never exceed
+//    writeback_budget, so all of it stays within options.max_size;
 //  * every time pages leave the cache or the device changes underneath
 //    them (discard, zero, large write, resize), drop_log records the page
 //    range, so a reader that read the device meanwhile knows to retry.
@@ -59,7 +61,9 @@ struct BlockCache::State {
   std::shared_ptr<BlockDevice> device;
   BlockCacheOptions options;
   uint32_t page_size;
-  uint64_t max_pages;
+  uint64_t writeback_budget;  // bytes reserved for write-back copies
+  uint64_t max_pages;         // pages that fit in the rest of max_size
+  uint64_t writeback_bytes = 0;  // held by write-back copies in flight
   uint32_t sector_size;
   bool read_only;
 
@@ -104,7 +108,6 @@ struct BlockCache::State {
   // Drops the least recently used clean page; false when there is none.
   bool evict_clean_locked();
   void mark_dirty_locked(uint64_t index, cache::Page& page);
-  void mark_clean_locked(uint64_t index, cache::Page& page);
   void touch_locked(cache::Page& page, uint64_t index);
   void drop_page_locked(std::map<uint64_t, cache::Page>::iterator it);
   void log_drop_locked(uint64_t first, uint64_t end);
