@@ -92,6 +92,11 @@ Export* find_or_open_export(nbdkit_backend* backend, const char* exportname) {
   qcowkit::BlockCacheOptions cache_options = options.cache;
   cache_options.discard_reads_zero = exp->device->discard_reads_zero();
   if (thread_model != NBDKIT_THREAD_MODEL_PARALLEL) cache_options.writeback_parallelism = 1;
+  // A plugin with large minimum blocks gets pages (and scan blocks) that big.
+  const uint32_t sector = exp->device->info().sector_size;
+  if (cache_options.page_size % sector != 0) cache_options.page_size = sector;
+  if (cache_options.scan_block % sector != 0)
+    cache_options.scan_block = (cache_options.scan_block / sector + 1) * sector;
   auto cache = BlockCache::create(exp->device, cache_options);
   if (!cache.ok()) {
     nbdkit_error("blockcache: %s", cache.error().message.c_str());
