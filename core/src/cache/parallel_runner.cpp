@@ -1,6 +1,6 @@
 #include "cache/parallel_runner.hpp"
 
-#include <atomic>
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -94,10 +94,13 @@ void ParallelRunner::run(size_t count, const std::function<void(size_t)>& job) {
   Batch batch;
   batch.count = count;
   batch.job = &job;
+  // Only as many helpers as there are jobs beyond the caller's first: waking
+  // every worker for a batch of three would cost more than the jobs.
+  const size_t helpers = std::min<size_t>(count, threads_) - 1;
   std::unique_lock lock(pool_->mutex);
-  while (pool_->workers.size() + 1 < threads_) pool_->workers.emplace_back([p = pool_.get()] { p->work(); });
+  while (pool_->workers.size() < helpers) pool_->workers.emplace_back([p = pool_.get()] { p->work(); });
   pool_->queue.push_back(&batch);
-  pool_->work_ready.notify_all();
+  for (size_t i = 0; i < helpers; ++i) pool_->work_ready.notify_one();
   // The caller works on its own batch, then waits for the jobs others took.
   while (batch.next < batch.count) {
     const size_t index = batch.next++;
