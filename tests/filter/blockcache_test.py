@@ -10,7 +10,9 @@ Cases:
   workload-memory     seeded random workload, filter vs no filter, memory plugin
   workload-file       the same over the file plugin (the file checked after exit)
   workload-noextents  the same over --filter=noextents memory, read caching on
-  kill                SIGKILL after a flush and more writes: flushed data is in the file
+  kill                SIGKILL after a flush (from another connection: multi-conn) and
+                      more writes: the flushed data is in the file
+  caps                can_* answers follow the plugin's
   flush-error         error filter under ours fails writes: flush reports it, retries later
   scan-map            blockcache-extents=scan over noextents: nbdinfo --map shows zeroes
 """
@@ -45,6 +47,8 @@ class Server:
 
     def __init__(self, tmp, args, name="nbdkit"):
         self.sock = os.path.join(tmp, name + ".sock")
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)  # left by an earlier server of the same name
         self.log = open(os.path.join(tmp, name + ".log"), "w+")
         self.cmd = ["nbdkit", "-f", "--exit-with-parent", "-U", self.sock] + args
         self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT)
@@ -170,6 +174,8 @@ def case_kill(args, tmp):
         f.truncate(size)
     server = Server(tmp, [f"--filter={args.filter}", "file", path, "blockcache-size=64M"])
     h = server.connect()
+    other = server.connect()
+    check(h.can_multi_conn(), "the filter does not advertise multi-conn")
     rng = random.Random(7)
     flushed = {}
     for _ in range(200):
@@ -178,7 +184,7 @@ def case_kill(args, tmp):
         h.pwrite(data, offset)
         for k in range(0, len(data), 4096):
             flushed[offset + k] = data[k:k + 4096]
-    h.flush()
+    other.flush()  # multi-conn: a flush on any connection covers all of them
     unflushed = rng.randbytes(4 * MiB)
     h.pwrite(unflushed, size // 2)  # never flushed, in the other half
     server.kill()
@@ -230,6 +236,42 @@ def case_flush_error(args, tmp):
     check(disk[8 * MiB:9 * MiB] == more, "data written after the failed flush was lost")
     check("write-back" in server.log_text(), "the failed write-back was not logged")
     print("ok: failed flushes reported EIO, the retry wrote everything")
+
+
+def case_caps(args, tmp):
+    need("nbdinfo", "libnbd-bin")
+    ours = f"--filter={args.filter}"
+    cases = [
+        # (stack, expected answers)
+        ([ours, "memory", "64M"],
+         dict(can_fua=True, can_zero=True, can_fast_zero=True, can_trim=True, can_flush=True,
+              can_multi_conn=True, is_read_only=False, can_cache=False)),
+        ([ours, "--filter=fua", "memory", "64M"],  # fuamode=none: FUA done with a flush
+         dict(can_fua=True)),
+        ([ours, "--filter=nozero", "memory", "64M", "zeromode=none"],  # zeroes written here
+         dict(can_zero=True, can_fast_zero=False)),
+        ([ours, "memory", "64M", "blockcache-read=on"], dict(can_cache=True)),
+        (["-r", ours, "memory", "64M"], dict(is_read_only=True)),
+    ]
+    import json
+    for stack, expected in cases:
+        server = Server(tmp, stack, "caps")
+        out = subprocess.run(["nbdinfo", "--json", server.uri], capture_output=True, text=True,
+                             timeout=60)
+        server.stop()
+        check(out.returncode == 0, f"nbdinfo failed: {out.stderr}")
+        info = json.loads(out.stdout)["exports"][0]
+        for key, value in expected.items():
+            check(info.get(key) == value,
+                  f"{' '.join(stack)}: {key} is {info.get(key)}, expected {value}")
+    # Extents off: no base:allocation, so nothing claims to know sparseness.
+    server = Server(tmp, [ours, "memory", "64M", "blockcache-extents=off"], "caps")
+    h = server.connect()
+    check(not h.can_meta_context(nbd.CONTEXT_BASE_ALLOCATION),
+          "blockcache-extents=off still offers base:allocation")
+    h.shutdown()
+    server.stop()
+    print(f"ok: can_* answers as expected in {len(cases) + 1} stacks")
 
 
 def parse_map(text):
@@ -293,6 +335,8 @@ def main():
             case_kill(args, tmp)
         elif args.case == "flush-error":
             case_flush_error(args, tmp)
+        elif args.case == "caps":
+            case_caps(args, tmp)
         elif args.case == "scan-map":
             case_scan_map(args, tmp)
         else:
