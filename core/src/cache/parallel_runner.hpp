@@ -25,7 +25,7 @@ class ParallelRunner {
  private:
   struct Pool;
   std::unique_ptr<Pool> pool_;
-  unsigned threads_;
+  [[maybe_unused]] unsigned threads_;  // unused without threads
 };
 
 }  // namespace qcowkit::cache
