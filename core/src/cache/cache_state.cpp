@@ -1,6 +1,7 @@
 #include "cache/cache_state.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 
@@ -12,6 +13,8 @@ using cache::Run;
 namespace {
 // Enough recent drops for readers in flight; older readers simply retry.
 constexpr size_t kDropLogLength = 4096;
+// Device writes faster than this are issued one after another.
+constexpr uint64_t kParallelWorthNs = 50'000;
 }  // namespace
 
 BlockCache::State::State(std::shared_ptr<BlockDevice> dev, const BlockCacheOptions& opts,
@@ -212,12 +215,30 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
   update_peak_locked();
   in_flight += runs.size();
   lock.unlock();
-  runner.run(runs.size(), [&](size_t i) {
+  // Parallel write-back pays off when device writes wait (a disk, a
+  // network, a slow plugin); for a device that answers in microseconds
+  // handing runs to other threads costs more than the writes themselves.
+  const bool parallel = runs.size() > 1 && write_latency_ns >= kParallelWorthNs;
+  const auto started = std::chrono::steady_clock::now();
+  auto write_run = [&](size_t i) {
     Run& run = runs[i];
     run.result = device->write(page_start(run.first_page), ConstByteSpan(run.data),
                                WriteFlags{fua});
-  });
+  };
+  if (parallel) {
+    runner.run(runs.size(), write_run);
+  } else {
+    for (size_t i = 0; i < runs.size(); ++i) write_run(i);
+  }
+  const uint64_t elapsed = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                     std::chrono::steady_clock::now() - started)
+                                                     .count());
   lock.lock();
+  // Average time of one device write, as the write-back saw it (a moving
+  // average, so a device that slows down is noticed within a few rounds).
+  const uint64_t per_write = parallel ? elapsed * std::min<uint64_t>(runs.size(), options.writeback_parallelism) / runs.size()
+                                      : elapsed / runs.size();
+  write_latency_ns = (write_latency_ns * 3 + per_write) / 4;
   in_flight -= runs.size();
   writeback_bytes -= planned;
 

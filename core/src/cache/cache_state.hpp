@@ -64,6 +64,9 @@ struct BlockCache::State {
   uint64_t writeback_budget;  // bytes reserved for write-back copies
   uint64_t max_pages;         // pages that fit in the rest of max_size
   uint64_t writeback_bytes = 0;  // held by write-back copies in flight
+  // Moving average of one device write during write-back; starts high so
+  // the first rounds go in parallel and measure.
+  uint64_t write_latency_ns = 1'000'000;
   uint32_t sector_size;
   bool read_only;
 
