@@ -285,9 +285,9 @@ Status BlockCache::close() {
     if (s.closed) return {};
     s.closed = true;
     s.pages.clear();
-    s.dirty_order.clear();
-    s.writing_order.clear();
-    s.clean_lru.clear();
+    s.dirty_list.clear();
+    s.writing_list.clear();
+    s.clean_list.clear();
     s.spare_buffers.clear();
     s.knowledge.clear();
     s.stats.cached_bytes = s.stats.dirty_bytes = 0;

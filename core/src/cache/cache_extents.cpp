@@ -42,9 +42,8 @@ Result<uint64_t> BlockCache::State::scan_blocks(const std::vector<Extent>& devic
         if (known && known->end >= end) continue;
         // A block with cached writes is data whatever the device holds.
         bool dirty = false;
-        for (auto it = s.pages.lower_bound(s.page_of(b));
-             it != s.pages.end() && s.page_start(it->first) < end; ++it)
-          if (it->second.dirty) { dirty = true; break; }
+        for (uint64_t index : s.pages_in_locked(s.page_of(b), s.page_of(end - 1) + 1))
+          if (s.pages.at(index).dirty) { dirty = true; break; }
         if (dirty) continue;
         if (end - b > budget && !jobs.empty()) {
           reach = std::max(b, device.front().offset);
@@ -99,24 +98,23 @@ Result<std::vector<Extent>> BlockCache::extents(uint64_t offset, uint64_t length
   std::vector<Extent> out;
   uint64_t pos = offset;
   size_t d = 0;  // device extent containing pos
+  // Dirty pages in the range, ascending; `next` is the first not yet passed.
+  std::vector<uint64_t> dirty;
+  if (reach > offset)
+    for (uint64_t index : s.pages_in_locked(s.page_of(offset), s.page_of(reach - 1) + 1))
+      if (s.pages.at(index).dirty) dirty.push_back(index);
+  size_t next = 0;
   while (pos < reach) {
     while (d < device.size() && device[d].offset + device[d].length <= pos) ++d;
     if (d == device.size()) break;
-    // The next dirty page at or after pos.
-    uint64_t dirty_start = UINT64_MAX;
-    for (auto it = s.pages.lower_bound(s.page_of(pos)); it != s.pages.end(); ++it) {
-      if (s.page_start(it->first) >= reach) break;
-      if (it->second.dirty) {
-        dirty_start = std::max(pos, s.page_start(it->first));
-        break;
-      }
-    }
+    while (next < dirty.size() && s.page_start(dirty[next] + 1) <= pos) ++next;
+    const uint64_t dirty_start =
+        next < dirty.size() ? std::max(pos, s.page_start(dirty[next])) : UINT64_MAX;
     if (dirty_start == pos) {
-      uint64_t index = s.page_of(pos) + 1;
-      for (auto it = s.pages.find(index); it != s.pages.end() && it->first == index && it->second.dirty;
-           it = s.pages.find(++index)) {
-      }
-      const uint64_t to = std::min(reach, s.page_start(index));
+      // A run of adjacent dirty pages is data.
+      uint64_t index = dirty[next];
+      while (next + 1 < dirty.size() && dirty[next + 1] == index + 1) index = dirty[++next];
+      const uint64_t to = std::min(reach, s.page_start(index + 1));
       append(out, pos, to - pos, ExtentKind::data);
       pos = to;
       continue;

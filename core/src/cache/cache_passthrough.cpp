@@ -21,19 +21,16 @@ Status BlockCache::State::write_large(uint64_t offset, ConstByteSpan data, Write
   QK_ASSIGN_OR_RETURN(const uint64_t id, begin_busy_locked(lock, first, last_end));
   // Pages wholly overwritten are dropped; the edge pages take the new bytes
   // and keep their state (the device gets the same bytes below).
-  auto it = pages.lower_bound(first);
-  while (it != pages.end() && it->first < last_end) {
-    const uint64_t start = page_start(it->first);
-    if (offset <= start && end >= start + page_bytes(it->first)) {
-      auto next = std::next(it);
+  for (uint64_t index : pages_in_locked(first, last_end)) {
+    auto it = pages.find(index);
+    const uint64_t start = page_start(index);
+    if (offset <= start && end >= start + page_bytes(index)) {
       drop_page_locked(it);
-      it = next;
       continue;
     }
     const uint64_t from = std::max(offset, start), to = std::min(end, start + page_size);
     std::memcpy(it->second.data.get() + (from - start), data.data() + (from - offset), to - from);
     ++it->second.version;
-    ++it;
   }
   knowledge.forget(offset, end);
   log_drop_locked(first, last_end);
@@ -56,24 +53,21 @@ Status BlockCache::State::zero_range(uint64_t offset, uint64_t length, bool disc
   if (flags.fast_only) {
     // A fast zero that fails must change nothing, so it cannot be allowed
     // to drop dirty pages first.
-    for (auto it = pages.lower_bound(first); it != pages.end() && it->first < last_end; ++it)
-      if (it->second.dirty)
+    for (uint64_t index : pages_in_locked(first, last_end))
+      if (pages.at(index).dirty)
         return make_error(ENOTSUP, "write_zeroes: fast zero refused, the range holds cached writes");
   }
   QK_ASSIGN_OR_RETURN(const uint64_t id, begin_busy_locked(lock, first, last_end));
-  auto it = pages.lower_bound(first);
-  while (it != pages.end() && it->first < last_end) {
-    const uint64_t start = page_start(it->first);
-    if (flags.fast_only || (offset <= start && end >= start + page_bytes(it->first))) {
-      auto next = std::next(it);
+  for (uint64_t index : pages_in_locked(first, last_end)) {
+    auto it = pages.find(index);
+    const uint64_t start = page_start(index);
+    if (flags.fast_only || (offset <= start && end >= start + page_bytes(index))) {
       drop_page_locked(it);
-      it = next;
       continue;
     }
     const uint64_t from = std::max(offset, start), to = std::min(end, start + page_size);
     std::memset(it->second.data.get() + (from - start), 0, to - from);
     ++it->second.version;
-    ++it;
   }
   knowledge.forget(offset, end);
   log_drop_locked(first, last_end);
@@ -106,20 +100,17 @@ Status BlockCache::State::resize(uint64_t new_size) {
   end_busy_locked(id);
   if (!st.ok()) return st;
   if (new_size < size) {
-    auto it = pages.lower_bound(page_of(new_size));
-    while (it != pages.end()) {
-      const uint64_t start = page_start(it->first);
+    for (uint64_t index : pages_in_locked(page_of(new_size), UINT64_MAX)) {
+      auto it = pages.find(index);
+      const uint64_t start = page_start(index);
       if (start >= new_size) {
-        auto next = std::next(it);
         drop_page_locked(it);
-        it = next;
         continue;
       }
       // The page across the new end: bytes past it must read as zero if
       // the device grows again.
       std::memset(it->second.data.get() + (new_size - start), 0, start + page_size - new_size);
       ++it->second.version;
-      ++it;
     }
   }
   knowledge.forget(std::min(size, new_size), UINT64_MAX);

@@ -29,7 +29,9 @@ BlockCache::State::State(std::shared_ptr<BlockDevice> dev, const BlockCacheOptio
       sector_size(info.sector_size ? info.sector_size : 1),
       read_only(info.read_only),
       size(info.size),
-      runner(opts.writeback_parallelism) {}
+      runner(opts.writeback_parallelism) {
+  pages.reserve(std::min<uint64_t>(max_pages, 1u << 20));
+}
 
 uint64_t BlockCache::State::page_bytes(uint64_t index) const {
   const uint64_t start = page_start(index);
@@ -53,21 +55,21 @@ Page& BlockCache::State::insert_page_locked(uint64_t index, bool zeroed) {
   }
   const uint64_t valid = page_bytes(index);
   std::memset(page.data.get() + (zeroed ? 0 : valid), 0, page_size - (zeroed ? 0 : valid));
-  page.order = next_order++;
-  clean_lru.emplace(page.order, index);
+  page.order = 0;
+  page.referenced = false;
+  page.node = clean_list.insert(clean_list.end(), index);
   stats.cached_bytes += page_size;
   update_peak_locked();
   return page;
 }
 
-void BlockCache::State::mark_dirty_locked(uint64_t index, Page& page) {
+void BlockCache::State::mark_dirty_locked(uint64_t, Page& page) {
   ++page.version;
   ++mutation_epoch;
   if (page.dirty) return;
-  clean_lru.erase(page.order);
+  dirty_list.splice(dirty_list.end(), clean_list, page.node);
   page.dirty = true;
   page.order = next_order++;
-  dirty_order.emplace(page.order, index);
   stats.dirty_bytes += page_size;
 }
 
@@ -77,29 +79,39 @@ void BlockCache::State::touch_locked(Page& page, uint64_t) {
 }
 
 bool BlockCache::State::evict_clean_locked() {
-  while (!clean_lru.empty()) {
-    auto oldest = clean_lru.begin();
-    const uint64_t index = oldest->second;
-    auto it = pages.find(index);
+  while (!clean_list.empty()) {
+    auto it = pages.find(clean_list.front());
     if (!it->second.referenced) {
       drop_page_locked(it);
       return true;
     }
-    clean_lru.erase(oldest);
     it->second.referenced = false;
-    it->second.order = next_order++;
-    clean_lru.emplace(it->second.order, index);
+    clean_list.splice(clean_list.end(), clean_list, it->second.node);
   }
   return false;
 }
 
-void BlockCache::State::drop_page_locked(std::map<uint64_t, Page>::iterator it) {
+std::vector<uint64_t> BlockCache::State::pages_in_locked(uint64_t first, uint64_t end) const {
+  std::vector<uint64_t> out;
+  if (first >= end) return out;
+  if (end - first <= pages.size()) {
+    for (uint64_t index = first; index < end; ++index)
+      if (pages.count(index)) out.push_back(index);
+    return out;
+  }
+  for (const auto& [index, page] : pages)
+    if (index >= first && index < end) out.push_back(index);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void BlockCache::State::drop_page_locked(PageMap::iterator it) {
   Page& page = it->second;
   if (page.dirty) {
-    dirty_order.erase(page.order);
+    dirty_list.erase(page.node);  // pages being written back are never dropped
     stats.dirty_bytes -= page_size;
   } else {
-    clean_lru.erase(page.order);
+    clean_list.erase(page.node);
   }
   stats.cached_bytes -= page_size;
   log_drop_locked(it->first, it->first + 1);
@@ -130,8 +142,8 @@ bool BlockCache::State::busy_locked(uint64_t first, uint64_t end) const {
 }
 
 bool BlockCache::State::writing_in_locked(uint64_t first, uint64_t end) const {
-  for (auto it = pages.lower_bound(first); it != pages.end() && it->first < end; ++it)
-    if (it->second.writing) return true;
+  for (uint64_t index : pages_in_locked(first, end))
+    if (pages.at(index).writing) return true;
   return false;
 }
 
@@ -207,8 +219,7 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
       run.data.insert(run.data.end(), page.data.get(), page.data.get() + page_bytes(index));
       run.versions[k] = page.version;
       page.writing = true;
-      dirty_order.erase(page.order);
-      writing_order.emplace(page.order, index);
+      writing_list.splice(writing_list.end(), dirty_list, page.node);
     }
   }
   writeback_bytes += planned;
@@ -248,19 +259,21 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
       const uint64_t index = run.first_page + k;
       Page& page = pages.at(index);
       page.writing = false;
-      writing_order.erase(page.order);
       if (!run.result.ok()) {
-        dirty_order.emplace(page.order, index);  // stays dirty, keeps its age
+        // Stays dirty and keeps its age: back into the list by order.
+        auto pos = dirty_list.begin();
+        while (pos != dirty_list.end() && pages.at(*pos).order < page.order) ++pos;
+        dirty_list.splice(pos, writing_list, page.node);
       } else if (page.version == run.versions[k]) {
         page.dirty = false;
-        page.order = next_order++;
-        clean_lru.emplace(page.order, index);
+        page.referenced = false;
+        clean_list.splice(clean_list.end(), writing_list, page.node);
         stats.dirty_bytes -= page_size;
       } else {
         // Rewritten meanwhile: what we wrote is durable-to-be, the newer
         // data is dirty as of now.
         page.order = next_order++;
-        dirty_order.emplace(page.order, index);
+        dirty_list.splice(dirty_list.end(), writing_list, page.node);
       }
     }
     if (run.result.ok()) {
@@ -287,7 +300,7 @@ Status BlockCache::State::make_room_locked(std::unique_lock<std::mutex>& lock, u
     const uint64_t wanted = std::max<uint64_t>(pages.size() + count - max_pages,
                                                std::max<uint64_t>(1, max_pages / 16));
     std::vector<uint64_t> chosen;
-    for (const auto& [order, index] : dirty_order) {
+    for (uint64_t index : dirty_list) {
       if (!busy.empty() && busy_locked(index, index + 1)) continue;
       chosen.push_back(index);
       if (chosen.size() >= wanted) break;
@@ -309,12 +322,15 @@ Status BlockCache::State::flush_dirty(uint64_t order_limit) {
     if (closed) return make_error(EBADF, "flush: block cache is closed");
     std::vector<uint64_t> chosen;
     // Dirty pages someone else is writing back, or that are busy.
-    bool pending = !writing_order.empty() && writing_order.begin()->first < order_limit;
-    for (auto it = dirty_order.begin(); it != dirty_order.end() && it->first < order_limit; ++it) {
-      if (!busy.empty() && busy_locked(it->second, it->second + 1))
+    bool pending = false;
+    for (uint64_t index : writing_list)
+      if (pages.at(index).order < order_limit) { pending = true; break; }
+    for (uint64_t index : dirty_list) {
+      if (pages.at(index).order >= order_limit) break;  // the list is by age
+      if (!busy.empty() && busy_locked(index, index + 1))
         pending = true;
       else
-        chosen.push_back(it->second);
+        chosen.push_back(index);
     }
     if (chosen.empty()) {
       if (!pending) break;
@@ -336,17 +352,18 @@ Status BlockCache::State::write_back_range(uint64_t first, uint64_t end, bool fu
     std::vector<uint64_t> chosen;
     bool pending = false;
     uint64_t present = 0;
-    for (auto it = pages.lower_bound(first); it != pages.end() && it->first < end; ++it) {
+    for (uint64_t index : pages_in_locked(first, end)) {
+      const Page& page = pages.at(index);
       ++present;
-      if (!it->second.dirty) {
+      if (!page.dirty) {
         if (first_pass) others_wrote = true;
         continue;
       }
-      if (it->second.writing || busy_locked(it->first, it->first + 1)) {
+      if (page.writing || busy_locked(index, index + 1)) {
         pending = true;
         others_wrote = true;
       } else {
-        chosen.push_back(it->first);
+        chosen.push_back(index);
       }
     }
     // A page already gone was written back (and dropped) by someone else.

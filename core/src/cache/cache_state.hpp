@@ -3,8 +3,9 @@
 // expect it held. Device I/O always happens with the mutex released.
 //
 // Invariants:
-//  * a page is in exactly one of dirty_order (dirty, idle), writing_order
-//    (dirty, being written back) or clean_lru (clean);
+//  * a page is on exactly one of the lists dirty_list (dirty, idle, by
+//    age), writing_list (dirty, being written back) or clean_list (clean,
+//    least recently used first); moving between them is a splice, O(1);
 //  * a page being written back is never dropped: whoever wants to drop it
 //    waits on `changed` first;
 //  * page buffers held (pages plus spare_buffers) never exceed max_pages,
@@ -18,9 +19,11 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "cache/parallel_runner.hpp"
@@ -34,7 +37,8 @@ namespace cache {
 struct Page {
   std::unique_ptr<uint8_t[]> data;  // page_size bytes; bytes past the device end are zero
   uint64_t version = 0;             // bumped by every change to data
-  uint64_t order = 0;               // key in dirty_order, writing_order or clean_lru
+  uint64_t order = 0;               // when it became dirty (dirty pages' age)
+  std::list<uint64_t>::iterator node;  // its entry in one of the three lists
   bool dirty = false;
   bool writing = false;             // a write-back of this page is in flight
   bool referenced = false;          // clean page read since it was last passed over
@@ -73,12 +77,13 @@ struct BlockCache::State {
   mutable std::mutex mutex;
   std::condition_variable changed;  // a write-back or a pass-through finished
 
-  std::map<uint64_t, cache::Page> pages;      // page index -> page
-  std::map<uint64_t, uint64_t> dirty_order;   // order -> index, oldest first
-  std::map<uint64_t, uint64_t> writing_order; // order -> index of pages being written back
+  using PageMap = std::unordered_map<uint64_t, cache::Page>;
+  PageMap pages;  // page index -> page (hashed: lookups are the hot path)
+  std::list<uint64_t> dirty_list;    // page indexes, oldest dirty first (ascending order)
+  std::list<uint64_t> writing_list;  // page indexes being written back
   // Clean pages, oldest first; a page read since it was last considered
   // gets a second chance (CLOCK), so hits cost no reordering.
-  std::map<uint64_t, uint64_t> clean_lru;
+  std::list<uint64_t> clean_list;
   std::vector<std::unique_ptr<uint8_t[]>> spare_buffers;  // from dropped pages, for reuse
   uint64_t next_order = 1;
   uint64_t size;
@@ -112,7 +117,9 @@ struct BlockCache::State {
   bool evict_clean_locked();
   void mark_dirty_locked(uint64_t index, cache::Page& page);
   void touch_locked(cache::Page& page, uint64_t index);
-  void drop_page_locked(std::map<uint64_t, cache::Page>::iterator it);
+  void drop_page_locked(PageMap::iterator it);
+  // Indexes of the cached pages in [first, end), ascending.
+  std::vector<uint64_t> pages_in_locked(uint64_t first, uint64_t end) const;
   void log_drop_locked(uint64_t first, uint64_t end);
   bool dropped_since_locked(uint64_t epoch, uint64_t first, uint64_t end) const;
   bool busy_locked(uint64_t first, uint64_t end) const;
