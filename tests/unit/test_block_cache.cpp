@@ -3,6 +3,7 @@
 // parallel use.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -506,4 +507,52 @@ TEST_CASE("BlockCache: parallel writers, readers and flushers lose nothing", "[c
   REQUIRE(cache->stats().peak_memory_bytes <= o.max_size);
   REQUIRE_OK(cache->flush());
   for (int t = 0; t < kThreads; ++t) REQUIRE(read_all(*mem, t * region, region) == expect[t]);
+}
+
+namespace {
+
+// A device whose writes take a while, counting how many overlap.
+class SlowDevice final : public BlockDevice {
+ public:
+  explicit SlowDevice(std::shared_ptr<BlockDevice> inner) : inner_(std::move(inner)) {}
+  int max_in_flight() const { return max_; }
+
+  DeviceInfo info() const override { return inner_->info(); }
+  Status read(uint64_t o, ByteSpan b) override { return inner_->read(o, b); }
+  Status write(uint64_t o, ConstByteSpan d, WriteFlags f) override {
+    const int now = ++in_flight_;
+    int seen = max_.load();
+    while (now > seen && !max_.compare_exchange_weak(seen, now)) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    --in_flight_;
+    return inner_->write(o, d, f);
+  }
+  Status flush() override { return inner_->flush(); }
+  Status discard(uint64_t o, uint64_t n) override { return inner_->discard(o, n); }
+  Status write_zeroes(uint64_t o, uint64_t n, ZeroFlags f) override {
+    return inner_->write_zeroes(o, n, f);
+  }
+  Status resize(uint64_t n) override { return inner_->resize(n); }
+  Result<std::vector<Extent>> extents(uint64_t o, uint64_t n) override { return inner_->extents(o, n); }
+  Status close() override { return inner_->close(); }
+
+ private:
+  std::shared_ptr<BlockDevice> inner_;
+  std::atomic<int> in_flight_{0}, max_{0};
+};
+
+}  // namespace
+
+TEST_CASE("BlockCache: write-back to a slow device keeps several writes in flight", "[cache][threads]") {
+  auto mem = std::make_shared<MemoryDevice>(16u << 20);
+  auto slow = std::make_shared<SlowDevice>(mem);
+  BlockCacheOptions o;
+  o.writeback_parallelism = 8;
+  auto cache = make_cache(slow, o);
+  for (uint64_t p = 0; p < 64; ++p) REQUIRE_OK(cache->write(p * 2 * kPage, pattern_bytes(kPage, p)));
+  REQUIRE_OK(cache->flush());
+  REQUIRE(slow->max_in_flight() > 1);
+  REQUIRE(slow->max_in_flight() <= 8);
+  for (uint64_t p = 0; p < 64; ++p) REQUIRE(read_all(*mem, p * 2 * kPage, kPage) == pattern_bytes(kPage, p));
 }
