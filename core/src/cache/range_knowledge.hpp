@@ -4,7 +4,8 @@
 // found non-zero bytes). Anything a write touches is forgotten.
 //
 // It is a hint for extent queries, never the only copy of anything, so it
-// can be bounded by simply forgetting everything when it grows too large.
+// can be bounded by simply forgetting everything when it grows too large
+// (65536 intervals, a few MiB, by default).
 #pragma once
 
 #include <cstdint>
@@ -17,7 +18,7 @@ namespace qcowkit::cache {
 
 class RangeKnowledge {
  public:
-  explicit RangeKnowledge(size_t max_intervals = 1u << 20) : max_intervals_(max_intervals) {}
+  explicit RangeKnowledge(size_t max_intervals = 1u << 16) : max_intervals_(max_intervals) {}
 
   // Records that [start, end) is of `kind`, replacing what was known there.
   void assign(uint64_t start, uint64_t end, ExtentKind kind);
