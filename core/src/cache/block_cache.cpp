@@ -213,7 +213,19 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
       continue;
     }
     uint64_t absent = 0;
-    for (uint64_t index = first; index <= last; ++index) absent += s.pages.count(index) ? 0 : 1;
+    bool copying = false;  // a write-back is copying one of our pages right now
+    for (uint64_t index = first; index <= last; ++index) {
+      auto it = s.pages.find(index);
+      if (it == s.pages.end())
+        ++absent;
+      else
+        copying = copying || it->second.copying;
+    }
+    if (copying) {
+      QK_TRY(s.wait_locked(lock, "write"));
+      QK_TRY(s.check_locked(offset, data.size(), true, "write"));
+      continue;
+    }
     if (s.pages.size() + absent > s.max_pages) {
       QK_TRY(s.make_room_locked(lock, absent));
       QK_TRY(s.check_locked(offset, data.size(), true, "write"));

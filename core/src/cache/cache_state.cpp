@@ -209,27 +209,49 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
   }
   if (runs.empty()) return {};
 
-  // Copy the pages, so writers can keep changing them while the device writes.
+  // Claim the pages; they are copied below without the lock, so writers
+  // that reach a page being copied wait (write() checks `copying`), while
+  // readers and everything else go on.
+  struct Source { const uint8_t* data; uint64_t bytes; };
+  std::vector<Source> sources;
+  sources.reserve(planned / page_size + runs.size());
   for (size_t r = 0; r < runs.size(); ++r) {
     Run& run = runs[r];
-    run.data.reserve(run_bytes[r]);
     for (size_t k = 0; k < run.versions.size(); ++k) {
       const uint64_t index = run.first_page + k;
       Page& page = pages.at(index);
-      run.data.insert(run.data.end(), page.data.get(), page.data.get() + page_bytes(index));
+      sources.push_back(Source{page.data.get(), page_bytes(index)});
       run.versions[k] = page.version;
       page.writing = true;
+      page.copying = true;
       writing_list.splice(writing_list.end(), dirty_list, page.node);
     }
   }
   writeback_bytes += planned;
   update_peak_locked();
   in_flight += runs.size();
-  lock.unlock();
   // Parallel write-back pays off when device writes wait (a disk, a
   // network, a slow plugin); for a device that answers in microseconds
   // handing runs to other threads costs more than the writes themselves.
   const bool parallel = runs.size() > 1 && write_latency_ns >= kParallelWorthNs;
+  lock.unlock();
+
+  size_t source = 0;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    Run& run = runs[r];
+    run.data.resize(run_bytes[r]);
+    uint8_t* out = run.data.data();
+    for (size_t k = 0; k < run.versions.size(); ++k, ++source) {
+      std::memcpy(out, sources[source].data, sources[source].bytes);
+      out += sources[source].bytes;
+    }
+  }
+  lock.lock();
+  for (const Run& run : runs)
+    for (size_t k = 0; k < run.versions.size(); ++k) pages.at(run.first_page + k).copying = false;
+  changed.notify_all();
+  lock.unlock();
+
   const auto started = std::chrono::steady_clock::now();
   auto write_run = [&](size_t i) {
     Run& run = runs[i];

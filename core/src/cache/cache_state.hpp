@@ -41,6 +41,7 @@ struct Page {
   std::list<uint64_t>::iterator node;  // its entry in one of the three lists
   bool dirty = false;
   bool writing = false;             // a write-back of this page is in flight
+  bool copying = false;             // write-back is copying data (writers wait)
   bool referenced = false;          // clean page read since it was last passed over
 };
 
