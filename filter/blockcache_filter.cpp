@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-filter.h>
@@ -186,9 +187,15 @@ void bc_close(void* handle) { delete conn(handle); }
 
 // A closing connection writes back what is dirty (everyone's: the cache is
 // shared), so disconnecting never leaves acknowledged data only in memory.
+// The write-back runs on a thread of its own: it belongs to the shared plugin
+// context, not to this connection, and nbdkit cuts short plugin waits (the
+// delay filter's, for one) made on behalf of a connection that is closing.
 int bc_finalize(nbdkit_next*, void* handle) {
   if (conn(handle)->readonly) return 0;
-  Status st = cache_of(handle).write_back_all();
+  BlockCache& cache = cache_of(handle);
+  Status st;
+  std::thread writer([&] { st = cache.write_back_all(); });
+  writer.join();
   return st.ok() ? 0 : fail(st, nullptr);
 }
 

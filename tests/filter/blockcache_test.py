@@ -13,6 +13,8 @@ Cases:
   kill                SIGKILL after a flush (from another connection: multi-conn) and
                       more writes: the flushed data is in the file
   caps                can_* answers follow the plugin's
+  close               unflushed writes reach the file when the client disconnects,
+                      even through the delay filter
   flush-error         error filter under ours fails writes: flush reports it, retries later
   scan-map            blockcache-extents=scan over noextents: nbdinfo --map shows zeroes
 """
@@ -274,6 +276,25 @@ def case_caps(args, tmp):
     print(f"ok: can_* answers as expected in {len(cases) + 1} stacks")
 
 
+def case_close(args, tmp):
+    size = 16 * MiB
+    path = os.path.join(tmp, "disk.img")
+    with open(path, "wb") as f:
+        f.truncate(size)
+    server = Server(tmp, [f"--filter={args.filter}", "--filter=delay", "file", path,
+                          "wdelay=1ms"])
+    h = server.connect()
+    data = random.Random(5).randbytes(3 * MiB)
+    h.pwrite(data, MiB)  # no flush
+    h.shutdown()
+    server.stop()
+    with open(path, "rb") as f:
+        disk = f.read()
+    check(disk[MiB:MiB + len(data)] == data, "unflushed writes were lost when the client left")
+    check("error" not in server.log_text(), "errors at close: " + server.log_text()[-2000:])
+    print("ok: a disconnect wrote everything back")
+
+
 def parse_map(text):
     extents = []
     for line in text.splitlines():
@@ -335,6 +356,8 @@ def main():
             case_kill(args, tmp)
         elif args.case == "flush-error":
             case_flush_error(args, tmp)
+        elif args.case == "close":
+            case_close(args, tmp)
         elif args.case == "caps":
             case_caps(args, tmp)
         elif args.case == "scan-map":
