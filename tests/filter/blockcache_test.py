@@ -60,11 +60,21 @@ class Server:
                 self.fail_with_log("nbdkit did not start")
             time.sleep(0.02)
         self.uri = f"nbd+unix:///?socket={self.sock}"
+        self.connect().shutdown()  # serving, not just bound
 
     def connect(self):
-        h = nbd.NBD()
-        h.connect_uri(self.uri)
-        return h
+        # The socket file appears at bind(), a moment before listen(): retry
+        # a refused connection briefly.
+        deadline = time.monotonic() + 10
+        while True:
+            h = nbd.NBD()
+            try:
+                h.connect_uri(self.uri)
+                return h
+            except nbd.Error as e:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.fail_with_log(f"cannot connect to nbdkit: {e}")
+                time.sleep(0.05)
 
     def fail_with_log(self, what):
         self.log.flush()
