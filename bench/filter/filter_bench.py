@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,18 @@ class Server:
                 die("nbdkit did not start: " + " ".join(args) + "\n" +
                     (self.proc.stderr.read().decode() if self.proc.poll() is not None else ""))
             time.sleep(0.02)
+        # The socket file appears at bind(), a moment before listen().
+        while True:
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(self.sock)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    die("nbdkit does not accept connections: " + " ".join(args))
+                time.sleep(0.02)
+            finally:
+                probe.close()
         self.uri = f"nbd+unix:///?socket={self.sock}"
 
     def stop(self):
