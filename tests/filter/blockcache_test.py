@@ -13,6 +13,7 @@ Cases:
   kill                SIGKILL after a flush (from another connection: multi-conn) and
                       more writes: the flushed data is in the file
   caps                can_* answers follow the plugin's
+  options             bad option values stop nbdkit with a message naming the option
   close               unflushed writes reach the file when the client disconnects,
                       even through the delay filter
   flush-error         error filter under ours fails writes: flush reports it, retries later
@@ -286,6 +287,29 @@ def case_caps(args, tmp):
     print(f"ok: can_* answers as expected in {len(cases) + 1} stacks")
 
 
+def case_options(args, tmp):
+    bad = [("blockcache-mode=fast", "blockcache-mode"),
+           ("blockcache-size=1K", "blockcache-size"),
+           ("blockcache-size=lots", "blockcache-size"),
+           ("blockcache-read=maybe", "blockcache-read"),
+           ("blockcache-extents=guess", "blockcache-extents"),
+           ("blockcache-page=3000", "blockcache-page"),
+           ("blockcache-threads=0", "blockcache-threads"),
+           ("blockcache-bogus=1", "blockcache-bogus")]
+    for option, name in bad:
+        out = subprocess.run(["nbdkit", "-f", "-U", os.path.join(tmp, "never.sock"),
+                              f"--filter={args.filter}", "memory", "1M", option],
+                             capture_output=True, text=True, timeout=30)
+        check(out.returncode != 0, f"nbdkit accepted {option}")
+        check(name in out.stderr, f"{option}: the error does not name {name}: {out.stderr}")
+    help_text = subprocess.run(["nbdkit", f"--filter={args.filter}", "memory", "--help"],
+                               capture_output=True, text=True, timeout=30).stdout
+    for name in ("blockcache-size", "blockcache-mode", "blockcache-read", "blockcache-extents",
+                 "blockcache-scan-block"):
+        check(name in help_text, f"--help does not list {name}")
+    print(f"ok: {len(bad)} bad options refused with a clear message; --help lists the options")
+
+
 def case_close(args, tmp):
     size = 16 * MiB
     path = os.path.join(tmp, "disk.img")
@@ -366,6 +390,8 @@ def main():
             case_kill(args, tmp)
         elif args.case == "flush-error":
             case_flush_error(args, tmp)
+        elif args.case == "options":
+            case_options(args, tmp)
         elif args.case == "close":
             case_close(args, tmp)
         elif args.case == "caps":
