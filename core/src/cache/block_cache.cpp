@@ -14,6 +14,12 @@ namespace qcowkit {
 
 using cache::Page;
 
+namespace {
+// Tries at reading the device without the cache lock before a read (or a
+// partial-page write) takes the lock for its device read.
+constexpr int kUnlockedReadAttempts = 8;
+}  // namespace
+
 const char* to_string(CachePolicy policy) {
   switch (policy) {
     case CachePolicy::write_back: return "writeback";
@@ -91,7 +97,7 @@ Status BlockCache::read(uint64_t offset, ByteSpan buffer) {
   if (buffer.empty()) return {};
   const uint64_t first = s.page_of(offset), last = s.page_of(end - 1);
 
-  for (;;) {
+  for (int attempt = 1;; ++attempt) {
     // Copy what the cache holds; note the byte ranges it lacks.
     struct Segment { uint64_t start, end; };
     std::vector<Segment> missing;
@@ -116,7 +122,11 @@ Status BlockCache::read(uint64_t offset, ByteSpan buffer) {
     const uint64_t epoch = s.drop_epoch;
     const bool fill = s.options.cache_reads;
     const uint64_t device_size = s.size;
-    lock.unlock();
+    // Normally the device is read without the lock. A read that keeps being
+    // overtaken by drops of its pages reads under the lock instead, so it
+    // finishes (at the price of holding everyone else up for one read).
+    const bool locked_read = attempt > kUnlockedReadAttempts;
+    if (!locked_read) lock.unlock();
 
     // With read caching, whole pages are read so they can be kept.
     std::vector<std::vector<uint8_t>> whole(missing.size());
@@ -137,11 +147,11 @@ Status BlockCache::read(uint64_t offset, ByteSpan buffer) {
       if (!st.ok()) return with_context(std::move(st).error(), "block cache read");
     }
 
-    lock.lock();
+    if (!locked_read) lock.lock();
     if (s.closed) return make_error(EBADF, "read: block cache is closed");
     // Pages written back and dropped while we read may mean we read the
     // device before their data reached it: start again.
-    if (s.dropped_since_locked(epoch, first, last + 1)) continue;
+    if (!locked_read && s.dropped_since_locked(epoch, first, last + 1)) continue;
     ++s.stats.read_misses;
     for (size_t i = 0; i < missing.size(); ++i) {
       const Segment& seg = missing[i];
@@ -189,6 +199,7 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
     const uint64_t start = s.page_start(index);
     return offset > start || end < start + s.page_bytes(index);
   };
+  int fill_attempts = 0;
   for (;;) {
     std::vector<uint64_t> need;
     for (uint64_t index : {first, last}) {
@@ -200,15 +211,17 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
     }
     if (!need.empty()) {
       const uint64_t epoch = s.drop_epoch;
-      lock.unlock();
+      const bool locked_read = ++fill_attempts > kUnlockedReadAttempts;
+      if (!locked_read) lock.unlock();
       for (uint64_t index : need) {
         Fill fill{std::vector<uint8_t>(s.page_size, 0), epoch};
         Status st = s.device->read(s.page_start(index),
                                    ByteSpan(fill.data.data(), s.page_bytes(index)));
-        if (!st.ok()) return with_context(std::move(st).error(), "block cache write (reading the rest of a page)");
+        if (!st.ok())
+          return with_context(std::move(st).error(), "block cache write (reading the rest of a page)");
         fills[index] = std::move(fill);
       }
-      lock.lock();
+      if (!locked_read) lock.lock();
       QK_TRY(s.check_locked(offset, data.size(), true, "write"));
       continue;
     }
