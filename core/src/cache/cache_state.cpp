@@ -15,6 +15,8 @@ namespace {
 constexpr size_t kDropLogLength = 4096;
 // Device writes faster than this are issued one after another.
 constexpr uint64_t kParallelWorthNs = 50'000;
+// Full-size write-back buffers kept for reuse.
+constexpr size_t kSpareRuns = 4;
 }  // namespace
 
 BlockCache::State::State(std::shared_ptr<BlockDevice> dev, const BlockCacheOptions& opts,
@@ -205,6 +207,11 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
       previous = index;
     }
     if (!runs.empty() || !eligible) break;
+    if (!spare_runs.empty()) {  // idle buffers give way before anyone waits
+      writeback_bytes -= spare_runs.size() * options.max_writeback_bytes;
+      spare_runs.clear();
+      continue;
+    }
     QK_TRY(wait_locked(lock, "write-back (copy budget)"));
   }
   if (runs.empty()) return {};
@@ -227,7 +234,18 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
       writing_list.splice(writing_list.end(), dirty_list, page.node);
     }
   }
-  writeback_bytes += planned;
+  // Full-size runs reuse spare buffers (already counted in writeback_bytes).
+  uint64_t fresh = 0;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    if (run_bytes[r] == options.max_writeback_bytes && !spare_runs.empty()) {
+      runs[r].data = std::move(spare_runs.back());
+      spare_runs.pop_back();
+      runs[r].pooled = true;
+    } else {
+      fresh += run_bytes[r];
+    }
+  }
+  writeback_bytes += fresh;
   update_peak_locked();
   in_flight += runs.size();
   // Parallel write-back pays off when device writes wait (a disk, a
@@ -239,8 +257,9 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
   size_t source = 0;
   for (size_t r = 0; r < runs.size(); ++r) {
     Run& run = runs[r];
-    run.data.resize(run_bytes[r]);
-    uint8_t* out = run.data.data();
+    run.size = run_bytes[r];
+    if (!run.pooled) run.data.reset(new uint8_t[run.size]);
+    uint8_t* out = run.data.get();
     for (size_t k = 0; k < run.versions.size(); ++k, ++source) {
       std::memcpy(out, sources[source].data, sources[source].bytes);
       out += sources[source].bytes;
@@ -255,7 +274,7 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
   const auto started = std::chrono::steady_clock::now();
   auto write_run = [&](size_t i) {
     Run& run = runs[i];
-    run.result = device->write(page_start(run.first_page), ConstByteSpan(run.data),
+    run.result = device->write(page_start(run.first_page), ConstByteSpan(run.data.get(), run.size),
                                WriteFlags{fua});
   };
   if (parallel) {
@@ -273,7 +292,16 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
                                       : elapsed / runs.size();
   write_latency_ns = (write_latency_ns * 3 + per_write) / 4;
   in_flight -= runs.size();
-  writeback_bytes -= planned;
+  // Keep a few full-size buffers (they stay counted in writeback_bytes, and
+  // never take more than a quarter of the budget); free the rest.
+  for (Run& run : runs) {
+    const bool keep = run.size == options.max_writeback_bytes && spare_runs.size() < kSpareRuns &&
+                      (spare_runs.size() + 1) * options.max_writeback_bytes <= writeback_budget / 4;
+    if (keep)
+      spare_runs.push_back(std::move(run.data));
+    else
+      writeback_bytes -= run.size;
+  }
 
   Status first_error;
   for (Run& run : runs) {
@@ -299,13 +327,13 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
       }
     }
     if (run.result.ok()) {
-      stats.bytes_written_back += run.data.size();
+      stats.bytes_written_back += run.size;
       ++stats.writeback_requests;
     } else {
       ++stats.writeback_errors;
       if (first_error.ok())
         first_error = with_context(std::move(run.result).error(),
-                                   "block cache write-back of " + std::to_string(run.data.size()) +
+                                   "block cache write-back of " + std::to_string(run.size) +
                                        " bytes at offset " +
                                        std::to_string(page_start(run.first_page)));
     }

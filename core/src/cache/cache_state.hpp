@@ -54,7 +54,9 @@ struct PageRange {
 struct Run {
   uint64_t first_page = 0;
   std::vector<uint64_t> versions;  // of each page when it was copied
-  std::vector<uint8_t> data;
+  std::unique_ptr<uint8_t[]> data;  // the copy (not zeroed first: it is overwritten)
+  uint64_t size = 0;
+  bool pooled = false;              // data came from spare_runs (max_writeback_bytes long)
   Status result;
 };
 
@@ -68,7 +70,10 @@ struct BlockCache::State {
   uint32_t page_size;
   uint64_t writeback_budget;  // bytes reserved for write-back copies
   uint64_t max_pages;         // pages that fit in the rest of max_size
-  uint64_t writeback_bytes = 0;  // held by write-back copies in flight
+  uint64_t writeback_bytes = 0;  // held by write-back copies (in flight and spare_runs)
+  // Full-size run buffers kept for reuse: sequential write-back would
+  // otherwise fault in a fresh megabyte for every run.
+  std::vector<std::unique_ptr<uint8_t[]>> spare_runs;
   // Moving average of one device write during write-back; starts high so
   // the first rounds go in parallel and measure.
   uint64_t write_latency_ns = 1'000'000;
