@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "qcowkit/block_cache.hpp"
+#include "qcowkit/block_ops.hpp"
 #include "qcowkit/faulty_device.hpp"
 #include "qcowkit/memory_device.hpp"
 #include "test_support.hpp"
@@ -555,4 +556,28 @@ TEST_CASE("BlockCache: write-back to a slow device keeps several writes in fligh
   REQUIRE(slow->max_in_flight() > 1);
   REQUIRE(slow->max_in_flight() <= 8);
   for (uint64_t p = 0; p < 64; ++p) REQUIRE(read_all(*mem, p * 2 * kPage, kPage) == pattern_bytes(kPage, p));
+}
+
+TEST_CASE("BlockCache: with scan, sparse_copy skips zeroes of a device without extents",
+          "[cache]") {
+  const uint64_t size = 8u << 20, block = 64u << 10;
+  auto mem = std::make_shared<MemoryDevice>(size);
+  REQUIRE_OK(mem->write(3 * block, pattern_bytes(block, 20)));
+  REQUIRE_OK(mem->write(100 * block + 512, pattern_bytes(512, 21)));
+  auto no_extents = std::make_shared<RecordingDevice>(mem, /*hide_extents=*/true);
+  CopyOptions copy;
+  copy.detect_zeroes = false;  // only the source's extents may say what is zero
+
+  MemoryDevice plain_copy(size);
+  REQUIRE_OK(sparse_copy(*no_extents, plain_copy, copy));
+  REQUIRE(plain_copy.allocated_bytes() == size);  // everything looked like data
+
+  BlockCacheOptions o;
+  o.extents = ExtentMode::scan;
+  o.scan_block = block;
+  auto cache = make_cache(no_extents, o);
+  MemoryDevice scanned_copy(size);
+  REQUIRE_OK(sparse_copy(*cache, scanned_copy, copy));
+  REQUIRE(scanned_copy.allocated_bytes() == 2 * block);
+  REQUIRE(read_all(scanned_copy, 0, size) == read_all(*mem, 0, size));
 }
