@@ -14,6 +14,7 @@ Cases:
                       more writes: the flushed data is in the file
   caps                can_* answers follow the plugin's
   options             bad option values stop nbdkit with a message naming the option
+  fio-verify          four parallel fio connections write and verify through a 1M cache
   close               unflushed writes reach the file when the client disconnects,
                       even through the delay filter
   flush-error         error filter under ours fails writes: flush reports it, retries later
@@ -287,6 +288,23 @@ def case_caps(args, tmp):
     print(f"ok: can_* answers as expected in {len(cases) + 1} stacks")
 
 
+def case_fio_verify(args, tmp):
+    need("fio", "fio")
+    server = Server(tmp, [f"--filter={args.filter}", "--filter=delay", "memory", "256M",
+                          "wdelay=1ms", "rdelay=1ms", "blockcache-size=1M",
+                          "blockcache-read=on"])
+    out = subprocess.run(["fio", "--ioengine=nbd", f"--uri={server.uri}", "--name=verify",
+                          "--rw=randwrite", "--bs=4k,64k", "--bsrange=4k-64k", "--iodepth=16",
+                          "--fsync=32", "--numjobs=4", "--size=16M", "--offset_increment=32M",
+                          "--verify=crc32c", "--verify_fatal=1", "--group_reporting"],
+                         capture_output=True, text=True, timeout=300)
+    server.stop()
+    check(out.returncode == 0 and "err= 0" in out.stdout,
+          f"fio reported errors:\n{out.stdout[-3000:]}\n{out.stderr[-2000:]}")
+    check("read: IOPS=" in out.stdout, "fio did not read anything back to verify")
+    print("ok: fio wrote and verified 64 MiB over 4 connections through a 1 MiB cache")
+
+
 def case_options(args, tmp):
     bad = [("blockcache-mode=fast", "blockcache-mode"),
            ("blockcache-size=1K", "blockcache-size"),
@@ -390,6 +408,8 @@ def main():
             case_kill(args, tmp)
         elif args.case == "flush-error":
             case_flush_error(args, tmp)
+        elif args.case == "fio-verify":
+            case_fio_verify(args, tmp)
         elif args.case == "options":
             case_options(args, tmp)
         elif args.case == "close":
