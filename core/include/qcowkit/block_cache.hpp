@@ -10,7 +10,8 @@
 //   then the device's flush), on close(), and when the cache is full (the
 //   oldest dirty pages, enough to make room, not the whole cache). It goes
 //   in offset order, adjacent pages coalesced into one device write, several
-//   writes in flight at once where threads exist.
+//   writes in flight at once where threads exist and the device is slow
+//   enough (over 50 us a write) for that to pay.
 // * A failed write-back leaves the pages dirty and returns the error from
 //   the call that needed it (flush, a write that needed room, close); a
 //   later call retries. Nothing acknowledged is silently dropped.
@@ -18,7 +19,7 @@
 // * discard() and write_zeroes() drop the cached pages they cover and pass
 //   through to the device at once; the cache remembers the range as zero
 //   for extent queries until a write touches it.
-// * Writes larger than a quarter of max_size go straight to the device
+// * Writes larger than a quarter of the page space go straight to the device
 //   (after updating cached pages they touch), so one huge write cannot
 //   flush the whole cache.
 // * Extents: dirty pages are data; ranges the cache zeroed are zero/hole;
