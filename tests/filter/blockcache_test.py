@@ -296,8 +296,9 @@ def case_fio_verify(args, tmp):
     out = subprocess.run(["fio", "--ioengine=nbd", f"--uri={server.uri}", "--name=verify",
                           "--rw=randwrite", "--bs=4k,64k", "--bsrange=4k-64k", "--iodepth=16",
                           "--fsync=32", "--numjobs=4", "--size=16M", "--offset_increment=32M",
-                          "--verify=crc32c", "--verify_fatal=1", "--group_reporting"],
-                         capture_output=True, text=True, timeout=300)
+                          "--verify=crc32c", "--verify_fatal=1", "--verify_state_save=0",
+                          "--group_reporting"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp)
     server.stop()
     check(out.returncode == 0 and "err= 0" in out.stdout,
           f"fio reported errors:\n{out.stdout[-3000:]}\n{out.stderr[-2000:]}")
