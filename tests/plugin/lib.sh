@@ -1,0 +1,83 @@
+# Shared helpers for the plugin's integration tests (sourced, not run).
+# Each test gets PLUGIN (the built .so) and TEST_TMP from CTest.
+set -euo pipefail
+
+: "${PLUGIN:?PLUGIN must point at nbdkit-qcow2-plugin.so}"
+: "${TEST_TMP:?TEST_TMP must name a scratch directory}"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# require TOOL PACKAGE...: a missing tool fails the test, naming the package.
+require() {
+  local tool=$1 pkg=$2
+  command -v "$tool" >/dev/null || fail "$tool is missing: apt-get install $pkg"
+}
+require nbdkit nbdkit
+require nbdinfo libnbd-bin
+require nbdcopy libnbd-bin
+require nbdsh libnbd-bin
+require qemu-img qemu-utils
+require qemu-io qemu-utils
+require python3 python3
+python3 -c 'import nbd' 2>/dev/null || fail "python3 nbd module is missing: apt-get install python3-libnbd"
+
+mkdir -p "$TEST_TMP"
+work=$(mktemp -d "$TEST_TMP/plugin-XXXXXX")
+server_pids=()
+cleanup() {
+  local pid
+  for pid in "${server_pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${server_pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Captive server: serve ARGS... on a private socket while CMD runs ($uri,
+# $unixsocket are set for it), bounded in time.
+# with_server 'CMD' PLUGIN-ARGS...
+with_server() {
+  local cmd=$1; shift
+  timeout 300 nbdkit -U - --exit-with-parent "$PLUGIN" "$@" --run "$cmd"
+}
+
+# start_server SOCKET PLUGIN-ARGS...: a background server; sets server_pid.
+# It dies with this script (--exit-with-parent) and on cleanup.
+start_server() {
+  local sock=$1; shift
+  nbdkit -f -U "$sock" --exit-with-parent "$PLUGIN" "$@" 2>>"$work/server.log" &
+  server_pid=$!
+  server_pids+=("$server_pid")
+  local i
+  for i in $(seq 100); do
+    [[ -S "$sock" ]] && return 0
+    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; fail "nbdkit exited early"; }
+    sleep 0.1
+  done
+  fail "nbdkit did not create $sock within 10 s"
+}
+
+# stop_server PID [SIGNAL]: signals the server and waits (bounded) for it.
+stop_server() {
+  local pid=$1 sig=${2:-TERM} i
+  kill "-$sig" "$pid" 2>/dev/null || true
+  for i in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  fail "nbdkit (pid $pid) did not stop within 10 s of SIG$sig"
+}
+
+uri_of() { echo "nbd+unix:///?socket=$1"; }
+
+# check_clean IMAGE: qemu-img check finds neither corruption nor leaks.
+check_clean() {
+  local out
+  out=$(qemu-img check -f qcow2 "$1" 2>&1) || fail "qemu-img check $1: $out"
+}
