@@ -34,6 +34,9 @@ PluginOptions g_options;
 std::mutex g_mutex;
 std::shared_ptr<ServedImage> g_served;
 int g_connections = 0;
+// Set when the file cannot be opened for writing (permissions, read-only
+// filesystem): the image is then served read-only, as nbdkit's file plugin does.
+bool g_write_denied = false;
 
 struct Connection {
   std::shared_ptr<ServedImage> served;
@@ -135,7 +138,7 @@ void* qcow2_open(int readonly) {
     nbdkit_error("%s: the image is not open", g_options.file.c_str());
     return nullptr;
   }
-  if (!readonly && !g_served->writable()) {
+  if (!readonly && !g_served->writable() && !g_write_denied) {
     if (g_connections > 0) {
       nbdkit_error("%s: cannot reopen read-write while read-only connections are open",
                    g_options.file.c_str());
@@ -147,14 +150,29 @@ void* qcow2_open(int readonly) {
     (void)g_served->close();
     g_served.reset();
     auto writable = ServedImage::open(g_options, true);
-    if (!writable.ok()) {
+    const int code = writable.ok() ? 0 : writable.error().code;
+    if (code == EACCES || code == EROFS) {
+      nbdkit_debug("%s: serving read-only: %s", g_options.file.c_str(),
+                   writable.error().message.c_str());
+      g_write_denied = true;
+    } else if (!writable.ok()) {
       nbdkit_error("qcow2: %s", writable.error().message.c_str());
-      auto back = ServedImage::open(g_options, false);
-      if (back.ok()) g_served = std::move(back).value();
-      nbdkit_set_error(writable.error().code);
-      return nullptr;
     }
-    g_served = std::move(writable).value();
+    if (!writable.ok()) {
+      auto back = ServedImage::open(g_options, false);
+      if (!back.ok()) {
+        nbdkit_error("qcow2: %s", back.error().message.c_str());
+        nbdkit_set_error(back.error().code);
+        return nullptr;
+      }
+      g_served = std::move(back).value();
+      if (!g_write_denied) {
+        nbdkit_set_error(code);
+        return nullptr;
+      }
+    } else {
+      g_served = std::move(writable).value();
+    }
   }
   ++g_connections;
   return new Connection{g_served, readonly != 0};
