@@ -28,9 +28,9 @@ namespace {
 
 PluginOptions g_options;
 
-// The served image. get_ready opens it read-only (so a bad or locked image
-// stops the server before it listens); the first read-write connection
-// reopens it read-write. nbdkit gives plugins no other way to learn of -r.
+// The served image. after_fork opens it read-only; the first read-write
+// connection reopens it read-write: nbdkit gives plugins no other way to
+// learn of -r.
 std::mutex g_mutex;
 std::shared_ptr<ServedImage> g_served;
 int g_connections = 0;
@@ -102,6 +102,11 @@ void qcow2_dump_plugin() {
   std::fflush(stdout);
 }
 
+// Checks everything that can be checked before the server listens, so a
+// missing, hostile or busy image stops nbdkit with a clear message and a
+// failing exit status. Nothing stays open: nbdkit forks after this (to
+// daemonize, or for --run), and a descriptor left in the parent would keep
+// the image locked for as long as the parent lives.
 int qcow2_get_ready() {
   auto created = ServedImage::create_if_missing(g_options);
   if (!created.ok()) return fail_config(created.error());
@@ -111,6 +116,15 @@ int qcow2_get_ready() {
                  g_options.file.c_str());
     return -1;
   }
+  auto probe = ServedImage::open(g_options, false);
+  if (!probe.ok()) return fail_config(probe.error());
+  Status st = (*probe)->close();
+  return st.ok() ? 0 : fail_config(st.error());
+}
+
+// Opens the image for serving, in the process that serves. Read-only for
+// now; the first read-write connection reopens it read-write.
+int qcow2_after_fork() {
   auto served = ServedImage::open(g_options, false);
   if (!served.ok()) return fail_config(served.error());
   std::lock_guard lock(g_mutex);
@@ -315,6 +329,7 @@ struct nbdkit_plugin make_plugin() {
   p.magic_config_key = "file";
   p.dump_plugin = qcow2_dump_plugin;
   p.get_ready = qcow2_get_ready;
+  p.after_fork = qcow2_after_fork;
   p.cleanup = qcow2_cleanup;
   p.thread_model = qcow2_thread_model;
   p.open = qcow2_open;
