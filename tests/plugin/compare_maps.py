@@ -17,7 +17,8 @@ NBD_HOLE, NBD_ZERO = 1, 2
 def runs(entries, key):
     out = []
     for e in entries:
-        out.append((e["offset"], e["offset"] + e["length"], key(e)))
+        start = e["start"] if "start" in e else e["offset"]  # qemu-img / nbdinfo
+        out.append((start, start + e["length"], key(e)))
     return out
 
 

@@ -20,8 +20,14 @@ require nbdcopy libnbd-bin
 require nbdsh libnbd-bin
 require qemu-img qemu-utils
 require qemu-io qemu-utils
-require python3 python3
-python3 -c 'import nbd' 2>/dev/null || fail "python3 nbd module is missing: apt-get install python3-libnbd"
+# The nbd module is in Debian's python (python3-libnbd), not in other pythons on PATH.
+py=/usr/bin/python3
+[[ -x $py ]] || py=$(command -v python3) || fail "python3 is missing: apt-get install python3"
+# nbdsh starts with "#!/usr/bin/env python3": make that python the one with nbd.
+mkdir -p "$TEST_TMP/bin"
+ln -sf "$py" "$TEST_TMP/bin/python3"
+export PATH="$TEST_TMP/bin:$PATH"
+"$py" -c 'import nbd' 2>/dev/null || fail "python3 nbd module is missing: apt-get install python3-libnbd"
 
 mkdir -p "$TEST_TMP"
 work=$(mktemp -d "$TEST_TMP/plugin-XXXXXX")
@@ -50,6 +56,7 @@ with_server() {
 # It dies with this script (--exit-with-parent) and on cleanup.
 start_server() {
   local sock=$1; shift
+  rm -f "$sock"  # a killed server leaves its socket behind
   nbdkit -f -U "$sock" --exit-with-parent "$PLUGIN" "$@" 2>>"$work/server.log" &
   server_pid=$!
   server_pids+=("$server_pid")

@@ -12,7 +12,7 @@ for round in 1 2 3; do
   # Flushed data the crash must not touch.
   nbdsh -u "$uri" -c 'h.pwrite(b"\xf1" * (4 << 20), 0); h.flush()'
   # An endless allocating workload (new clusters, zeroes, trims), killed mid-way.
-  python3 - "$uri" "$round" >/dev/null 2>&1 <<'PY' &
+  "$py" - "$uri" "$round" >/dev/null 2>&1 <<'PY' &
 import random, sys, nbd
 h = nbd.NBD(); h.connect_uri(sys.argv[1])
 rng = random.Random(int(sys.argv[2]))

@@ -17,7 +17,7 @@ grep -q 'qemu-img info' "$work/demo.out" || fail "the demo does not print the qe
 
 [[ $(nbdinfo --size "$(uri_of "$sock")") == 1073741824 ]] || fail "the demo image is not 1 GiB"
 nbdinfo --map --json "$(uri_of "$sock")" >"$work/map.json"
-python3 - "$work/map.json" <<'PY' || fail "the demo image lacks data or holes"
+"$py" - "$work/map.json" <<'PY' || fail "the demo image lacks data or holes"
 import json, sys
 m = json.load(open(sys.argv[1]))
 data = sum(e["length"] for e in m if e["type"] == 0)

@@ -43,7 +43,7 @@ with open(expected_path, "wb") as f:
                 f.seek(conn * REGION + chunk * 65536)
                 f.write(pattern(conn, chunk))
 PY
-python3 "$work/writers.py" "$(uri_of "$sock")" "$work/expected.raw" || fail "concurrent writers"
+"$py" "$work/writers.py" "$(uri_of "$sock")" "$work/expected.raw" || fail "concurrent writers"
 stop_server "$server_pid" KILL
 qemu-img check -f qcow2 "$img" >"$work/check" 2>&1 || [[ $? -eq 3 ]] ||
   { cat "$work/check" >&2; fail "corruption after four writers and SIGKILL"; }
@@ -51,7 +51,7 @@ qemu-img compare -q -f qcow2 -F raw "$img" "$work/expected.raw" ||
   fail "writes from other connections were not made durable by one flush"
 
 # nbdcopy with four connections into a fresh image, then compared.
-python3 "$here/make_sparse_raw.py" "$work/source.raw" 128 7
+"$py" "$here/make_sparse_raw.py" "$work/source.raw" 128 7
 with_server 'nbdcopy --connections=4 --flush '"$work/source.raw"' "$uri"' "$work/copy.qcow2" create=128M
 check_clean "$work/copy.qcow2"
 qemu-img compare -q -f qcow2 -F raw "$work/copy.qcow2" "$work/source.raw" || fail "nbdcopy -C 4: image differs"

@@ -35,7 +35,7 @@ with_server 'nbdinfo --size "$uri" >'"$work/size" \
   "$work/new.qcow2" create=64M cluster-size=4K compat=1.1
 [[ $(cat "$work/size") == 67108864 ]] || fail "created image serves $(cat "$work/size") bytes"
 qemu-img info --output=json "$work/new.qcow2" >"$work/info"
-python3 - "$work/info" <<'PY' || fail "created image has the wrong geometry"
+"$py" - "$work/info" <<'PY' || fail "created image has the wrong geometry"
 import json, sys
 info = json.load(open(sys.argv[1]))
 assert info["format"] == "qcow2", info

@@ -16,7 +16,7 @@ while IFS=$'\t' read -r name image raw backing; do
     nbdinfo --map --json "$uri" >'"$work/nbd.json"'
   ' "${args[@]}" || fail "$name: served image differs from $raw"
   qemu-img map -f qcow2 --output=json "$image" >"$work/qemu.json"
-  python3 "$here/compare_maps.py" "$work/nbd.json" "$work/qemu.json" ||
+  "$py" "$here/compare_maps.py" "$work/nbd.json" "$work/qemu.json" ||
     fail "$name: nbdinfo --map disagrees with qemu-img map"
   count=$((count + 1))
 done <"$work/images/images.tsv"

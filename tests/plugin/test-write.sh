@@ -5,7 +5,7 @@
 # and qemu-img compare matches the raw that got the same changes.
 source "$(dirname "$0")/lib.sh"
 
-python3 "$here/make_sparse_raw.py" "$work/source.raw" 64 1
+"$py" "$here/make_sparse_raw.py" "$work/source.raw" 64 1
 cp --sparse=always "$work/source.raw" "$work/mirror.raw"
 img="$work/disk.qcow2"
 
@@ -90,7 +90,7 @@ assert h.pread(4096, 12 * (1 << 20)) == b"\x9d" * 4096
 h.shutdown()
 PY
 with_server 'uri="$uri" nbdsh -n -c "exec(open(\"'"$work/nosr.py"'\").read())"' "$img" || fail "client without structured replies"
-python3 - "$work/mirror.raw" <<'PY'
+"$py" - "$work/mirror.raw" <<'PY'
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDWR); os.pwrite(fd, b"\x9d" * 4096, 12 << 20); os.close(fd)
 PY
