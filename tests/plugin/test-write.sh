@@ -114,4 +114,25 @@ try:
 except nbd.Error:
     pass"' -r "$img" || fail "read-only export"
 [[ $(md5sum <"$img") == "$sum" ]] || fail "serving with -r changed the file"
+# 7. Corruption found while serving: the client gets EIO, the log names the
+# image and the offset, the server keeps serving, and stops writing.
+qemu-img create -q -f qcow2 "$work/bad.qcow2" 64M
+qemu-io -f qcow2 -c "write -P 0x11 0 64k" -c "write -P 0x22 32M 64k" "$work/bad.qcow2" >/dev/null
+"$py" "$here/corrupt_l2_entry.py" "$work/bad.qcow2"
+with_server 'nbdsh -u "$uri" -c "
+import errno
+try:
+    h.pread(4096, 0)
+    raise AssertionError(\"a read through a corrupt L2 entry succeeded\")
+except nbd.Error as e:
+    assert e.errnum == errno.EIO, e
+assert h.pread(4, 32 << 20) == b\"\\x22\" * 4, \"the server stopped serving after the error\"
+try:
+    h.pwrite(b\"x\" * 4096, 16 << 20)
+    raise AssertionError(\"a write to a corrupt image succeeded\")
+except nbd.Error:
+    pass"' "$work/bad.qcow2" 2>"$work/bad.log" || { cat "$work/bad.log" >&2; fail "runtime corruption"; }
+grep -q "$work/bad.qcow2: read at offset 0 length 4096: .*corrupt" "$work/bad.log" ||
+  { cat "$work/bad.log" >&2; fail "the log does not name the image, offset and problem"; }
+
 echo "test-write: every check passed"
