@@ -135,4 +135,26 @@ except nbd.Error:
 grep -q "$work/bad.qcow2: read at offset 0 length 4096: .*corrupt" "$work/bad.log" ||
   { cat "$work/bad.log" >&2; fail "the log does not name the image, offset and problem"; }
 
+# 8. Out of space (a 1 MiB file size limit stands in for a full disk): the
+# client gets ENOSPC, earlier writes are kept, and the image stays clean.
+qemu-img create -q -f qcow2 "$work/full.qcow2" 64M
+(
+  trap '' XFSZ  # a write past the limit then fails with EFBIG instead of killing nbdkit
+  ulimit -f 1024
+  with_server 'nbdsh -u "$uri" -c "
+import errno
+failed = None
+for i in range(32):
+    try:
+        h.pwrite(b\"s\" * 65536, i << 20)
+    except nbd.Error as e:
+        failed = e
+        break
+assert failed is not None, \"32 clusters fitted in a 1 MiB file\"
+assert failed.errnum == errno.ENOSPC, failed
+h.flush()
+assert h.pread(65536, 0) == b\"s\" * 65536"' "$work/full.qcow2" 2>"$work/full.log"
+) || { cat "$work/full.log" >&2; fail "out of space"; }
+check_clean "$work/full.qcow2"
+
 echo "test-write: every check passed"
