@@ -27,16 +27,15 @@ else
   listen=(-i 127.0.0.1 -p 10809)
 fi
 
-cat <<EOT
-
-Serving $image at $uri (Ctrl-C stops the server). In another terminal:
-
-  nbdinfo '$uri'                          # size, block sizes, what is supported
-  nbdinfo --map '$uri'                    # which ranges are data, zeroes, holes
-  qemu-img info -U $image                 # qemu's view of the file (-U: it is in use)
-  qemu-img map -U --output=json $image
-  nbdcopy '$uri' demo.raw                 # copy it out (holes stay holes)
-  nbdsh -u '$uri' -c 'print(h.pread(128, 0))'
-
-EOT
+echo
+echo "Serving $image at $uri (Ctrl-C stops the server). In another terminal:"
+echo
+show() { printf '  %-58s # %s\n' "$1" "$2"; }
+show "nbdinfo '$uri'" "size, block sizes, what is supported"
+show "nbdinfo --map '$uri'" "which ranges are data, zeroes, holes"
+show "qemu-img info -U $image" "qemu's view of the file (-U: it is in use)"
+show "qemu-img map -U --output=json $image" "where each range lives in the file"
+show "nbdcopy '$uri' demo.raw" "copy it out (holes stay holes)"
+show "nbdsh -u '$uri' -c 'print(h.pread(80, 0))'" "read the first bytes"
+echo
 exec nbdkit -f "${listen[@]}" "$plugin" "$image"
