@@ -7,6 +7,7 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -284,19 +285,26 @@ uint32_t extent_type(ExtentKind kind) {
 
 int qcow2_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
                   struct nbdkit_extents* extents) {
+  // NBD lets a reply stop short of `count` (the client asks again from where
+  // it ends), so each request does a bounded amount of work: a small window
+  // first, growing only while the answer is a few large extents (holes).
+  // Mapping the whole range instead would make every read request on a
+  // sparse image pay for a map of the rest of it.
+  constexpr size_t enough_extents = 64;
   Qcow2Image& image = image_of(handle);
   const uint64_t end = offset + count;
   uint64_t pos = offset;
-  // The core may answer in pieces; a reply may also stop short, so a bound
-  // on the pieces keeps one huge sparse request from taking forever.
-  for (int pieces = 0; pos < end && pieces < 1024; ++pieces) {
-    auto result = image.extents(pos, end - pos);
-    if (!result.ok()) return fail("extents", pos, end - pos, result.error());
+  uint64_t window = 64u << 20;
+  for (size_t added = 0; pos < end && added < enough_extents; window *= 8) {
+    const uint64_t length = std::min<uint64_t>(window, end - pos);
+    auto result = image.extents(pos, length);
+    if (!result.ok()) return fail("extents", pos, length, result.error());
     if (result->empty()) break;
     for (const Extent& e : *result) {
       if (nbdkit_add_extent(extents, e.offset, e.length, extent_type(e.kind)) == -1) return -1;
-      pos = e.offset + e.length;
       if (flags & NBDKIT_FLAG_REQ_ONE) return 0;
+      pos = e.offset + e.length;
+      ++added;
     }
   }
   return 0;

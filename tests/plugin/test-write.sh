@@ -63,6 +63,17 @@ except nbd.Error as e:
 assert h.pread(65536, 2 * MiB) == b"\xc3" * 65536
 assert h.pread(MiB, 4 * MiB) == bytes(MiB)
 h.cache(MiB, 0)
+# Extents: with REQ_ONE exactly one; without it, a run of them from the offset.
+replies = []
+def got(context, offset, entries, err):
+    replies.append((offset, entries))
+    return 0
+h.block_status(h.get_size(), 0, got, nbd.CMD_FLAG_REQ_ONE)
+assert len(replies) == 1 and len(replies[0][1]) == 2, replies
+replies.clear()
+h.block_status(h.get_size(), 0, got)
+assert len(replies) == 1 and len(replies[0][1]) > 2, "one extent for a mixed image"
+assert replies[0][1][1] == 0, "the image starts with data"
 # Out of range is an error for the client, not a crash of the server.
 try:
     h.pread(4096, h.get_size())
@@ -72,7 +83,7 @@ except nbd.Error:
 h.flush()
 os.close(mirror)
 PY
-with_server 'nbdsh -u "$uri" -c "import sys; sys.argv=[\"\", \"'"$work/mirror.raw"'\"]" -c "exec(open(\"'"$work/ops.py"'\").read())"' "$img" ||
+with_server 'nbdsh --base-allocation -u "$uri" -c "import sys; sys.argv=[\"\", \"'"$work/mirror.raw"'\"]" -c "exec(open(\"'"$work/ops.py"'\").read())"' "$img" ||
   fail "nbdsh operations"
 check_clean "$img"
 qemu-img compare -q -f qcow2 -F raw "$img" "$work/mirror.raw" || fail "nbdsh: image differs"
