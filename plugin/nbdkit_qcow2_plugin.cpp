@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -189,8 +190,13 @@ void* qcow2_open(int readonly) {
       g_served = std::move(writable).value();
     }
   }
+  auto* connection = new (std::nothrow) Connection{g_served, readonly != 0};
+  if (!connection) {
+    nbdkit_set_error(ENOMEM);
+    return nullptr;
+  }
   ++g_connections;
-  return new Connection{g_served, readonly != 0};
+  return connection;
 }
 
 void qcow2_close(void* handle) {

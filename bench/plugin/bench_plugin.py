@@ -9,7 +9,6 @@ cell is the median of several runs; ratios are printed, never asserted.
 usage: bench_plugin.py PLUGIN SCRATCH_DIR"""
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -120,12 +119,16 @@ def fresh_targets(kind):
     return raw, qcow
 
 
-def writable_copy(raw, qcow):
-    """Random writes go to copies, so every server starts from the same file."""
-    raw_copy, qcow_copy = raw + ".w", qcow + ".w"
-    shutil.copyfile(qcow, qcow_copy)
-    sh("cp", "--sparse=always", raw, raw_copy)
-    return raw_copy, qcow_copy
+def writable_copy(server, raw, qcow):
+    """Random writes go to a copy of the file that server serves, so every
+    run starts from the same image."""
+    if server == "raw-file":
+        copy = raw + ".w"
+        sh("cp", "--sparse=always", raw, copy)
+        return copy, qcow
+    copy = qcow + ".w"
+    sh("cp", "--sparse=always", qcow, copy)
+    return raw, copy
 
 
 def measure(kind, raw, qcow, row, server):
@@ -139,7 +142,7 @@ def measure(kind, raw, qcow, row, server):
     rw, jobs = row.split()[1], int(row.split()[2][1])
     rw = "randread" if rw == "read" else "randwrite"
     if rw == "randwrite":
-        raw, qcow = writable_copy(raw, qcow)
+        raw, qcow = writable_copy(server, raw, qcow)
     with serve(server, raw, qcow):
         return fio_iops(rw, jobs)
 

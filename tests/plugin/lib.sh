@@ -29,6 +29,11 @@ ln -sf "$py" "$TEST_TMP/bin/python3"
 export PATH="$TEST_TMP/bin:$PATH"
 "$py" -c 'import nbd' 2>/dev/null || fail "python3 nbd module is missing: apt-get install python3-libnbd"
 
+# nbdkit is not built with sanitizers: under `make asan` / `make tsan` the
+# plugin's sanitizer runtime (PLUGIN_PRELOAD) must be loaded into nbdkit
+# first. Only into nbdkit: commands it runs for --run start with it unset.
+nbdkit_cmd=(env "LD_PRELOAD=${PLUGIN_PRELOAD:-}" nbdkit)
+
 mkdir -p "$TEST_TMP"
 work=$(mktemp -d "$TEST_TMP/plugin-XXXXXX")
 server_pids=()
@@ -49,7 +54,7 @@ trap cleanup EXIT
 # with_server 'CMD' PLUGIN-ARGS...
 with_server() {
   local cmd=$1; shift
-  timeout 300 nbdkit -U - --exit-with-parent "$PLUGIN" "$@" --run "$cmd"
+  timeout 300 "${nbdkit_cmd[@]}" -U - --exit-with-parent "$PLUGIN" "$@" --run "unset LD_PRELOAD; $cmd"
 }
 
 # start_server SOCKET PLUGIN-ARGS...: a background server; sets server_pid.
@@ -57,7 +62,7 @@ with_server() {
 start_server() {
   local sock=$1; shift
   rm -f "$sock"  # a killed server leaves its socket behind
-  nbdkit -f -U "$sock" --exit-with-parent "$PLUGIN" "$@" 2>>"$work/server.log" &
+  "${nbdkit_cmd[@]}" -f -U "$sock" --exit-with-parent "$PLUGIN" "$@" 2>>"$work/server.log" &
   server_pid=$!
   server_pids+=("$server_pid")
   local i

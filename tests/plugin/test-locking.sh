@@ -30,15 +30,15 @@ qemu_pid=$!
 exec 3>"$work/qemu-io.in"   # qemu-io runs until fd 3 closes
 for i in $(seq 50); do grep -q ":$(stat -c %i "$img") " /proc/locks && break; sleep 0.1; done
 status=0
-timeout 60 nbdkit -U - "$PLUGIN" "$img" --run true >"$work/out" 2>&1 || status=$?
+timeout 60 "${nbdkit_cmd[@]}" -U - "$PLUGIN" "$img" --run true >"$work/out" 2>&1 || status=$?
 [[ $status -ne 0 ]] || fail "nbdkit served an image qemu-io is writing"
 grep -q "$img: the image is in use" "$work/out" || { cat "$work/out" >&2; fail "unclear lock message"; }
 # Read-only is refused too: qemu-io (a writer) does not share consistent reads of metadata in flux.
 status=0
-timeout 60 nbdkit -r -U - "$PLUGIN" "$img" --run true >"$work/out" 2>&1 || status=$?
+timeout 60 "${nbdkit_cmd[@]}" -r -U - "$PLUGIN" "$img" --run true >"$work/out" 2>&1 || status=$?
 [[ $status -ne 0 ]] || fail "nbdkit -r served an image qemu-io is writing"
 # locking=false is the explicit way around it (like QEMU's locking=off).
-timeout 60 nbdkit -r -U - "$PLUGIN" "$img" locking=false --run 'nbdinfo --size "$uri" >/dev/null' ||
+timeout 60 "${nbdkit_cmd[@]}" -r -U - "$PLUGIN" "$img" locking=false --run 'unset LD_PRELOAD; nbdinfo --size "$uri" >/dev/null' ||
   fail "locking=false did not bypass the lock"
 exec 3>&-
 wait "$qemu_pid" || true

@@ -9,19 +9,19 @@ source "$(dirname "$0")/lib.sh"
 expect_refusal() {
   local what=$1 pattern=$2; shift 2
   local status=0
-  timeout 60 nbdkit -U - "$PLUGIN" "$@" --run true >"$work/out" 2>&1 || status=$?
+  timeout 60 "${nbdkit_cmd[@]}" -U - "$PLUGIN" "$@" --run true >"$work/out" 2>&1 || status=$?
   [[ $status -eq 1 ]] || { cat "$work/out" >&2; fail "$what: nbdkit exited $status, wanted 1"; }
   grep -q -- "$pattern" "$work/out" || { cat "$work/out" >&2; fail "$what: no '$pattern' in the message"; }
 }
 
 # --dump-plugin names qcowkit's version and what the build supports.
-nbdkit "$PLUGIN" --dump-plugin >"$work/dump"
+"${nbdkit_cmd[@]}" "$PLUGIN" --dump-plugin >"$work/dump"
 grep -q '^qcowkit_version=[0-9]' "$work/dump" || fail "--dump-plugin has no qcowkit_version"
 grep -q '^qcowkit_compression=.*zlib' "$work/dump" || fail "--dump-plugin has no compression line"
 grep -q '^thread_model=parallel' "$work/dump" || fail "the thread model is not parallel"
 
 # --help lists every option.
-nbdkit "$PLUGIN" --help >"$work/help"
+"${nbdkit_cmd[@]}" "$PLUGIN" --help >"$work/help"
 for key in file= create= cluster-size= compat= metadata-cache= trim= backing= locking=; do
   grep -q -- "$key" "$work/help" || fail "--help does not mention $key"
 done

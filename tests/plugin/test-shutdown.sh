@@ -19,8 +19,8 @@ check_clean "$img"
 qemu-io -f qcow2 -r -c "read -P 0x4d 8M 64k" "$img" | grep -q 'read 65536' || fail "--run end lost writes"
 
 # The parent exits: nbdkit --exit-with-parent follows it and closes cleanly.
-bash -c 'nbdkit -f -U "$1" --exit-with-parent "$2" "$3" & for i in $(seq 100); do [[ -S "$1" ]] && break; sleep 0.1; done
-         nbdsh -u "nbd+unix:///?socket=$1" -c "h.pwrite(b\"\\x5a\" * 65536, 16 << 20)"' _ "$work/sock2" "$PLUGIN" "$img"
+bash -c 'env LD_PRELOAD="$4" nbdkit -f -U "$1" --exit-with-parent "$2" "$3" & for i in $(seq 100); do [[ -S "$1" ]] && break; sleep 0.1; done
+         nbdsh -u "nbd+unix:///?socket=$1" -c "h.pwrite(b\"\\x5a\" * 65536, 16 << 20)"' _ "$work/sock2" "$PLUGIN" "$img" "${PLUGIN_PRELOAD:-}"
 for i in $(seq 100); do
   grep -q ":$(stat -c %i "$img") " /proc/locks || break
   sleep 0.1
