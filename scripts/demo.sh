@@ -4,6 +4,7 @@
 # serves it with the qcow2 plugin in the foreground until Ctrl-C.
 #   DEMO_IMAGE=path    the image (default: ./demo.qcow2)
 #   DEMO_SOCKET=path   serve on a Unix socket instead of localhost:10809
+#   NBDKIT=command     the nbdkit to run (default: nbdkit)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
@@ -38,4 +39,5 @@ show "qemu-img map -U --output=json $image" "where each range lives in the file"
 show "nbdcopy '$uri' demo.raw" "copy it out (holes stay holes)"
 show "nbdsh -u '$uri' -c 'print(h.pread(80, 0))'" "read the first bytes"
 echo
-exec nbdkit -f "${listen[@]}" "$plugin" "$image"
+# shellcheck disable=SC2086  # NBDKIT may be a command with arguments
+exec ${NBDKIT:-nbdkit} -f "${listen[@]}" "$plugin" "$image"

@@ -31,7 +31,8 @@ export PATH="$TEST_TMP/bin:$PATH"
 
 # nbdkit is not built with sanitizers: under `make asan` / `make tsan` the
 # plugin's sanitizer runtime (PLUGIN_PRELOAD) must be loaded into nbdkit
-# first. Only into nbdkit: commands it runs for --run start with it unset.
+# first, and only into nbdkit (the shells --run would start crash under TSan,
+# so the tests serve in the background instead of with --run).
 nbdkit_cmd=(env "LD_PRELOAD=${PLUGIN_PRELOAD:-}" nbdkit)
 
 mkdir -p "$TEST_TMP"
@@ -48,14 +49,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-# Captive server: serve ARGS... on a private socket while CMD runs ($uri,
-# $unixsocket are set for it), bounded in time.
-# with_server 'CMD' PLUGIN-ARGS...
-with_server() {
-  local cmd=$1; shift
-  timeout 300 "${nbdkit_cmd[@]}" -U - --exit-with-parent "$PLUGIN" "$@" --run "unset LD_PRELOAD; $cmd"
-}
 
 # start_server SOCKET PLUGIN-ARGS...: a background server; sets server_pid.
 # It dies with this script (--exit-with-parent) and on cleanup.
@@ -87,6 +80,18 @@ stop_server() {
 }
 
 uri_of() { echo "nbd+unix:///?socket=$1"; }
+
+# with_server 'CMD' PLUGIN-ARGS...: serves PLUGIN-ARGS on a private socket
+# while CMD runs in bash (with $uri and $unixsocket set), then stops the
+# server with SIGTERM. Returns CMD's status; fails if the server does not start.
+with_server() {
+  local cmd=$1; shift
+  local sock="$work/with-server.sock" status=0
+  start_server "$sock" "$@"
+  uri=$(uri_of "$sock") unixsocket=$sock timeout 300 bash -c "$cmd" || status=$?
+  stop_server "$server_pid" TERM
+  return $status
+}
 
 # check_clean IMAGE: qemu-img check finds neither corruption nor leaks.
 check_clean() {

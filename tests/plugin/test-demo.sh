@@ -6,7 +6,7 @@ require "${DEMO_IMAGE_TOOL:?}" "(build qcowkit-make-demo-image)"
 
 build=$(dirname "$(dirname "$PLUGIN")")
 sock="$work/demo.sock"
-LD_PRELOAD="${PLUGIN_PRELOAD:-}" BUILD_DIR="$build" DEMO_IMAGE="$work/demo.qcow2" DEMO_SOCKET="$sock" \
+NBDKIT="${nbdkit_cmd[*]}" BUILD_DIR="$build" DEMO_IMAGE="$work/demo.qcow2" DEMO_SOCKET="$sock" \
   bash "$repo/scripts/demo.sh" >"$work/demo.out" 2>&1 &
 demo_pid=$!
 server_pids+=("$demo_pid")

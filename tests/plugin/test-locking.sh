@@ -38,7 +38,7 @@ status=0
 timeout 60 "${nbdkit_cmd[@]}" -r -U - "$PLUGIN" "$img" --run true >"$work/out" 2>&1 || status=$?
 [[ $status -ne 0 ]] || fail "nbdkit -r served an image qemu-io is writing"
 # locking=false is the explicit way around it (like QEMU's locking=off).
-timeout 60 "${nbdkit_cmd[@]}" -r -U - "$PLUGIN" "$img" locking=false --run 'unset LD_PRELOAD; nbdinfo --size "$uri" >/dev/null' ||
+with_server 'nbdinfo --size "$uri" >/dev/null' -r "$img" locking=false ||
   fail "locking=false did not bypass the lock"
 exec 3>&-
 wait "$qemu_pid" || true

@@ -143,8 +143,8 @@ try:
     raise AssertionError(\"a write to a corrupt image succeeded\")
 except nbd.Error:
     pass"' "$work/bad.qcow2" 2>"$work/bad.log" || { cat "$work/bad.log" >&2; fail "runtime corruption"; }
-grep -q "$work/bad.qcow2: read at offset 0 length 4096: .*corrupt" "$work/bad.log" ||
-  { cat "$work/bad.log" >&2; fail "the log does not name the image, offset and problem"; }
+grep -q "$work/bad.qcow2: read at offset 0 length 4096: .*corrupt" "$work/server.log" ||
+  { cat "$work/server.log" >&2; fail "the server log does not name the image, offset and problem"; }
 
 # 8. Out of space (a 1 MiB file size limit stands in for a full disk): the
 # client gets ENOSPC, earlier writes are kept, and the image stays clean.
