@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 status=0
 run() { echo "== $1"; bash "$1" || { echo "bench: $1 failed" >&2; status=1; }; }
 
+run bench/ops/bench-ops.sh
 run bench/plugin/bench-plugin.sh
 
 exit $status
