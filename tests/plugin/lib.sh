@@ -59,19 +59,22 @@ start_server() {
   server_pid=$!
   server_pids+=("$server_pid")
   local i
-  for i in $(seq 100); do
+  for i in $(seq 300); do
     [[ -S "$sock" ]] && return 0
     kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; fail "nbdkit exited early"; }
     sleep 0.1
   done
-  fail "nbdkit did not create $sock within 10 s"
+  fail "nbdkit did not create $sock within 30 s"
 }
 
 # stop_server PID [SIGNAL]: signals the server and waits (bounded) for it.
 stop_server() {
   local pid=$1 sig=${2:-TERM} i
+  # 30 s; 10 s with a sanitizer preloaded, where a hang in exit is expected.
+  local tenths=300
+  [[ -z ${PLUGIN_PRELOAD:-} ]] || tenths=100
   kill "-$sig" "$pid" 2>/dev/null || true
-  for i in $(seq 100); do
+  for i in $(seq "$tenths"); do
     kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
     sleep 0.1
   done
@@ -84,7 +87,7 @@ stop_server() {
     echo "note: nbdkit (pid $pid) hung in exit with a sanitizer preloaded; killed" >&2
     return 0
   fi
-  fail "nbdkit (pid $pid) did not stop within 10 s of SIG$sig"
+  fail "nbdkit (pid $pid) did not stop within $((tenths / 10)) s of SIG$sig"
 }
 
 uri_of() { echo "nbd+unix:///?socket=$1"; }

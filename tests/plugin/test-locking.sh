@@ -28,7 +28,9 @@ mkfifo "$work/qemu-io.in"
 qemu-io -f qcow2 "$img" <"$work/qemu-io.in" >/dev/null 2>&1 &
 qemu_pid=$!
 exec 3>"$work/qemu-io.in"   # qemu-io runs until fd 3 closes
-for i in $(seq 50); do grep -q ":$(stat -c %i "$img") " /proc/locks && break; sleep 0.1; done
+inode=$(stat -c %i "$img")
+for i in $(seq 300); do grep -q ":$inode " /proc/locks && break; sleep 0.1; done
+grep -q ":$inode " /proc/locks || fail "qemu-io did not lock the image within 30 s"
 status=0
 timeout 60 "${nbdkit_cmd[@]}" -U - "$PLUGIN" "$img" --run true >"$work/out" 2>&1 || status=$?
 [[ $status -ne 0 ]] || fail "nbdkit served an image qemu-io is writing"
