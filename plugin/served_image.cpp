@@ -19,7 +19,10 @@ constexpr int max_backing_depth = 16;
 
 Result<std::string> real_path(const std::string& path) {
   char buf[PATH_MAX];
-  if (!::realpath(path.c_str(), buf)) return make_error(errno, path + ": " + std::strerror(errno));
+  if (!::realpath(path.c_str(), buf)) {
+    const int err = errno;
+    return make_error(err, path + ": " + std::strerror(err));
+  }
   return std::string(buf);
 }
 
