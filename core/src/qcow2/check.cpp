@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "qcow2/image_impl.hpp"
+#include "util/hex.hpp"
 #include "qcow2/reference_counter.hpp"
 #include "qcow2/refcount_entry.hpp"
 #include "util/endian.hpp"
@@ -21,11 +22,6 @@ namespace {
 
 constexpr size_t kMaxMessages = 500;
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 void note(CheckReport* report, std::string message) {
   if (report && report->messages.size() < kMaxMessages) report->messages.push_back(std::move(message));
@@ -49,7 +45,6 @@ static Status count_references(Qcow2Image::Impl& im, ReferenceCounter& refs, Che
     note(report, "ERROR " + std::move(m));
   };
   auto valid_table = [&](uint64_t offset) { return offset % cs == 0 && offset != 0 && offset < file_size; };
-  const unsigned csize_shift = 62 - (im.cluster_bits_ - 8);
 
   refs.add(0, cs);  // header
 
@@ -61,9 +56,9 @@ static Status count_references(Qcow2Image::Impl& im, ReferenceCounter& refs, Che
     for (uint64_t i = 0; i < im.l2_entries_; ++i) {
       const uint64_t entry = im.l2_entry(*l2, i);
       if (entry & kCompressed) {
-        const uint64_t coffset = entry & ((uint64_t{1} << csize_shift) - 1);
-        const uint64_t sectors = ((entry >> csize_shift) & ((uint64_t{1} << (im.cluster_bits_ - 8)) - 1)) + 1;
-        refs.add(coffset & ~uint64_t{kSectorSize - 1}, sectors * kSectorSize);
+        const CompressedStream stream = decode_compressed(entry, im.cluster_bits_);
+        const uint64_t coffset = stream.offset;
+        refs.add(stream.offset, stream.bytes);
         if (active && report) {
           ++report->allocated_clusters;
           ++report->compressed_clusters;

@@ -64,4 +64,26 @@ inline constexpr uint64_t kAllSubclustersAllocated = 0x00000000ffffffffULL;
 inline constexpr uint64_t kAllSubclustersZero = 0xffffffff00000000ULL;
 inline constexpr uint32_t kSectorSize = 512;
 
+// A compressed cluster's L2 entry holds the stream's byte offset and how many
+// more 512-byte sectors it runs into; the split depends on the cluster size.
+struct CompressedStream {
+  uint64_t offset = 0;  // first byte of the stream
+  uint64_t bytes = 0;   // from there to the end of its last sector
+};
+
+inline CompressedStream decode_compressed(uint64_t entry, unsigned cluster_bits) {
+  const unsigned shift = 62 - (cluster_bits - 8);
+  CompressedStream s;
+  s.offset = entry & ((uint64_t{1} << shift) - 1);
+  const uint64_t sectors = ((entry >> shift) & ((uint64_t{1} << (cluster_bits - 8)) - 1)) + 1;
+  s.bytes = sectors * kSectorSize - s.offset % kSectorSize;
+  return s;
+}
+
+inline uint64_t encode_compressed(uint64_t offset, uint64_t bytes, unsigned cluster_bits) {
+  const unsigned shift = 62 - (cluster_bits - 8);
+  const uint64_t sectors = (offset + bytes - 1) / kSectorSize - offset / kSectorSize + 1;
+  return kCompressed | ((sectors - 1) << shift) | offset;
+}
+
 }  // namespace qcowkit::qcow2

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "qcow2/format.hpp"
+#include "util/hex.hpp"
 #include "util/endian.hpp"
 
 namespace qcowkit::qcow2 {
@@ -19,11 +20,6 @@ Error unsupported(const std::string& what) { return make_error(ENOTSUP, what); }
 
 uint64_t round_up8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // A table [offset, offset + bytes) must be cluster aligned and addressable.
 Status check_table(const char* name, uint64_t offset, uint64_t bytes, uint64_t cluster_size) {

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "qcow2/image_impl.hpp"
+#include "util/hex.hpp"
 #include "util/endian.hpp"
 
 namespace qcowkit {
@@ -17,11 +18,6 @@ using namespace qcow2;
 
 namespace {
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // Largest allocating write done as one piece: bounds the staging buffer.
 constexpr uint64_t kMaxAllocationBatch = 4u << 20;
@@ -274,11 +270,9 @@ Status Qcow2Image::Impl::write_compressed(uint64_t offset, ConstByteSpan data) {
   QK_ASSIGN_OR_RETURN(TablePtr l2, writable_l2_locked(offset));
   QK_ASSIGN_OR_RETURN(uint64_t host, allocate_bytes_locked(packed.size()));
   QK_TRY(data_file_->write(host, packed));
-  const unsigned csize_shift = 62 - (cluster_bits_ - 8);
-  const uint64_t sectors = (host + packed.size() - 1) / kSectorSize - host / kSectorSize + 1;
   const uint64_t index = (offset / cluster_size_) % l2_entries_;
   release_entry_locked(l2_entry(*l2, index), 0);
-  set_l2_entry(*l2, index, kCompressed | ((sectors - 1) << csize_shift) | host);
+  set_l2_entry(*l2, index, encode_compressed(host, packed.size(), cluster_bits_));
   return {};
 }
 

@@ -50,10 +50,8 @@ Result<TablePtr> Qcow2Image::Impl::writable_l2_locked(uint64_t guest_offset) {
 // Queues the refcount drop for whatever an overwritten L2 entry owned.
 void Qcow2Image::Impl::release_entry_locked(uint64_t entry, uint64_t /*bitmap*/) {
   if (entry & kCompressed) {
-    const unsigned csize_shift = 62 - (cluster_bits_ - 8);
-    const uint64_t offset = entry & ((uint64_t{1} << csize_shift) - 1);
-    const uint64_t sectors = ((entry >> csize_shift) & ((uint64_t{1} << (cluster_bits_ - 8)) - 1)) + 1;
-    defer_compressed_free_locked(offset, sectors * kSectorSize - offset % kSectorSize);
+    const CompressedStream stream = decode_compressed(entry, cluster_bits_);
+    defer_compressed_free_locked(stream.offset, stream.bytes);
     return;
   }
   const uint64_t host = entry & kOffsetMask;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "qcow2/image_impl.hpp"
+#include "util/hex.hpp"
 #include "util/endian.hpp"
 
 namespace qcowkit {
@@ -11,11 +12,6 @@ using namespace qcow2;
 
 namespace {
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // One cluster (or subcluster, with extended L2) as an L2 entry describes it.
 struct Unit {
@@ -121,9 +117,6 @@ Result<Span> Qcow2Image::Impl::lookup_locked(uint64_t guest_offset, uint64_t max
 
   const bool extended = header_.extended_l2();
   const uint64_t unit_size = extended ? subcluster_size_ : cluster_size_;
-  const unsigned csize_shift = 62 - (cluster_bits_ - 8);
-  const uint64_t coffset_mask = (uint64_t{1} << csize_shift) - 1;
-  const uint64_t csize_mask = (uint64_t{1} << (cluster_bits_ - 8)) - 1;
 
   auto classify = [&](uint64_t unit_offset) -> Result<Unit> {
     const uint64_t index = (unit_offset / cluster_size_) % l2_entries_;
@@ -132,9 +125,9 @@ Result<Span> Qcow2Image::Impl::lookup_locked(uint64_t guest_offset, uint64_t max
     Unit u;
     if (entry & kCompressed) {
       u.kind = SpanKind::compressed;
-      u.compressed_offset = entry & coffset_mask;
-      const uint64_t sectors = ((entry >> csize_shift) & csize_mask) + 1;
-      u.compressed_bytes = sectors * kSectorSize - (u.compressed_offset % kSectorSize);
+      const CompressedStream stream = decode_compressed(entry, cluster_bits_);
+      u.compressed_offset = stream.offset;
+      u.compressed_bytes = stream.bytes;
       if (extended && l2_bitmap(*l2, index) != 0)
         return corruption_locked("compressed cluster at guest offset " + hex(unit_offset) +
                                  " has subcluster bits set");

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "qcow2/image_impl.hpp"
+#include "util/hex.hpp"
 #include "util/endian.hpp"
 
 namespace qcowkit {
@@ -15,11 +16,6 @@ namespace {
 
 Error invalid(const std::string& what) { return make_error(EINVAL, "invalid qcow2 image: " + what); }
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 }  // namespace
 

@@ -9,22 +9,13 @@
 #include <map>
 
 #include "qcow2/image_impl.hpp"
+#include "util/hex.hpp"
 #include "qcow2/refcount_entry.hpp"
 #include "util/endian.hpp"
 
 namespace qcowkit {
 
 using namespace qcow2;
-
-namespace {
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-}  // namespace
 
 Result<uint64_t> Qcow2Image::Impl::refcount_locked(uint64_t cluster_index) {
   const uint64_t block_index = cluster_index / refblock_entries_;
