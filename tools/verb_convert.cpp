@@ -1,0 +1,154 @@
+// qcowkit convert: copies an image into a new raw or qcow2 file (sparse,
+// optionally compressed on every core), with qemu-img convert's options.
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "args.hpp"
+#include "cli_common.hpp"
+#include "copy_pipeline.hpp"
+#include "create_options.hpp"
+#include "image_open.hpp"
+#include "progress_bar.hpp"
+#include "size_parse.hpp"
+#include "verbs.hpp"
+
+namespace qcowkit::cli {
+namespace {
+
+const char kHelp[] =
+    "usage: qcowkit convert [-f raw|qcow2] [-O raw|qcow2] [-c] [-o OPTIONS] [-S BYTES]\n"
+    "                       [-m THREADS] [-p] [-q] [--backing-chain] IN OUT\n"
+    "\n"
+    "Copies the virtual contents of IN into a new file OUT (which must not exist).\n"
+    "  -O       output format (default raw, as qemu-img)\n"
+    "  -c       store qcow2 clusters compressed (zlib; -o compression_type=zstd),\n"
+    "           compressing on every core\n"
+    "  -o       qcow2 creation options, as for 'qcowkit create'\n"
+    "  -S       zero runs of at least BYTES are left unallocated (default 4K);\n"
+    "           -S 0 writes every byte\n"
+    "  -m       worker threads (default: one per core)\n"
+    "  -p       progress bar on a terminal\n"
+    "  --backing-chain  read through IN's backing files (never opened otherwise)\n";
+
+struct Target {
+  std::shared_ptr<FileDevice> file;
+  std::shared_ptr<BlockDevice> device;
+  std::shared_ptr<Qcow2Image> qcow2;
+};
+
+Result<Target> create_target(const std::string& path, const std::string& format,
+                             Qcow2CreateOptions create, uint64_t size) {
+  FileOpenOptions file_options;
+  file_options.create = true;
+  file_options.exclusive = true;
+  auto file = FileDevice::open(path, file_options);
+  if (!file.ok()) {
+    if (file.error().code == EEXIST)
+      return make_error(EEXIST, "target '" + path + "' exists; remove it first");
+    return with_context(std::move(file).error(), "cannot create '" + path + "'");
+  }
+  Target target;
+  target.file = std::shared_ptr<FileDevice>(std::move(file).value());
+  if (format == "raw") {
+    QK_TRY(target.file->resize(size));
+    target.device = target.file;
+    return target;
+  }
+  create.size = (size + 511) / 512 * 512;  // qcow2 sizes are whole sectors
+  QK_ASSIGN_OR_RETURN(auto image, Qcow2Image::create(target.file, create));
+  target.qcow2 = std::shared_ptr<Qcow2Image>(std::move(image));
+  target.device = target.qcow2;
+  return target;
+}
+
+}  // namespace
+
+int run_convert(const VerbArgs& raw_args) {
+  int status = 0;
+  auto args = parse_verb_args(
+      "convert", kHelp, raw_args,
+      {{'f', nullptr, true}, {'O', nullptr, true}, {'c', nullptr, false}, {'o', nullptr, true},
+       {'S', nullptr, true}, {'m', nullptr, true}, {'p', nullptr, false}, {'q', nullptr, false},
+       {0, "backing-chain", false}},
+      status);
+  if (!args) return status;
+  if (args->positionals.size() != 2) return usage_error("convert", "expected IN and OUT");
+  const std::string& in_path = args->positionals[0];
+  const std::string& out_path = args->positionals[1];
+
+  ImageOpenOptions in_options;
+  in_options.contents_needed = true;
+  in_options.follow_backing = args->has("backing-chain");
+  if (auto f = args->last("f")) {
+    auto name = parse_format_name(*f);
+    if (!name.ok()) return usage_error("convert", name.error().message);
+    in_options.format = *name;
+  }
+  std::string out_format = "raw";
+  if (auto o = args->last("O")) {
+    auto name = parse_format_name(*o);
+    if (!name.ok()) return usage_error("convert", name.error().message);
+    out_format = *name;
+  }
+  const bool compress = args->has("c");
+  if (compress && out_format != "qcow2")
+    return usage_error("convert", "-c needs a qcow2 output (-O qcow2)");
+  auto kv = parse_key_values(args->all("o"));
+  if (!kv.ok()) return usage_error("convert", kv.error().message);
+  Qcow2CreateOptions create;
+  if (out_format == "raw" && !kv->empty())
+    return usage_error("convert", "-o options apply to qcow2 output only");
+  if (auto applied = apply_qcow2_options(*kv, create); !applied.ok())
+    return usage_error("convert", applied.error().message);
+  if (!create.backing_file.empty())
+    return usage_error("convert", "convert writes a self-contained image; -o backing_file is not supported");
+
+  CopyPipelineOptions copy;
+  if (auto s = args->last("S")) {
+    auto bytes = parse_size(*s);
+    if (!bytes.ok()) return usage_error("convert", bytes.error().message);
+    copy.min_sparse = *bytes;
+  }
+  if (auto m = args->last("m")) {
+    auto n = parse_size(*m);
+    if (!n.ok() || *n == 0 || *n > 64) return usage_error("convert", "-m expects 1 to 64 threads");
+    copy.threads = static_cast<unsigned>(*n);
+  }
+
+  auto source = open_image(in_path, in_options);
+  if (!source.ok()) return report_error("convert", source.error());
+  const uint64_t size = source->device->info().size;
+
+  auto target = create_target(out_path, out_format, create, size);
+  if (!target.ok()) {
+    // Creation may have failed after the file appeared: do not leave it behind
+    // (unless it was there before us).
+    if (target.error().code != EEXIST) ::unlink(out_path.c_str());
+    return report_error("convert", target.error());
+  }
+
+  ProgressBar progress(args->has("p") && !args->has("q"));
+  if (progress.active())
+    copy.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
+  copy.granule = target->qcow2 ? target->qcow2->cluster_size() : 65536;
+  if (compress) {
+    Qcow2Image* image = target->qcow2.get();
+    copy.store_cluster = [image](uint64_t offset, ConstByteSpan cluster) {
+      return image->write_compressed(offset, cluster);
+    };
+  }
+
+  Status copied = run_copy_pipeline(*source->device, *target->device, copy);
+  if (copied.ok()) copied = target->device->flush();
+  if (copied.ok()) copied = target->device->close();
+  progress.finish();
+  if (!copied.ok()) {
+    ::unlink(out_path.c_str());
+    return report_error("convert", with_context(copied.error(), in_path + " -> " + out_path));
+  }
+  return 0;
+}
+
+}  // namespace qcowkit::cli

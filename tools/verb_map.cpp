@@ -1,0 +1,168 @@
+// qcowkit map: the guest address space as runs, in the shape of
+// `qemu-img map` (human: data runs with their file offsets; json: every run).
+#include <cinttypes>
+#include <cstdio>
+
+#include "cli_common.hpp"
+#include "human_format.hpp"
+#include "image_open.hpp"
+#include "json_writer.hpp"
+#include "verbs.hpp"
+
+namespace qcowkit::cli {
+namespace {
+
+const char kHelp[] =
+    "usage: qcowkit map [-f raw|qcow2] [--output=human|json] [--backing-chain] IMAGE\n"
+    "\n"
+    "Lists the runs of the virtual disk: where data lies in the file, what\n"
+    "reads as zeroes, what is compressed. JSON rows carry qemu-img's fields\n"
+    "(start, length, depth, present, zero, data, compressed, offset).\n"
+    "--backing-chain opens the backing files too (depth counts the layers).\n";
+
+struct MapRow {
+  uint64_t start = 0, length = 0;
+  int depth = 0;
+  bool present = false, zero = false, data = false, compressed = false;
+  std::optional<uint64_t> offset;
+
+  // True when `next` continues this row (same kind, contiguous in the file).
+  bool continued_by(const MapRow& next) const {
+    if (next.depth != depth || next.present != present || next.zero != zero ||
+        next.data != data || next.compressed != compressed || offset.has_value() != next.offset.has_value())
+      return false;
+    return !offset || *offset + length == *next.offset;
+  }
+};
+
+// Whether a qcow2 range that reads as zeroes is allocated (a zero cluster,
+// "present") or not: MapEntry does not say, the extents do (zero vs hole).
+Result<bool> zero_range_is_present(BlockDevice& device, uint64_t offset, uint64_t length) {
+  QK_ASSIGN_OR_RETURN(auto extents, device.extents(offset, length));
+  return !extents.empty() && extents.front().kind == ExtentKind::zero;
+}
+
+Result<std::vector<MapRow>> qcow2_rows(Qcow2Image& image, bool has_backing_device) {
+  std::vector<MapRow> rows;
+  const uint64_t size = image.info().size;
+  uint64_t pos = 0;
+  while (pos < size) {
+    QK_ASSIGN_OR_RETURN(auto entries, image.map(pos, size - pos));
+    if (entries.empty())
+      return make_error(EIO, "map returned nothing at offset " + std::to_string(pos));
+    for (const auto& e : entries) {
+      if (e.offset != pos || e.length == 0 || e.length > size - pos)
+        return make_error(EIO, "map returned a run that does not continue at offset " +
+                                   std::to_string(pos));
+      MapRow row;
+      row.start = e.offset;
+      row.length = e.length;
+      row.depth = e.depth;
+      row.data = e.data;
+      row.zero = e.zero;
+      row.compressed = e.compressed;
+      row.offset = e.host_offset;
+      if (row.data) {
+        row.present = true;
+      } else if (e.depth > 0 || has_backing_device) {
+        row.present = e.zero && e.depth > 0;
+      } else {
+        QK_ASSIGN_OR_RETURN(row.present, zero_range_is_present(image, e.offset, e.length));
+      }
+      if (!rows.empty() && rows.back().continued_by(row))
+        rows.back().length += row.length;
+      else
+        rows.push_back(row);
+      pos += e.length;
+    }
+  }
+  return rows;
+}
+
+// A raw file maps onto itself: data where the file has data, holes elsewhere.
+Result<std::vector<MapRow>> raw_rows(BlockDevice& file) {
+  std::vector<MapRow> rows;
+  QK_TRY(for_each_extent(file, 0, file.info().size, [&](const Extent& e) -> Status {
+    MapRow row;
+    row.start = e.offset;
+    row.length = e.length;
+    row.data = e.kind == ExtentKind::data;
+    row.zero = !row.data;
+    row.present = true;
+    row.offset = e.offset;  // a raw file's holes lie at their own offset too
+    if (!rows.empty() && rows.back().continued_by(row))
+      rows.back().length += row.length;
+    else
+      rows.push_back(row);
+    return {};
+  }));
+  return rows;
+}
+
+void write_json(const std::vector<MapRow>& rows) {
+  std::string out = "[";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const MapRow& r = rows[i];
+    JsonWriter row(false);
+    row.begin_object()
+        .field("start", r.start)
+        .field("length", r.length)
+        .field("depth", r.depth)
+        .field("present", r.present)
+        .field("zero", r.zero)
+        .field("data", r.data)
+        .field("compressed", r.compressed);
+    if (r.offset) row.field("offset", *r.offset);
+    row.end_object();
+    // qemu-img writes "{ " and " }" inside the braces of each row.
+    std::string text = row.str();
+    out += "{ " + text.substr(1, text.size() - 2) + "}";
+    out += i + 1 < rows.size() ? ",\n" : "";
+  }
+  out += "]";
+  std::printf("%s\n", out.c_str());
+}
+
+void write_human(const std::vector<MapRow>& rows, const std::string& filename) {
+  std::printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
+  for (const auto& r : rows) {
+    if (!r.data || !r.offset) continue;
+    std::printf("%-16s%-16s%-16s%s\n", hex(r.start).c_str(), hex(r.length).c_str(),
+                hex(*r.offset).c_str(), filename.c_str());
+  }
+}
+
+}  // namespace
+
+int run_map(const VerbArgs& raw_args) {
+  int status = 0;
+  auto args = parse_verb_args("map", kHelp, raw_args,
+                              {output_option(), {'f', nullptr, true}, {0, "backing-chain", false}},
+                              status);
+  if (!args) return status;
+  auto format = output_format(*args);
+  if (!format.ok()) return usage_error("map", format.error().message);
+  if (args->positionals.size() != 1) return usage_error("map", "expected exactly one IMAGE");
+  ImageOpenOptions open_options;
+  if (auto f = args->last("f")) {
+    auto name = parse_format_name(*f);
+    if (!name.ok()) return usage_error("map", name.error().message);
+    open_options.format = *name;
+  }
+  open_options.follow_backing = args->has("backing-chain");
+  const std::string& path = args->positionals[0];
+  auto image = open_image(path, open_options);
+  if (!image.ok()) return report_error("map", image.error());
+
+  bool has_backing_device = image->qcow2 && !image->qcow2->details().backing_file.empty() &&
+                            open_options.follow_backing;
+  auto rows = image->qcow2 ? qcow2_rows(*image->qcow2, has_backing_device) : raw_rows(*image->file);
+  if (!rows.ok()) return report_error("map", with_context(rows.error(), path));
+  if (*format == OutputFormat::json)
+    write_json(*rows);
+  else
+    write_human(*rows, path);
+  return 0;
+}
+
+}  // namespace qcowkit::cli
