@@ -88,6 +88,7 @@ struct Qcow2Details {
 // One run of the guest address space, as `qemu-img map --output=json` has it.
 struct MapEntry {
   uint64_t offset = 0, length = 0;
+  bool present = false;     // allocated (data or zero) in this image or the backing file
   bool data = false;        // allocated with data (in this image or the backing file)
   bool zero = false;        // reads as zeroes
   bool compressed = false;

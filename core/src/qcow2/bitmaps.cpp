@@ -1,0 +1,68 @@
+#include "qcow2/bitmaps.hpp"
+
+#include "qcow2/format.hpp"
+#include "util/endian.hpp"
+
+namespace qcowkit::qcow2 {
+
+namespace {
+
+Error invalid(const std::string& what) {
+  return make_error(EINVAL, "invalid qcow2 bitmap directory: " + what);
+}
+
+}  // namespace
+
+Result<BitmapDirectory> read_bitmap_directory(BlockDevice& file, const Header& h) {
+  BitmapDirectory dir;
+  if (!h.bitmaps) return dir;
+  const BitmapsExtension& ext = *h.bitmaps;
+  const uint64_t file_size = file.info().size;
+  if (ext.directory_offset >= file_size || ext.directory_size > file_size - ext.directory_offset)
+    return invalid("it lies outside the file");
+  std::vector<uint8_t> buf(ext.directory_size);
+  QK_TRY(file.read(ext.directory_offset, buf));
+  uint64_t pos = 0;
+  for (uint32_t i = 0; i < ext.nb_bitmaps; ++i) {
+    if (pos + 24 > buf.size()) return invalid("entry " + std::to_string(i) + " is truncated");
+    const uint8_t* p = buf.data() + pos;
+    BitmapEntry e;
+    e.table_offset = load_be64(p);
+    e.table_size = load_be32(p + 8);
+    e.info.flags = load_be32(p + 12);
+    e.info.granularity_bits = p[17];
+    const uint16_t name_size = load_be16(p + 18);
+    const uint32_t extra_size = load_be32(p + 20);
+    const uint64_t entry_size = 24 + uint64_t{extra_size} + name_size;
+    if (pos + entry_size > buf.size()) return invalid("entry " + std::to_string(i) + " is truncated");
+    e.info.name.assign(reinterpret_cast<const char*>(p + 24 + extra_size), name_size);
+    if (e.table_offset % h.cluster_size() != 0 || e.table_offset > kMaxOffset ||
+        uint64_t{e.table_size} * 8 > (64u << 20))
+      return invalid("bitmap " + e.info.name + " has an invalid table");
+    dir.entries.push_back(std::move(e));
+    pos += (entry_size + 7) & ~uint64_t{7};
+  }
+  return dir;
+}
+
+Result<std::vector<uint64_t>> bitmap_clusters(BlockDevice& file, const Header& h,
+                                              const BitmapEntry& bitmap) {
+  std::vector<uint64_t> clusters;
+  const uint64_t bytes = uint64_t{bitmap.table_size} * 8;
+  if (bytes == 0) return clusters;
+  const uint64_t file_size = file.info().size;
+  if (bitmap.table_offset >= file_size || bytes > file_size - bitmap.table_offset)
+    return invalid("bitmap " + bitmap.info.name + " table lies outside the file");
+  for (uint64_t off = 0; off < bytes; off += h.cluster_size())
+    clusters.push_back(bitmap.table_offset + off);
+  std::vector<uint8_t> table(bytes);
+  QK_TRY(file.read(bitmap.table_offset, table));
+  for (uint64_t i = 0; i < bitmap.table_size; ++i) {
+    const uint64_t entry = load_be64(table.data() + i * 8);
+    const uint64_t offset = entry & kOffsetMask;
+    if (offset != 0) clusters.push_back(offset);
+  }
+  return clusters;
+}
+
+}  // namespace qcowkit::qcow2

@@ -1,0 +1,195 @@
+// What the guest address space holds: extents (for NBD block status and
+// sparse copies) and the host mapping (for `map`).
+#include <algorithm>
+
+#include "qcow2/image_impl.hpp"
+
+namespace qcowkit {
+
+using namespace qcow2;
+
+namespace {
+
+constexpr size_t kMaxExtentsPerCall = 4096;
+
+void append(std::vector<Extent>& out, uint64_t offset, uint64_t length, ExtentKind kind) {
+  if (length == 0) return;
+  if (!out.empty() && out.back().kind == kind && out.back().offset + out.back().length == offset)
+    out.back().length += length;
+  else
+    out.push_back(Extent{offset, length, kind});
+}
+
+}  // namespace
+
+Result<std::vector<Extent>> Qcow2Image::Impl::extents(uint64_t offset, uint64_t length) {
+  QK_TRY(check_open("extents", false));
+  std::shared_lock gate(io_gate_);
+  QK_TRY(check_request(DeviceInfo{header_.size, 1, read_only_}, offset, length, false, "extents"));
+  std::vector<Extent> out;
+  const uint64_t end = offset + length;
+  for (uint64_t pos = offset; pos < end && out.size() < kMaxExtentsPerCall;) {
+    Span span;
+    {
+      std::lock_guard lock(mutex_);
+      QK_ASSIGN_OR_RETURN(span, lookup_locked(pos, end - pos));
+    }
+    switch (span.kind) {
+      case SpanKind::zero:
+        append(out, pos, span.length, ExtentKind::zero);
+        break;
+      case SpanKind::compressed:
+        append(out, pos, span.length, ExtentKind::data);
+        break;
+      case SpanKind::data: {
+        // A preallocated cluster over a hole in the file reads as zeroes.
+        const uint64_t file_size = data_file_->info().size;
+        uint64_t done = 0;
+        while (done < span.length) {
+          const uint64_t host = span.host_offset + done;
+          if (host >= file_size) {
+            append(out, pos + done, span.length - done, ExtentKind::zero);
+            break;
+          }
+          const uint64_t want = std::min(span.length - done, file_size - host);
+          QK_ASSIGN_OR_RETURN(auto host_extents, data_file_->extents(host, want));
+          for (const Extent& e : host_extents)
+            append(out, pos + done + (e.offset - host), e.length,
+                   e.kind == ExtentKind::data ? ExtentKind::data : ExtentKind::zero);
+          if (host_extents.empty()) break;
+          done = host_extents.back().offset + host_extents.back().length - span.host_offset;
+        }
+        break;
+      }
+      case SpanKind::unallocated: {
+        if (!backing_) {
+          append(out, pos, span.length, ExtentKind::hole);
+          break;
+        }
+        const uint64_t backing_size = backing_->info().size;
+        uint64_t covered = 0;
+        if (pos < backing_size) {
+          const uint64_t want = std::min(span.length, backing_size - pos);
+          QK_TRY(for_each_extent(*backing_, pos, want, [&](const Extent& e) {
+            append(out, e.offset, e.length, e.kind);
+            return Status{};
+          }));
+          covered = want;
+        }
+        append(out, pos + covered, span.length - covered, ExtentKind::hole);
+        break;
+      }
+    }
+    pos += span.length;
+  }
+  return out;
+}
+
+Result<std::vector<MapEntry>> Qcow2Image::Impl::map(uint64_t offset, uint64_t length) {
+  QK_TRY(check_open("map", false));
+  std::shared_lock gate(io_gate_);
+  QK_TRY(check_request(DeviceInfo{header_.size, 1, read_only_}, offset, length, false, "map"));
+  std::vector<MapEntry> out;
+  auto add = [&out](MapEntry e) {
+    if (e.length == 0) return;
+    if (!out.empty()) {
+      MapEntry& last = out.back();
+      const bool same = last.data == e.data && last.zero == e.zero && last.present == e.present &&
+                        last.compressed == e.compressed && last.depth == e.depth &&
+                        last.host_offset.has_value() == e.host_offset.has_value() &&
+                        (!e.host_offset || *last.host_offset + last.length == *e.host_offset) &&
+                        last.offset + last.length == e.offset;
+      if (same) {
+        last.length += e.length;
+        return;
+      }
+    }
+    out.push_back(e);
+  };
+  const uint64_t end = offset + length;
+  for (uint64_t pos = offset; pos < end;) {
+    Span span;
+    {
+      std::lock_guard lock(mutex_);
+      QK_ASSIGN_OR_RETURN(span, lookup_locked(pos, end - pos));
+    }
+    MapEntry e;
+    e.offset = pos;
+    e.length = span.length;
+    switch (span.kind) {
+      case SpanKind::zero:
+        e.present = true;
+        e.zero = true;
+        break;
+      case SpanKind::compressed:
+        e.present = e.data = e.compressed = true;
+        break;
+      case SpanKind::data: {
+        e.present = e.data = true;
+        // As qemu-img does, say "zero" where the file itself has a hole.
+        const uint64_t file_size = data_file_->info().size;
+        uint64_t done = 0;
+        while (done < span.length) {
+          const uint64_t host = span.host_offset + done;
+          MapEntry part = e;
+          part.offset = pos + done;
+          part.host_offset = host;
+          if (host >= file_size) {
+            part.length = span.length - done;
+            part.zero = true;
+            add(part);
+            break;
+          }
+          QK_ASSIGN_OR_RETURN(auto host_extents,
+                              data_file_->extents(host, std::min(span.length - done, file_size - host)));
+          if (host_extents.empty()) break;
+          for (const Extent& h : host_extents) {
+            MapEntry piece = e;
+            piece.offset = pos + (h.offset - span.host_offset);
+            piece.length = h.length;
+            piece.host_offset = h.offset;
+            piece.zero = h.kind != ExtentKind::data;
+            add(piece);
+          }
+          done = host_extents.back().offset + host_extents.back().length - span.host_offset;
+        }
+        pos += span.length;
+        continue;
+      }
+      case SpanKind::unallocated:
+        if (backing_) {
+          const uint64_t backing_size = backing_->info().size;
+          uint64_t covered = 0;
+          if (pos < backing_size) {
+            const uint64_t want = std::min(span.length, backing_size - pos);
+            QK_TRY(for_each_extent(*backing_, pos, want, [&](const Extent& b) {
+              MapEntry piece;
+              piece.offset = b.offset;
+              piece.length = b.length;
+              piece.depth = 1;
+              piece.present = b.kind != ExtentKind::hole;
+              piece.data = b.kind == ExtentKind::data;
+              piece.zero = b.kind != ExtentKind::data;
+              add(piece);
+              return Status{};
+            }));
+            covered = want;
+          }
+          MapEntry rest;
+          rest.offset = pos + covered;
+          rest.length = span.length - covered;
+          rest.depth = 1;
+          rest.zero = true;
+          add(rest);
+        } else {
+          e.zero = true;
+        }
+        break;
+    }
+    if (span.kind != SpanKind::unallocated || !backing_) add(e);
+    pos += span.length;
+  }
+  return out;
+}
+
+}  // namespace qcowkit

@@ -1,0 +1,101 @@
+// Writing metadata back in the order that keeps a crash harmless (as QEMU
+// does): refcount blocks (raised counts) reach the disk before any L2 entry
+// that points at a new cluster, L2 tables before the L1 entries that point at
+// them, and a dropped refcount only after the reference is gone from disk.
+// A crash between any two steps can leave leaked clusters, never a
+// reference to a cluster whose refcount says it is free.
+#include <algorithm>
+
+#include "qcow2/image_impl.hpp"
+#include "util/endian.hpp"
+
+namespace qcowkit {
+
+using namespace qcow2;
+
+Status Qcow2Image::Impl::write_header_field_locked(uint64_t field_offset, ConstByteSpan bytes) {
+  return file_->write(field_offset, bytes);
+}
+
+Status Qcow2Image::Impl::write_dirty_refcounts_locked() {
+  const bool any = !dirty_reftable_.empty() || !cache_.dirty_tables(TableKind::refcount_block).empty();
+  for (const TablePtr& block : cache_.dirty_tables(TableKind::refcount_block))
+    QK_TRY(write_table_locked(block));
+  // Table entries go after the blocks they point at.
+  for (uint64_t index : dirty_reftable_) {
+    uint8_t entry[8];
+    store_be64(entry, reftable_[index]);
+    QK_TRY(file_->write(header_.refcount_table_offset + index * 8, entry));
+  }
+  dirty_reftable_.clear();
+  if (any) QK_TRY(file_->flush());
+  return {};
+}
+
+Status Qcow2Image::Impl::flush_locked() {
+  QK_TRY(write_dirty_refcounts_locked());
+  const auto dirty_l2 = cache_.dirty_tables(TableKind::l2);
+  for (const TablePtr& l2 : dirty_l2) QK_TRY(write_table_locked(l2));
+  // L1 entries, coalesced into runs of adjacent indices.
+  for (auto it = dirty_l1_.begin(); it != dirty_l1_.end();) {
+    const uint64_t first = *it;
+    uint64_t last = first;
+    for (++it; it != dirty_l1_.end() && *it == last + 1; ++it) last = *it;
+    std::vector<uint8_t> raw((last - first + 1) * 8);
+    for (uint64_t i = first; i <= last; ++i) store_be64(raw.data() + (i - first) * 8, l1_[i]);
+    QK_TRY(file_->write(header_.l1_table_offset + first * 8, raw));
+  }
+  dirty_l1_.clear();
+  // Data written in place needs this barrier too, so it always happens.
+  return data_file_->flush();
+}
+
+Status Qcow2Image::Impl::apply_deferred_decrements() {
+  std::unique_lock gate(io_gate_);  // no I/O may still target a cluster we free
+  std::lock_guard lock(mutex_);
+  if (deferred_decrements_.empty()) return {};
+  std::vector<uint64_t> pending;
+  pending.swap(deferred_decrements_);
+  for (size_t i = 0; i < pending.size(); ++i) {
+    const uint64_t cluster = pending[i];
+    Status st = adjust_refcount_locked(cluster, -1);
+    if (!st.ok()) {
+      // Keep what was not applied: a later flush tries again.
+      deferred_decrements_.insert(deferred_decrements_.end(), pending.begin() + i + 1, pending.end());
+      return st;
+    }
+    auto count = refcount_locked(cluster);
+    if (count.ok() && *count == 0) {
+      metadata_clusters_.erase(cluster);
+      cache_.erase(cluster * cluster_size_);
+      if (compressed_cursor_ / cluster_size_ == cluster) compressed_cursor_ = 0;
+    }
+  }
+  return write_dirty_refcounts_locked();
+}
+
+Status Qcow2Image::Impl::flush() {
+  QK_TRY(check_open("flush", false));
+  if (read_only_) return {};
+  {
+    std::lock_guard lock(mutex_);
+    QK_TRY(flush_locked());
+  }
+  return apply_deferred_decrements();
+}
+
+Error Qcow2Image::Impl::corruption_locked(const std::string& what) {
+  if (!corrupt_ && !read_only_) {
+    // Mark the image so that no one writes to it before it is repaired.
+    uint8_t field[8];
+    store_be64(field, header_.incompatible_features | kIncompatCorrupt);
+    if (header_.version >= 3 && write_header_field_locked(kOffIncompatible, field).ok()) {
+      header_.incompatible_features |= kIncompatCorrupt;
+      (void)file_->flush();
+    }
+  }
+  corrupt_ = true;
+  return make_error(EIO, "the qcow2 image is corrupt: " + what);
+}
+
+}  // namespace qcowkit

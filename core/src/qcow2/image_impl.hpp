@@ -1,0 +1,152 @@
+// The state behind Qcow2Image and the operations on it, split by concern
+// across several files: open.cpp, create.cpp, mapping.cpp (guest-to-host
+// lookups), refcounts.cpp (refcounts and allocation), io.cpp (read and
+// write), zero_discard.cpp, flush.cpp, resize.cpp, check.cpp, compact.cpp,
+// extents.cpp.
+//
+// Locking: `mutex_` guards every piece of metadata (header, L1, refcount
+// table, cache). Data I/O to clusters that are already allocated runs without
+// it, inside a shared hold of `io_gate_`; dropping a refcount (which lets a
+// cluster be reused) takes `io_gate_` exclusively, so no read or write still
+// aimed at the old owner can land after reuse. Lock order: io_gate_, mutex_.
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <unordered_set>
+#include <vector>
+
+#include "qcow2/bitmaps.hpp"
+#include "qcow2/format.hpp"
+#include "qcow2/header.hpp"
+#include "qcow2/metadata_cache.hpp"
+#include "qcow2/snapshots.hpp"
+#include "qcowkit/qcow2.hpp"
+
+namespace qcowkit {
+
+// What one run of guest bytes maps to.
+enum class SpanKind : uint8_t { unallocated, zero, data, compressed };
+
+struct Span {
+  SpanKind kind = SpanKind::unallocated;
+  uint64_t guest_offset = 0;
+  uint64_t length = 0;
+  uint64_t host_offset = 0;        // data: where guest_offset lies in the file
+  bool copied = false;             // data: refcount is exactly 1 (may write in place)
+  bool preallocated = false;       // zero: the entry still owns a host cluster
+  uint64_t compressed_offset = 0;  // compressed: byte offset of the stream
+  uint64_t compressed_bytes = 0;   //             and its length (whole sectors)
+};
+
+class Qcow2Image::Impl {
+ public:
+  Impl(std::shared_ptr<BlockDevice> file, const Qcow2OpenOptions& options);
+
+  // open.cpp
+  Status load(const Qcow2OpenOptions& options);
+
+  // mapping.cpp: the run starting at guest_offset (at most max_length bytes,
+  // never crossing an L2 table).
+  Result<Span> lookup_locked(uint64_t guest_offset, uint64_t max_length);
+  Result<qcow2::TablePtr> load_l2_locked(uint64_t l2_offset);
+  Result<qcow2::TablePtr> load_table_locked(uint64_t offset, qcow2::TableKind kind);
+  Status make_room_locked();
+  Status write_table_locked(const qcow2::TablePtr& table);
+
+  // refcounts.cpp
+  Result<uint64_t> refcount_locked(uint64_t cluster_index);
+  Status adjust_refcount_locked(uint64_t cluster_index, int64_t delta);
+  Result<uint64_t> allocate_clusters_locked(uint64_t count);  // -> host offset
+  Result<uint64_t> allocate_bytes_locked(uint64_t bytes);      // for compressed data
+  Status ensure_refcount_block_locked(uint64_t block_index);
+  Status grow_refcount_table_locked(uint64_t min_entries);
+  void defer_decrement_locked(uint64_t host_offset, uint64_t clusters = 1);
+  void defer_compressed_free_locked(uint64_t byte_offset, uint64_t bytes);
+  bool is_metadata_cluster(uint64_t cluster_index) const;
+
+  // io.cpp
+  Status read(uint64_t offset, ByteSpan buffer);
+  Status write(uint64_t offset, ConstByteSpan data, bool fua);
+  Status read_span(const Span& span, uint64_t offset, ByteSpan out);  // no lock needed
+  Status read_backing(uint64_t offset, ByteSpan out);
+  Status decompress_cluster(const Span& span, std::vector<uint8_t>& cluster);
+  Status write_compressed(uint64_t offset, ConstByteSpan data);
+  Status prepare_first_write_locked();
+
+  // l2_update.cpp: L2 tables the active layer may change in place.
+  Result<qcow2::TablePtr> writable_l2_locked(uint64_t guest_offset);
+  uint64_t l2_entry(const qcow2::CachedTable& l2, uint64_t index) const;
+  uint64_t l2_bitmap(const qcow2::CachedTable& l2, uint64_t index) const;
+  void set_l2_entry(qcow2::CachedTable& l2, uint64_t index, uint64_t entry, uint64_t bitmap = 0);
+  void release_entry_locked(uint64_t entry, uint64_t bitmap);
+
+  // zero_discard.cpp
+  Status zero_or_discard(uint64_t offset, uint64_t length, bool discard, ZeroFlags flags);
+  bool can_zero_fast(uint64_t offset, uint64_t length);
+
+  // flush.cpp
+  Status flush();
+  Status flush_locked();  // metadata in the crash-safe order, with barriers
+  Status write_dirty_refcounts_locked();
+  Status apply_deferred_decrements();
+  Status write_header_field_locked(uint64_t field_offset, ConstByteSpan bytes);
+  Error corruption_locked(const std::string& what);
+
+  // resize.cpp
+  Status resize(uint64_t new_size, bool allow_shrink);
+  Status grow_l1_locked(uint64_t entries);
+
+  // extents.cpp
+  Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length);
+  Result<std::vector<MapEntry>> map(uint64_t offset, uint64_t length);
+
+  // check.cpp
+  Result<CheckReport> check(RepairMode repair);
+  Status rebuild_refcounts_locked(CheckReport* report);
+
+  // compact.cpp
+  Status compact();
+
+  Qcow2Details details() const;
+  Status close();
+  Status check_open(const char* op, bool mutating) const;
+
+  // --- state -----------------------------------------------------------
+  std::shared_ptr<BlockDevice> file_;
+  std::shared_ptr<BlockDevice> data_file_;  // where data clusters live (usually file_)
+  std::shared_ptr<BlockDevice> backing_;
+  const CodecSet* codecs_;
+  bool read_only_;
+  bool closed_ = false;
+  bool corrupt_ = false;
+  bool first_write_done_ = false;
+
+  qcow2::Header header_;
+  qcow2::SnapshotTable snapshots_;
+  qcow2::BitmapDirectory bitmaps_;
+  uint64_t cluster_size_ = 0;
+  unsigned cluster_bits_ = 0;
+  uint64_t l2_entries_ = 0;
+  unsigned refcount_bits_ = 16;
+  uint64_t refblock_entries_ = 0;
+  uint64_t subcluster_size_ = 0;  // extended L2 only
+
+  std::vector<uint64_t> l1_;               // the active L1 table
+  uint64_t l1_capacity_ = 0;               // entries its clusters can hold
+  std::set<uint64_t> dirty_l1_;            // indices to write back
+  std::vector<uint64_t> reftable_;         // refcount table entries
+  std::set<uint64_t> dirty_reftable_;      // indices to write back
+  std::unordered_set<uint64_t> metadata_clusters_;  // cluster indices never to hand out as data
+  qcow2::MetadataCache cache_;
+  std::vector<uint64_t> deferred_decrements_;  // cluster indices
+  uint64_t free_hint_ = 0;                 // no free cluster below this index
+  uint64_t compressed_cursor_ = 0;         // next free byte in a partly used cluster, or 0
+
+  mutable std::mutex mutex_;
+  std::shared_mutex io_gate_;
+};
+
+}  // namespace qcowkit

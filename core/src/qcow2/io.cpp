@@ -1,0 +1,228 @@
+// Reads and writes of guest data.
+//
+// Reads and in-place writes (to clusters this layer owns outright) look the
+// mapping up under the metadata lock and do their I/O without it. Writes that
+// need a new cluster (copy-on-write from a snapshot, a compressed cluster,
+// the backing file, or nothing) allocate under the lock: they write the whole
+// new cluster, old contents merged in, before pointing the L2 entry at it.
+#include <algorithm>
+#include <cstring>
+
+#include "qcow2/image_impl.hpp"
+#include "util/endian.hpp"
+
+namespace qcowkit {
+
+using namespace qcow2;
+
+namespace {
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// Largest allocating write done as one piece: bounds the staging buffer.
+constexpr uint64_t kMaxAllocationBatch = 4u << 20;
+
+}  // namespace
+
+Status Qcow2Image::Impl::read_backing(uint64_t offset, ByteSpan out) {
+  if (!backing_) {
+    std::memset(out.data(), 0, out.size());
+    return {};
+  }
+  const uint64_t backing_size = backing_->info().size;
+  uint64_t n = 0;
+  if (offset < backing_size) {
+    n = std::min<uint64_t>(out.size(), backing_size - offset);
+    QK_TRY(backing_->read(offset, out.subspan(0, n)));
+  }
+  std::memset(out.data() + n, 0, out.size() - n);
+  return {};
+}
+
+Status Qcow2Image::Impl::decompress_cluster(const Span& span, std::vector<uint8_t>& cluster) {
+  const CompressionType type = static_cast<CompressionType>(header_.compression_type);
+  const Codec* codec = codecs_->get(type);
+  if (!codec)
+    return make_error(ENOTSUP, std::string("this build has no ") + to_string(type) +
+                                   " codec for compressed clusters");
+  const uint64_t file_size = data_file_->info().size;
+  if (span.compressed_offset >= file_size)
+    return make_error(EIO, "compressed cluster at " + hex(span.compressed_offset) +
+                               " lies past the end of the file");
+  std::vector<uint8_t> input(std::min(span.compressed_bytes, file_size - span.compressed_offset));
+  QK_TRY(data_file_->read(span.compressed_offset, input));
+  cluster.resize(cluster_size_);
+  Status st = codec->decompress(input, cluster);
+  if (!st.ok())
+    return with_context(std::move(st).error(),
+                        "compressed cluster at " + hex(span.compressed_offset));
+  return {};
+}
+
+// Reads `out.size()` guest bytes at `guest`, which may lie anywhere in the
+// clusters the span covers (also before span.guest_offset in its first one).
+Status Qcow2Image::Impl::read_span(const Span& span, uint64_t guest, ByteSpan out) {
+  switch (span.kind) {
+    case SpanKind::unallocated:
+      return read_backing(guest, out);
+    case SpanKind::zero:
+      std::memset(out.data(), 0, out.size());
+      return {};
+    case SpanKind::data: {
+      const uint64_t host = guest >= span.guest_offset
+                                ? span.host_offset + (guest - span.guest_offset)
+                                : span.host_offset - (span.guest_offset - guest);
+      // Past the end of the file (a file cut short) reads as zeroes.
+      const uint64_t file_size = data_file_->info().size;
+      const uint64_t n = host >= file_size ? 0 : std::min<uint64_t>(out.size(), file_size - host);
+      if (n) QK_TRY(data_file_->read(host, out.subspan(0, n)));
+      std::memset(out.data() + n, 0, out.size() - n);
+      return {};
+    }
+    case SpanKind::compressed: {
+      std::vector<uint8_t> cluster;
+      QK_TRY(decompress_cluster(span, cluster));
+      const uint64_t in_cluster = guest % cluster_size_;
+      std::memcpy(out.data(), cluster.data() + in_cluster, out.size());
+      return {};
+    }
+  }
+  return {};
+}
+
+Status Qcow2Image::Impl::read(uint64_t offset, ByteSpan buffer) {
+  QK_TRY(check_open("read", false));
+  std::shared_lock gate(io_gate_);
+  QK_TRY(check_request(DeviceInfo{header_.size, 1, read_only_}, offset, buffer.size(), false, "read"));
+  const uint64_t end = offset + buffer.size();
+  for (uint64_t pos = offset; pos < end;) {
+    Span span;
+    {
+      std::lock_guard lock(mutex_);
+      QK_ASSIGN_OR_RETURN(span, lookup_locked(pos, end - pos));
+    }
+    Status st = read_span(span, pos, buffer.subspan(pos - offset, span.length));
+    if (!st.ok()) return with_context(std::move(st).error(), "read at guest offset " + std::to_string(pos));
+    pos += span.length;
+  }
+  return {};
+}
+
+Status Qcow2Image::Impl::prepare_first_write_locked() {
+  if (first_write_done_) return {};
+  if (header_.autoclear_features != 0) {
+    // Bitmaps (and anything else we do not maintain) stop describing the
+    // data once we write: say so before the first write, as the spec asks.
+    uint8_t field[8] = {};
+    QK_TRY(write_header_field_locked(kOffAutoclear, field));
+    QK_TRY(file_->flush());
+    header_.autoclear_features = 0;
+  }
+  first_write_done_ = true;
+  return {};
+}
+
+Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
+  QK_TRY(check_open("write", true));
+  {
+    std::lock_guard lock(mutex_);
+    QK_TRY(prepare_first_write_locked());
+  }
+  {
+    std::shared_lock gate(io_gate_);
+    QK_TRY(check_request(DeviceInfo{header_.size, 1, false}, offset, data.size(), true, "write"));
+    const uint64_t end = offset + data.size();
+    for (uint64_t pos = offset; pos < end;) {
+      std::unique_lock lock(mutex_);
+      QK_ASSIGN_OR_RETURN(Span span, lookup_locked(pos, end - pos));
+      if (span.kind == SpanKind::data && span.copied) {
+        for (uint64_t c = span.host_offset / cluster_size_;
+             c <= (span.host_offset + span.length - 1) / cluster_size_; ++c)
+          if (is_metadata_cluster(c))
+            return corruption_locked("data cluster " + hex(c * cluster_size_) +
+                                     " for guest offset " + hex(pos) + " overlaps metadata");
+        lock.unlock();
+        Status st = data_file_->write(span.host_offset, data.subspan(pos - offset, span.length));
+        if (!st.ok())
+          return with_context(std::move(st).error(), "write at guest offset " + std::to_string(pos));
+        pos += span.length;
+        continue;
+      }
+
+      // A new cluster run: old contents around the written bytes are merged
+      // in, so the new clusters are complete before anything points at them.
+      const uint64_t first = pos - pos % cluster_size_;
+      uint64_t stop = std::min(end, span.guest_offset + span.length);
+      uint64_t clusters = (stop - first + cluster_size_ - 1) / cluster_size_;
+      const uint64_t batch = std::max<uint64_t>(1, kMaxAllocationBatch / cluster_size_);
+      if (clusters > batch) {
+        clusters = batch;
+        stop = first + clusters * cluster_size_;
+      }
+      std::vector<uint8_t> buffer(clusters * cluster_size_);
+      if (pos > first) QK_TRY(read_span(span, first, ByteSpan(buffer.data(), pos - first)));
+      std::memcpy(buffer.data() + (pos - first), data.data() + (pos - offset), stop - pos);
+      const uint64_t buffer_end = first + buffer.size();
+      const uint64_t tail_end = std::min(buffer_end, header_.size);
+      if (stop < tail_end)
+        QK_TRY(read_span(span, stop, ByteSpan(buffer.data() + (stop - first), tail_end - stop)));
+
+      QK_ASSIGN_OR_RETURN(TablePtr l2, writable_l2_locked(first));
+      QK_ASSIGN_OR_RETURN(uint64_t host, allocate_clusters_locked(clusters));
+      Status st = data_file_->write(host, buffer);
+      if (!st.ok()) {
+        defer_decrement_locked(host, clusters);  // give the clusters back
+        return with_context(std::move(st).error(), "write at guest offset " + std::to_string(pos));
+      }
+      for (uint64_t i = 0; i < clusters; ++i) {
+        const uint64_t index = ((first / cluster_size_) + i) % l2_entries_;
+        release_entry_locked(l2_entry(*l2, index), 0);
+        set_l2_entry(*l2, index, (host + i * cluster_size_) | kCopied);
+      }
+      pos = stop;
+    }
+  }
+  return fua ? flush() : Status{};
+}
+
+Status Qcow2Image::Impl::write_compressed(uint64_t offset, ConstByteSpan data) {
+  QK_TRY(check_open("write_compressed", true));
+  if (offset % cluster_size_ != 0 || offset >= header_.size ||
+      (data.size() != cluster_size_ && offset + data.size() != header_.size) ||
+      data.size() > cluster_size_)
+    return make_error(EINVAL, "write_compressed: needs one whole cluster at a cluster-aligned "
+                              "offset (or the image's short last cluster)");
+  const CompressionType type = static_cast<CompressionType>(header_.compression_type);
+  const Codec* codec = codecs_->get(type);
+  if (!codec)
+    return make_error(ENOTSUP, std::string("this build has no ") + to_string(type) + " codec");
+  // Compression runs without any lock, so callers can compress on many threads.
+  std::vector<uint8_t> padded;
+  ConstByteSpan input = data;
+  if (data.size() < cluster_size_) {  // QEMU pads the last cluster with zeroes
+    padded.assign(cluster_size_, 0);
+    std::memcpy(padded.data(), data.data(), data.size());
+    input = padded;
+  }
+  QK_ASSIGN_OR_RETURN(std::vector<uint8_t> packed, codec->compress(input, cluster_size_ - 1));
+  if (packed.empty()) return write(offset, data, false);
+
+  std::shared_lock gate(io_gate_);
+  std::lock_guard lock(mutex_);
+  QK_TRY(prepare_first_write_locked());
+  QK_ASSIGN_OR_RETURN(TablePtr l2, writable_l2_locked(offset));
+  QK_ASSIGN_OR_RETURN(uint64_t host, allocate_bytes_locked(packed.size()));
+  QK_TRY(data_file_->write(host, packed));
+  const unsigned csize_shift = 62 - (cluster_bits_ - 8);
+  const uint64_t sectors = (host + packed.size() - 1) / kSectorSize - host / kSectorSize + 1;
+  const uint64_t index = (offset / cluster_size_) % l2_entries_;
+  release_entry_locked(l2_entry(*l2, index), 0);
+  set_l2_entry(*l2, index, kCompressed | ((sectors - 1) << csize_shift) | host);
+  return {};
+}
+
+}  // namespace qcowkit

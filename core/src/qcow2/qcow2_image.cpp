@@ -1,0 +1,114 @@
+// Qcow2Image: the public face; every call forwards to Impl.
+#include "qcow2/image_impl.hpp"
+#include "util/endian.hpp"
+
+namespace qcowkit {
+
+Qcow2Image::Qcow2Image(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Qcow2Image::~Qcow2Image() {
+  if (impl_) (void)impl_->close();
+}
+
+Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(std::shared_ptr<BlockDevice> file,
+                                                     const Qcow2OpenOptions& options) {
+  if (!file) return make_error(EINVAL, "open: no file given");
+  auto impl = std::make_unique<Impl>(std::move(file), options);
+  QK_TRY(impl->load(options));
+  return std::unique_ptr<Qcow2Image>(new Qcow2Image(std::move(impl)));
+}
+
+Result<Qcow2Details> Qcow2Image::probe(BlockDevice& file) {
+  const uint64_t file_size = file.info().size;
+  std::vector<uint8_t> prefix(std::min<uint64_t>(file_size, 512));
+  QK_TRY(file.read(0, prefix));
+  prefix.resize(qcow2::needed_prefix(prefix, file_size));
+  QK_TRY(file.read(0, prefix));
+  QK_ASSIGN_OR_RETURN(qcow2::Header h, qcow2::parse_header(prefix, file_size));
+  Qcow2Details d;
+  d.version = static_cast<int>(h.version);
+  d.virtual_size = h.size;
+  d.cluster_size = static_cast<uint32_t>(h.cluster_size());
+  d.refcount_bits = h.refcount_bits();
+  d.incompatible_features = h.incompatible_features;
+  d.compatible_features = h.compatible_features;
+  d.autoclear_features = h.autoclear_features;
+  d.dirty = h.incompatible_features & qcow2::kIncompatDirty;
+  d.corrupt = h.incompatible_features & qcow2::kIncompatCorrupt;
+  d.lazy_refcounts = h.compatible_features & qcow2::kCompatLazyRefcounts;
+  d.extended_l2 = h.extended_l2();
+  d.bitmaps_consistent = h.autoclear_features & qcow2::kAutoclearBitmaps;
+  d.compression_type = static_cast<CompressionType>(h.compression_type);
+  d.backing_file = h.backing_file;
+  d.backing_format = h.backing_format;
+  d.data_file = h.data_file;
+  d.data_file_raw = h.autoclear_features & qcow2::kAutoclearDataFileRaw;
+  return d;
+}
+
+bool Qcow2Image::looks_like_qcow2(BlockDevice& file) {
+  if (file.info().size < 4) return false;
+  uint8_t magic[4];
+  return file.read(0, magic).ok() && load_be32(magic) == qcow2::kMagic;
+}
+
+DeviceInfo Qcow2Image::info() const {
+  std::lock_guard lock(impl_->mutex_);
+  return DeviceInfo{impl_->header_.size, 1, impl_->read_only_};
+}
+
+Status Qcow2Image::read(uint64_t offset, ByteSpan buffer) { return impl_->read(offset, buffer); }
+
+Status Qcow2Image::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) {
+  return impl_->write(offset, data, flags.fua);
+}
+
+Status Qcow2Image::flush() { return impl_->flush(); }
+
+Status Qcow2Image::discard(uint64_t offset, uint64_t length) {
+  return impl_->zero_or_discard(offset, length, true, {});
+}
+
+Status Qcow2Image::write_zeroes(uint64_t offset, uint64_t length, ZeroFlags flags) {
+  return impl_->zero_or_discard(offset, length, false, flags);
+}
+
+Status Qcow2Image::resize(uint64_t new_size) { return impl_->resize(new_size, false); }
+
+Status Qcow2Image::resize(uint64_t new_size, bool allow_shrink) {
+  return impl_->resize(new_size, allow_shrink);
+}
+
+Result<std::vector<Extent>> Qcow2Image::extents(uint64_t offset, uint64_t length) {
+  return impl_->extents(offset, length);
+}
+
+Status Qcow2Image::close() { return impl_->close(); }
+
+Status Qcow2Image::write_compressed(uint64_t offset, ConstByteSpan data) {
+  return impl_->write_compressed(offset, data);
+}
+
+Result<std::vector<MapEntry>> Qcow2Image::map(uint64_t offset, uint64_t length) {
+  return impl_->map(offset, length);
+}
+
+Result<CheckReport> Qcow2Image::check(RepairMode repair) { return impl_->check(repair); }
+
+Status Qcow2Image::compact() { return impl_->compact(); }
+
+bool Qcow2Image::can_zero_fast(uint64_t offset, uint64_t length) {
+  std::lock_guard lock(impl_->mutex_);
+  return impl_->can_zero_fast(offset, length);
+}
+
+Qcow2Details Qcow2Image::details() const { return impl_->details(); }
+
+uint32_t Qcow2Image::cluster_size() const { return static_cast<uint32_t>(impl_->cluster_size_); }
+
+bool Qcow2Image::is_corrupt() const {
+  std::lock_guard lock(impl_->mutex_);
+  return impl_->corrupt_ || (impl_->header_.incompatible_features & qcow2::kIncompatCorrupt);
+}
+
+}  // namespace qcowkit
