@@ -23,7 +23,7 @@ std::string human_size(uint64_t bytes) {
 
 std::string hex(uint64_t value) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, value);
+  std::snprintf(buf, sizeof buf, "%#" PRIx64, value);  // "0" for zero, as qemu-img
   return buf;
 }
 

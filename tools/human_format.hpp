@@ -10,7 +10,7 @@ namespace qcowkit::cli {
 // in the largest binary unit that keeps the value at 1 or more.
 std::string human_size(uint64_t bytes);
 
-// "0x50000"
+// "0x50000" ("0" for zero, as printf's # flag and qemu-img have it)
 std::string hex(uint64_t value);
 
 // A percentage with two decimals, "0.10"; 0 when `total` is 0.

@@ -7,16 +7,6 @@ namespace {
 
 constexpr int kMaxBackingDepth = 16;
 
-// Where a backing file named inside `image_path` lies, or an error when the
-// name is of a kind we never follow (protocols, json: descriptions).
-Result<std::string> resolve_backing_name(const std::string& image_path, const std::string& name) {
-  if (name.rfind("json:", 0) == 0 || name.find("://") != std::string::npos)
-    return make_error(ENOTSUP, "backing file '" + name + "' is not a plain file name");
-  std::filesystem::path backing(name);
-  if (backing.is_relative()) backing = std::filesystem::path(image_path).parent_path() / backing;
-  return backing.string();
-}
-
 Result<OpenedImage> open_at_depth(const std::string& path, const ImageOpenOptions& options,
                                   int depth) {
   OpenedImage image;
@@ -57,6 +47,7 @@ Result<OpenedImage> open_at_depth(const std::string& path, const ImageOpenOption
       auto backing = open_at_depth(backing_path, backing_options, depth + 1);
       if (!backing.ok()) return with_context(std::move(backing).error(), path + ": backing file");
       open_options.backing = backing->device;
+      image.backing = std::make_shared<OpenedImage>(std::move(backing).value());
     } else if (options.contents_needed) {
       return make_error(ENOTSUP, path + " has backing file '" + details->backing_file +
                                      "'; pass --backing-chain to read through it");
@@ -70,6 +61,14 @@ Result<OpenedImage> open_at_depth(const std::string& path, const ImageOpenOption
 }
 
 }  // namespace
+
+Result<std::string> resolve_backing_name(const std::string& image_path, const std::string& name) {
+  if (name.rfind("json:", 0) == 0 || name.find("://") != std::string::npos)
+    return make_error(ENOTSUP, "backing file '" + name + "' is not a plain file name");
+  std::filesystem::path backing(name);
+  if (backing.is_relative()) backing = std::filesystem::path(image_path).parent_path() / backing;
+  return backing.string();
+}
 
 Result<std::string> parse_format_name(const std::string& value) {
   if (value == "raw" || value == "qcow2") return value;

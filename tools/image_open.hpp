@@ -29,9 +29,15 @@ struct OpenedImage {
   std::shared_ptr<FileDevice> file;
   std::shared_ptr<BlockDevice> device;  // the guest view: the file or the qcow2 image
   std::shared_ptr<Qcow2Image> qcow2;    // set for qcow2 images
+  std::shared_ptr<OpenedImage> backing; // set when the backing chain was followed
 };
 
 Result<OpenedImage> open_image(const std::string& path, const ImageOpenOptions& options);
+
+// Where the backing file `name`, recorded in the image at `image_path`, lies
+// (relative names are relative to the image's folder); an error for names we
+// never follow (json: descriptions, protocol URLs).
+Result<std::string> resolve_backing_name(const std::string& image_path, const std::string& name);
 
 // "raw" or "qcow2" from a -f/-O value, or an error naming the bad value.
 Result<std::string> parse_format_name(const std::string& value);

@@ -120,7 +120,14 @@ void write_human(const ImageFacts& facts) {
   if (!facts.qcow2) return;
   const Qcow2Details& d = *facts.qcow2;
   std::printf("cluster_size: %u\n", d.cluster_size);
-  if (!d.backing_file.empty()) std::printf("backing file: %s\n", d.backing_file.c_str());
+  if (!d.backing_file.empty()) {
+    // Named only: the file is not opened, but where it would be is useful.
+    auto actual = resolve_backing_name(facts.filename, d.backing_file);
+    if (actual.ok() && *actual != d.backing_file)
+      std::printf("backing file: %s (actual path: %s)\n", d.backing_file.c_str(), actual->c_str());
+    else
+      std::printf("backing file: %s\n", d.backing_file.c_str());
+  }
   if (!d.backing_format.empty())
     std::printf("backing file format: %s\n", d.backing_format.c_str());
   if (!d.snapshots.empty()) {

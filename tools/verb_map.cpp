@@ -20,82 +20,96 @@ const char kHelp[] =
     "(start, length, depth, present, zero, data, compressed, offset).\n"
     "--backing-chain opens the backing files too (depth counts the layers).\n";
 
+int chain_length(const OpenedImage& image) {
+  return 1 + (image.backing ? chain_length(*image.backing) : 0);
+}
+
 struct MapRow {
   uint64_t start = 0, length = 0;
   int depth = 0;
   bool present = false, zero = false, data = false, compressed = false;
   std::optional<uint64_t> offset;
+  std::string file;  // the layer the data lies in (for the human listing)
 
   // True when `next` continues this row (same kind, contiguous in the file).
   bool continued_by(const MapRow& next) const {
     if (next.depth != depth || next.present != present || next.zero != zero ||
-        next.data != data || next.compressed != compressed || offset.has_value() != next.offset.has_value())
+        next.data != data || next.compressed != compressed || next.file != file ||
+        offset.has_value() != next.offset.has_value() || start + length != next.start)
       return false;
     return !offset || *offset + length == *next.offset;
   }
 };
 
-// Whether a qcow2 range that reads as zeroes is allocated (a zero cluster,
-// "present") or not: MapEntry does not say, the extents do (zero vs hole).
-Result<bool> zero_range_is_present(BlockDevice& device, uint64_t offset, uint64_t length) {
-  QK_ASSIGN_OR_RETURN(auto extents, device.extents(offset, length));
-  return !extents.empty() && extents.front().kind == ExtentKind::zero;
+void append(std::vector<MapRow>& rows, const MapRow& row) {
+  if (!rows.empty() && rows.back().continued_by(row))
+    rows.back().length += row.length;
+  else
+    rows.push_back(row);
 }
 
-Result<std::vector<MapRow>> qcow2_rows(Qcow2Image& image, bool has_backing_device) {
+// A raw file maps onto itself: data where the file has data, zeroes (holes)
+// elsewhere, each at its own offset.
+Result<std::vector<MapRow>> raw_rows(const OpenedImage& image, uint64_t start, uint64_t length) {
   std::vector<MapRow> rows;
-  const uint64_t size = image.info().size;
-  uint64_t pos = 0;
-  while (pos < size) {
-    QK_ASSIGN_OR_RETURN(auto entries, image.map(pos, size - pos));
-    if (entries.empty())
-      return make_error(EIO, "map returned nothing at offset " + std::to_string(pos));
-    for (const auto& e : entries) {
-      if (e.offset != pos || e.length == 0 || e.length > size - pos)
-        return make_error(EIO, "map returned a run that does not continue at offset " +
-                                   std::to_string(pos));
-      MapRow row;
-      row.start = e.offset;
-      row.length = e.length;
-      row.depth = e.depth;
-      row.data = e.data;
-      row.zero = e.zero;
-      row.compressed = e.compressed;
-      row.offset = e.host_offset;
-      if (row.data) {
-        row.present = true;
-      } else if (e.depth > 0 || has_backing_device) {
-        row.present = e.zero && e.depth > 0;
-      } else {
-        QK_ASSIGN_OR_RETURN(row.present, zero_range_is_present(image, e.offset, e.length));
-      }
-      if (!rows.empty() && rows.back().continued_by(row))
-        rows.back().length += row.length;
-      else
-        rows.push_back(row);
-      pos += e.length;
-    }
-  }
-  return rows;
-}
-
-// A raw file maps onto itself: data where the file has data, holes elsewhere.
-Result<std::vector<MapRow>> raw_rows(BlockDevice& file) {
-  std::vector<MapRow> rows;
-  QK_TRY(for_each_extent(file, 0, file.info().size, [&](const Extent& e) -> Status {
+  QK_TRY(for_each_extent(*image.file, start, length, [&](const Extent& e) -> Status {
     MapRow row;
     row.start = e.offset;
     row.length = e.length;
     row.data = e.kind == ExtentKind::data;
     row.zero = !row.data;
     row.present = true;
-    row.offset = e.offset;  // a raw file's holes lie at their own offset too
-    if (!rows.empty() && rows.back().continued_by(row))
-      rows.back().length += row.length;
-    else
-      rows.push_back(row);
+    row.offset = e.offset;
+    row.file = image.path;
+    append(rows, row);
     return {};
   }));
+  return rows;
+}
+
+// The rows of [start, start + length) of `image`; where the engine says the
+// backing file answers (depth 1) and we opened it, the backing image's own
+// rows take their place, one level deeper, so offsets name the right file.
+Result<std::vector<MapRow>> image_rows(const OpenedImage& image, uint64_t start, uint64_t length,
+                                       int depth) {
+  if (!image.qcow2) {
+    QK_ASSIGN_OR_RETURN(auto rows, raw_rows(image, start, length));
+    for (auto& row : rows) row.depth = depth;
+    return rows;
+  }
+  std::vector<MapRow> rows;
+  const uint64_t end = start + length;
+  uint64_t pos = start;
+  while (pos < end) {
+    QK_ASSIGN_OR_RETURN(auto entries, image.qcow2->map(pos, end - pos));
+    if (entries.empty())
+      return make_error(EIO, "map returned nothing at offset " + std::to_string(pos));
+    for (const auto& e : entries) {
+      if (e.offset != pos || e.length == 0 || e.length > end - pos)
+        return make_error(EIO, "map returned a run that does not continue at offset " +
+                                   std::to_string(pos));
+      const uint64_t backing_size = image.backing ? image.backing->device->info().size : 0;
+      if (e.depth > 0 && image.backing && e.present && e.offset + e.length <= backing_size) {
+        QK_ASSIGN_OR_RETURN(auto deeper, image_rows(*image.backing, e.offset, e.length, depth + 1));
+        for (const auto& row : deeper) append(rows, row);
+      } else {
+        MapRow row;
+        row.start = e.offset;
+        row.length = e.length;
+        row.depth = depth + e.depth;
+        row.present = e.present;
+        row.data = e.data;
+        row.zero = e.zero;
+        row.compressed = e.compressed;
+        row.offset = e.host_offset;
+        row.file = image.path;
+        // Unallocated in every layer: qemu-img counts the whole chain.
+        if (!e.present && e.depth > 0 && image.backing) row.depth = depth + chain_length(*image.backing);
+        append(rows, row);
+      }
+      pos += e.length;
+    }
+  }
   return rows;
 }
 
@@ -123,12 +137,12 @@ void write_json(const std::vector<MapRow>& rows) {
   std::printf("%s\n", out.c_str());
 }
 
-void write_human(const std::vector<MapRow>& rows, const std::string& filename) {
+void write_human(const std::vector<MapRow>& rows) {
   std::printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
   for (const auto& r : rows) {
     if (!r.data || !r.offset) continue;
     std::printf("%-16s%-16s%-16s%s\n", hex(r.start).c_str(), hex(r.length).c_str(),
-                hex(*r.offset).c_str(), filename.c_str());
+                hex(*r.offset).c_str(), r.file.c_str());
   }
 }
 
@@ -154,14 +168,12 @@ int run_map(const VerbArgs& raw_args) {
   auto image = open_image(path, open_options);
   if (!image.ok()) return report_error("map", image.error());
 
-  bool has_backing_device = image->qcow2 && !image->qcow2->details().backing_file.empty() &&
-                            open_options.follow_backing;
-  auto rows = image->qcow2 ? qcow2_rows(*image->qcow2, has_backing_device) : raw_rows(*image->file);
+  auto rows = image_rows(*image, 0, image->device->info().size, 0);
   if (!rows.ok()) return report_error("map", with_context(rows.error(), path));
   if (*format == OutputFormat::json)
     write_json(*rows);
   else
-    write_human(*rows, path);
+    write_human(*rows);
   return 0;
 }
 

@@ -472,8 +472,7 @@ def group_create_resize():
         "c4k-lazy-rc64": (["-o", "cluster_size=4k,lazy_refcounts=on,refcount_bits=64"],
                           {"cluster-size": 4096}, {"lazy-refcounts": True, "refcount-bits": 64}),
         "v2": (["-o", "compat=0.10"], {}, {"compat": "0.10"}),
-        "zstd-extl2": (["-o", "compression_type=zstd,extended_l2=on"], {},
-                       {"compression-type": "zstd", "extended-l2": True}),
+        "zstd": (["-o", "compression_type=zstd"], {}, {"compression-type": "zstd"}),
         "prealloc": (["-o", "preallocation=metadata,cluster_size=2M"], {"cluster-size": 2 << 20}, {}),
     }
     for name, (options, top, specific) in cases.items():

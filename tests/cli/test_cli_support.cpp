@@ -133,6 +133,7 @@ TEST_CASE("human sizes as qemu-img prints them", "[format]") {
   CHECK(human_size(1310720) == "1.25 MiB");
   CHECK(human_size(3420160) == "3.26 MiB");
   CHECK(hex(0x50000) == "0x50000");
+  CHECK(hex(0) == "0");
   CHECK(percent(16, 16384) == "0.10");
 }
 
