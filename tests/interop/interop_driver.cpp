@@ -204,7 +204,7 @@ int workload(int argc, char** argv) {
       const uint64_t new_size = size + ((rng() % 8) * cs) + 512 * (rng() % 3);
       a = (*image)->resize(new_size);
       b = raw->resize(new_size);
-    } else if (what < 86 && size > 4 * uint64_t{cs}) {
+    } else if (what < 86 && size > 4 * uint64_t{cs} && (*image)->details().snapshots.empty()) {
       const uint64_t new_size = size - ((rng() % 3) * cs + 512 * (rng() % 3));
       a = (*image)->resize(new_size, true);
       b = raw->resize(new_size);

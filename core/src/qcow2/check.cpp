@@ -1,6 +1,338 @@
+// check and repair, counted the way `qemu-img check` counts: a refcount above
+// the number of references is a leak, below it a corruption; so is a COPIED
+// flag that disagrees with a refcount of exactly one.
+//
+// Repair fixes leaks in place. When a refcount is too low (or the image was
+// left dirty by lazy refcounts) the whole refcount structure is rebuilt at
+// the end of the file from the references, and the header switched to it in
+// one write, so a crash during repair leaves the old, still-valid structure.
+#include <algorithm>
+
 #include "qcow2/image_impl.hpp"
+#include "qcow2/reference_counter.hpp"
+#include "qcow2/refcount_entry.hpp"
+#include "util/endian.hpp"
+
 namespace qcowkit {
-Result<CheckReport> Qcow2Image::Impl::check(RepairMode) { return make_error(ENOTSUP, "check: todo"); }
-Status Qcow2Image::Impl::rebuild_refcounts_locked(CheckReport*) { return make_error(ENOTSUP, "rebuild: todo"); }
-Status Qcow2Image::Impl::compact() { return make_error(ENOTSUP, "compact: todo"); }
+
+using namespace qcow2;
+
+namespace {
+
+constexpr size_t kMaxMessages = 500;
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
 }
+
+void note(CheckReport* report, std::string message) {
+  if (report && report->messages.size() < kMaxMessages) report->messages.push_back(std::move(message));
+}
+
+struct WalkOptions {
+  bool count_refcount_structures = true;
+  bool fix_copied = false;
+};
+
+}  // namespace
+
+// Walks every structure of the image, adding its references to `refs`.
+// Problems are counted in `report` (which may be null during a rebuild).
+static Status count_references(Qcow2Image::Impl& im, ReferenceCounter& refs, CheckReport* report,
+                               const WalkOptions& walk) {
+  const uint64_t cs = im.cluster_size_;
+  const uint64_t file_size = im.file_->info().size;
+  auto corruption = [report](std::string m) {
+    if (report) ++report->corruptions;
+    note(report, "ERROR " + std::move(m));
+  };
+  auto valid_table = [&](uint64_t offset) { return offset % cs == 0 && offset != 0 && offset < file_size; };
+  const unsigned csize_shift = 62 - (im.cluster_bits_ - 8);
+
+  refs.add(0, cs);  // header
+
+  // Walks one L2 table; `active` tables also feed the statistics and the
+  // COPIED checks.
+  auto walk_l2 = [&](uint64_t l2_offset, bool active) -> Status {
+    QK_ASSIGN_OR_RETURN(TablePtr l2, im.load_l2_locked(l2_offset));
+    uint64_t next_contiguous = 0;  // as qemu-img counts it: within one L2 table
+    for (uint64_t i = 0; i < im.l2_entries_; ++i) {
+      const uint64_t entry = im.l2_entry(*l2, i);
+      if (entry & kCompressed) {
+        const uint64_t coffset = entry & ((uint64_t{1} << csize_shift) - 1);
+        const uint64_t sectors = ((entry >> csize_shift) & ((uint64_t{1} << (im.cluster_bits_ - 8)) - 1)) + 1;
+        refs.add(coffset & ~uint64_t{kSectorSize - 1}, sectors * kSectorSize);
+        if (active && report) {
+          ++report->allocated_clusters;
+          ++report->compressed_clusters;
+          ++report->fragmented_clusters;  // compressed clusters are fragmented by nature
+          if (entry & kCopied) corruption("compressed cluster " + hex(coffset) + " has the COPIED flag set");
+        }
+        continue;
+      }
+      const uint64_t host = entry & kOffsetMask;
+      if (host == 0) {
+        if (im.header_.extended_l2() && (im.l2_bitmap(*l2, i) & 0xffffffffu))
+          corruption("unallocated cluster in L2 table " + hex(l2_offset) + " has allocated subclusters");
+        continue;
+      }
+      if (host % cs != 0) {
+        corruption("data cluster " + hex(host) + " in L2 table " + hex(l2_offset) + " is not cluster aligned");
+        continue;
+      }
+      refs.add(host, cs);
+      if (!active || !report) continue;
+      ++report->allocated_clusters;
+      if (next_contiguous && host != next_contiguous) ++report->fragmented_clusters;
+      next_contiguous = host + cs;
+      QK_ASSIGN_OR_RETURN(uint64_t stored, im.refcount_locked(host / cs));
+      const bool copied = entry & kCopied;
+      if ((stored == 1) != copied) {
+        if (walk.fix_copied) {
+          im.set_l2_entry(*l2, i, stored == 1 ? entry | kCopied : entry & ~kCopied, im.l2_bitmap(*l2, i));
+          ++report->corruptions_fixed;
+          note(report, "Repairing OFLAG_COPIED data cluster " + hex(host) + " refcount=" + std::to_string(stored));
+        } else {
+          corruption("OFLAG_COPIED data cluster " + hex(host) + " refcount=" + std::to_string(stored));
+        }
+      }
+    }
+    return {};
+  };
+
+  // Walks an L1 table and the L2 tables it names.
+  auto walk_l1 = [&](const std::vector<uint64_t>& l1, bool active) -> Status {
+    for (uint64_t i = 0; i < l1.size(); ++i) {
+      const uint64_t l2 = l1[i] & kOffsetMask;
+      if (l2 == 0) continue;
+      if (!valid_table(l2)) {
+        corruption("L2 table " + hex(l2) + " (L1 index " + std::to_string(i) + ") is not a valid cluster in the file");
+        continue;
+      }
+      refs.add(l2, cs);
+      if (active && report) {
+        QK_ASSIGN_OR_RETURN(uint64_t stored, im.refcount_locked(l2 / cs));
+        const bool copied = l1[i] & kCopied;
+        if ((stored == 1) != copied) {
+          if (walk.fix_copied) {
+            im.l1_[i] = stored == 1 ? l1[i] | kCopied : l1[i] & ~kCopied;
+            im.dirty_l1_.insert(i);
+            ++report->corruptions_fixed;
+            note(report, "Repairing OFLAG_COPIED L2 cluster " + hex(l2));
+          } else {
+            corruption("OFLAG_COPIED L2 cluster " + hex(l2) + " refcount=" + std::to_string(stored));
+          }
+        }
+      }
+      QK_TRY(walk_l2(l2, active));
+    }
+    return {};
+  };
+
+  refs.add(im.header_.l1_table_offset, uint64_t{im.header_.l1_size} * 8);
+  const std::vector<uint64_t> active_l1 = im.l1_;
+  QK_TRY(walk_l1(active_l1, true));
+
+  if (im.snapshots_.byte_size) refs.add(im.header_.snapshots_offset, im.snapshots_.byte_size);
+  for (const SnapshotEntry& s : im.snapshots_.entries) {
+    if (s.l1_size == 0) continue;
+    refs.add(s.l1_table_offset, uint64_t{s.l1_size} * 8);
+    std::vector<uint8_t> raw(uint64_t{s.l1_size} * 8);
+    QK_TRY(im.file_->read(s.l1_table_offset, raw));
+    std::vector<uint64_t> l1(s.l1_size);
+    for (uint64_t i = 0; i < l1.size(); ++i) l1[i] = load_be64(raw.data() + i * 8);
+    QK_TRY(walk_l1(l1, false));
+  }
+
+  if (im.header_.bitmaps && (im.header_.autoclear_features & kAutoclearBitmaps)) {
+    refs.add(im.header_.bitmaps->directory_offset, im.header_.bitmaps->directory_size);
+    for (const BitmapEntry& b : im.bitmaps_.entries) {
+      auto clusters = bitmap_clusters(*im.file_, im.header_, b);
+      if (!clusters.ok()) {
+        corruption(clusters.error().message);
+        continue;
+      }
+      for (uint64_t c : *clusters) refs.add(c, cs);
+    }
+  }
+
+  if (walk.count_refcount_structures) {
+    refs.add(im.header_.refcount_table_offset, uint64_t{im.header_.refcount_table_clusters} * cs);
+    for (uint64_t i = 0; i < im.reftable_.size(); ++i) {
+      const uint64_t block = im.reftable_[i];
+      if (block == 0) continue;
+      if (!valid_table(block)) {
+        corruption("refcount block " + hex(block) + " is not a valid cluster in the file");
+        continue;
+      }
+      refs.add(block, cs);
+    }
+  }
+  if (refs.references_beyond_end() && report) {
+    report->corruptions += refs.references_beyond_end();
+    note(report, "ERROR " + std::to_string(refs.references_beyond_end()) +
+                     " references point past the end of the file (first " + hex(refs.first_beyond_end()) + ")");
+  }
+  return {};
+}
+
+// Compares stored refcounts with the references; fixes leaks in place when
+// asked. Returns whether any refcount is too low.
+static Result<bool> compare_refcounts(Qcow2Image::Impl& im, const ReferenceCounter& refs,
+                                      CheckReport& report, bool fix_leaks) {
+  bool too_low = false;
+  uint64_t highest = 0;
+  const uint64_t cs = im.cluster_size_;
+  const uint64_t covered = std::max<uint64_t>(refs.clusters(), 0);
+  for (uint64_t c = 0; c < covered; ++c) {
+    QK_ASSIGN_OR_RETURN(uint64_t stored, im.refcount_locked(c));
+    const uint64_t wanted = refs.count(c);
+    if (stored || wanted) highest = c + 1;
+    if (stored == wanted) continue;
+    if (stored > wanted) {
+      if (fix_leaks) {
+        QK_TRY(im.adjust_refcount_locked(c, -static_cast<int64_t>(stored - wanted)));
+        ++report.leaks_fixed;
+        note(&report, "Repairing cluster " + hex(c * cs) + " refcount=" + std::to_string(stored) +
+                          " reference=" + std::to_string(wanted));
+      } else {
+        ++report.leaks;
+        note(&report, "Leaked cluster " + hex(c * cs) + " refcount=" + std::to_string(stored) +
+                          " reference=" + std::to_string(wanted));
+      }
+    } else {
+      too_low = true;
+      ++report.corruptions;
+      note(&report, "ERROR cluster " + hex(c * cs) + " refcount=" + std::to_string(stored) +
+                        " reference=" + std::to_string(wanted));
+    }
+  }
+  report.image_end_offset = highest * cs;
+  return too_low;
+}
+
+Status Qcow2Image::Impl::rebuild_refcounts_locked(CheckReport* report) {
+  QK_TRY(flush_locked());
+  const uint64_t cs = cluster_size_;
+  const uint64_t file_clusters = (file_->info().size + cs - 1) / cs;
+  ReferenceCounter refs(file_clusters, cluster_bits_);
+  QK_TRY(count_references(*this, refs, nullptr, WalkOptions{.count_refcount_structures = false}));
+
+  // The new structure goes past everything in the file, so the old one stays
+  // valid on disk until the header points elsewhere.
+  const uint64_t start = file_clusters;
+  uint64_t blocks = 1, table_clusters = 1;
+  for (int i = 0; i < 64; ++i) {
+    const uint64_t total = start + blocks + table_clusters;
+    const uint64_t want_blocks = (total + refblock_entries_ - 1) / refblock_entries_;
+    const uint64_t want_table = (want_blocks * 8 + cs - 1) / cs;
+    if (want_blocks == blocks && want_table == table_clusters) break;
+    blocks = want_blocks;
+    table_clusters = want_table;
+  }
+  if (table_clusters * cs > kMaxRefcountTableBytes)
+    return make_error(EFBIG, "rebuilding refcounts: the refcount table would exceed 8 MiB");
+  const uint64_t end = start + blocks + table_clusters;
+  QK_TRY(file_->resize(end * cs));
+  std::vector<uint64_t> table(table_clusters * cs / 8, 0);
+  std::vector<uint8_t> block(cs);
+  for (uint64_t b = 0; b < blocks; ++b) {
+    std::fill(block.begin(), block.end(), 0);
+    for (uint64_t c = b * refblock_entries_; c < std::min(end, (b + 1) * refblock_entries_); ++c) {
+      const uint64_t count = c >= start ? 1 : refs.count(c);
+      if (count > max_refcount(refcount_bits_))
+        return make_error(EOVERFLOW, "rebuilding refcounts: cluster " + hex(c * cs) + " has " +
+                                         std::to_string(count) + " references, more than " +
+                                         std::to_string(refcount_bits_) + "-bit refcounts hold");
+      set_refcount_entry(block.data(), c - b * refblock_entries_, refcount_bits_, count);
+    }
+    table[b] = (start + b) * cs;
+    QK_TRY(file_->write((start + b) * cs, block));
+  }
+  std::vector<uint8_t> raw(table.size() * 8);
+  for (size_t i = 0; i < table.size(); ++i) store_be64(raw.data() + i * 8, table[i]);
+  QK_TRY(file_->write((start + blocks) * cs, raw));
+  QK_TRY(file_->flush());
+  uint8_t field[12];
+  store_be64(field, (start + blocks) * cs);
+  store_be32(field + 8, static_cast<uint32_t>(table_clusters));
+  QK_TRY(write_header_field_locked(kOffRefcountTableOffset, field));
+  QK_TRY(file_->flush());
+
+  // Switch the in-memory state over to the new structure.
+  for (uint64_t old : reftable_)
+    if (old) {
+      metadata_clusters_.erase(old / cs);
+      cache_.erase(old);
+    }
+  for (uint64_t c = header_.refcount_table_offset / cs;
+       c < header_.refcount_table_offset / cs + header_.refcount_table_clusters; ++c)
+    metadata_clusters_.erase(c);
+  // Clusters that metadata_clusters_ still names but nothing references are
+  // stale after a crash; they become free space.
+  header_.refcount_table_offset = (start + blocks) * cs;
+  header_.refcount_table_clusters = static_cast<uint32_t>(table_clusters);
+  reftable_ = std::move(table);
+  dirty_reftable_.clear();
+  for (uint64_t c = start; c < end; ++c) metadata_clusters_.insert(c);
+  deferred_decrements_.clear();
+  free_hint_ = 0;
+  compressed_cursor_ = 0;
+  if (report) note(report, "Rebuilt the refcount structure");
+  return {};
+}
+
+Result<CheckReport> Qcow2Image::Impl::check(RepairMode repair) {
+  QK_TRY(check_open("check", repair != RepairMode::none));
+  if (repair != RepairMode::none && corrupt_)
+    return make_error(EIO, "check: the image was found corrupt while open; reopen it to repair");
+  if (!read_only_) QK_TRY(flush());  // settle deferred refcount drops first
+
+  std::unique_lock gate(io_gate_);
+  std::lock_guard lock(mutex_);
+  const uint64_t cs = cluster_size_;
+  auto run_check = [&](bool fix_leaks, bool fix_copied) -> Result<std::pair<CheckReport, bool>> {
+    CheckReport report;
+    report.total_clusters = (header_.size + cs - 1) / cs;
+    ReferenceCounter refs((file_->info().size + cs - 1) / cs, cluster_bits_);
+    QK_TRY(count_references(*this, refs, &report, WalkOptions{true, fix_copied}));
+    QK_ASSIGN_OR_RETURN(bool too_low, compare_refcounts(*this, refs, report, fix_leaks));
+    return std::make_pair(std::move(report), too_low);
+  };
+
+  QK_ASSIGN_OR_RETURN(auto first, run_check(false, false));
+  if (repair == RepairMode::none) return std::move(first.first);
+
+  CheckReport fixed;
+  if (repair == RepairMode::all && (first.second || first.first.corruptions)) {
+    const uint64_t refcount_errors = first.first.corruptions;
+    QK_TRY(rebuild_refcounts_locked(&fixed));
+    fixed.corruptions_fixed += refcount_errors;
+    fixed.leaks_fixed += first.first.leaks;
+  }
+  QK_ASSIGN_OR_RETURN(auto repaired, run_check(true, repair == RepairMode::all));
+  fixed.leaks_fixed += repaired.first.leaks_fixed;
+  fixed.corruptions_fixed += repaired.first.corruptions_fixed;
+  QK_TRY(flush_locked());
+  QK_TRY(write_dirty_refcounts_locked());
+
+  // Report the state after repair, with what was fixed, as qemu-img does.
+  QK_ASSIGN_OR_RETURN(auto after, run_check(false, false));
+  CheckReport report = std::move(after.first);
+  report.leaks_fixed = fixed.leaks_fixed;
+  report.corruptions_fixed = std::min(fixed.corruptions_fixed, first.first.corruptions);
+  report.messages.insert(report.messages.begin(), fixed.messages.begin(), fixed.messages.end());
+  report.messages.insert(report.messages.begin(), repaired.first.messages.begin(), repaired.first.messages.end());
+  if ((header_.incompatible_features & kIncompatDirty) && report.corruptions == 0) {
+    uint8_t field[8];
+    store_be64(field, header_.incompatible_features & ~kIncompatDirty);
+    QK_TRY(write_header_field_locked(kOffIncompatible, field));
+    header_.incompatible_features &= ~kIncompatDirty;
+    QK_TRY(file_->flush());
+  }
+  return report;
+}
+
+}  // namespace qcowkit

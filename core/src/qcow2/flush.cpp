@@ -21,7 +21,10 @@ Status Qcow2Image::Impl::write_dirty_refcounts_locked() {
   const bool any = !dirty_reftable_.empty() || !cache_.dirty_tables(TableKind::refcount_block).empty();
   for (const TablePtr& block : cache_.dirty_tables(TableKind::refcount_block))
     QK_TRY(write_table_locked(block));
-  // Table entries go after the blocks they point at.
+  // Table entries go after the blocks they point at, with a barrier between:
+  // a disk may reorder writes, and an entry naming a block that never
+  // arrived would make every cluster it counts look free.
+  if (!dirty_reftable_.empty()) QK_TRY(file_->flush());
   for (uint64_t index : dirty_reftable_) {
     uint8_t entry[8];
     store_be64(entry, reftable_[index]);
@@ -36,6 +39,8 @@ Status Qcow2Image::Impl::flush_locked() {
   QK_TRY(write_dirty_refcounts_locked());
   const auto dirty_l2 = cache_.dirty_tables(TableKind::l2);
   for (const TablePtr& l2 : dirty_l2) QK_TRY(write_table_locked(l2));
+  // A new L1 entry must not reach the disk before the table it names.
+  if (!dirty_l1_.empty()) QK_TRY(file_->flush());
   // L1 entries, coalesced into runs of adjacent indices.
   for (auto it = dirty_l1_.begin(); it != dirty_l1_.end();) {
     const uint64_t first = *it;

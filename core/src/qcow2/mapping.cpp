@@ -72,7 +72,12 @@ Status Qcow2Image::Impl::make_room_locked() {
     TablePtr victim = cache_.victim();
     if (!victim) break;  // everything is in use right now; shrink later
     if (victim->dirty) {
-      if (victim->kind == TableKind::l2) QK_TRY(write_dirty_refcounts_locked());
+      if (victim->kind == TableKind::l2) {
+        // Its entries may name new clusters: their refcounts and their data
+        // must be on disk before it is.
+        QK_TRY(write_dirty_refcounts_locked());
+        QK_TRY(data_file_->flush());
+      }
       QK_TRY(write_table_locked(victim));
     }
     cache_.erase(victim->offset);

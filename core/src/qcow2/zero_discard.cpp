@@ -63,7 +63,7 @@ Status Qcow2Image::Impl::zero_or_discard(uint64_t offset, uint64_t length, bool 
       const bool unallocated_reads_zero = !backing_;
       bool done_already = false;
       if (span.kind == SpanKind::unallocated)
-        done_already = discard || (unallocated_reads_zero && flags.may_trim);
+        done_already = discard || header_.version < 3 || (unallocated_reads_zero && flags.may_trim);
       else if (span.kind == SpanKind::zero)
         done_already = !discard && (!span.preallocated || !flags.may_trim);
       if (done_already) {
@@ -78,7 +78,7 @@ Status Qcow2Image::Impl::zero_or_discard(uint64_t offset, uint64_t length, bool 
         const uint64_t index = (pos / cluster_size_) % l2_entries_;
         const uint64_t old = l2_entry(*l2, index);
         uint64_t updated;
-        if (discard || (flags.may_trim && unallocated_reads_zero)) {
+        if (discard || header_.version < 3 || (flags.may_trim && unallocated_reads_zero)) {
           updated = 0;  // deallocated: reads as zero, or as the backing file after discard
         } else if (!flags.may_trim && !(old & kCompressed) && (old & kCopied) && (old & kOffsetMask)) {
           updated = (old & (kOffsetMask | kCopied)) | kZeroFlag;  // keep the cluster, mark it zero
