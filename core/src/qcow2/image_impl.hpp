@@ -59,6 +59,7 @@ class Qcow2Image::Impl {
   // refcounts.cpp
   Result<uint64_t> refcount_locked(uint64_t cluster_index);
   Status adjust_refcount_locked(uint64_t cluster_index, int64_t delta);
+  Result<uint64_t> find_free_run_locked(uint64_t count);      // -> cluster index
   Result<uint64_t> allocate_clusters_locked(uint64_t count);  // -> host offset
   Result<uint64_t> allocate_bytes_locked(uint64_t bytes);      // for compressed data
   Status ensure_refcount_block_locked(uint64_t block_index);
