@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""qcowkit vs qemu-img on the same files, in one run; prints ratios.
+
+usage: bench/cli/bench_cli.py [--virtual-gib N] [--data-gib N] [--workdir DIR]
+
+Makes a sparse raw image (100 GiB virtual, --data-gib of data spread over
+it: part random, part text-like, so it compresses as real disks do), then
+times each row with qemu-img and with build/tools/qcowkit. A ratio above 1
+means qcowkit was faster. Nothing is asserted: the numbers are printed.
+"""
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+QCOWKIT = os.path.join(ROOT, "build", "tools", "qcowkit")
+
+
+def make_source(path, virtual, data, seed=1):
+    """Sparse raw: `data` bytes in 8 MiB runs scattered over `virtual` bytes."""
+    rng = random.Random(seed)
+    run = 8 << 20
+    words = [b"block", b"inode", b"qcow2", b"cluster", b"refcount", b"\x00" * 64, b"kernel",
+             b"\xff" * 16, b"library", b"config"]
+    with open(path, "wb") as f:
+        f.truncate(virtual)
+        slots = sorted(rng.sample(range(virtual // run), max(1, data // run)))
+        for slot in slots:
+            chunk = bytearray()
+            while len(chunk) < run:
+                if rng.random() < 0.3:
+                    chunk += rng.randbytes(4096)                 # incompressible
+                else:
+                    chunk += b" ".join(rng.choice(words) for _ in range(700))[:4096].ljust(4096, b"\0")
+            f.seek(slot * run)
+            f.write(bytes(chunk[:run]))
+
+
+def timed(cmd):
+    start = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.monotonic() - start
+    # check exits 0 on a clean image; anything else is a failed row.
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[:300]}")
+    return elapsed
+
+
+def fresh(path):
+    if os.path.exists(path):
+        os.unlink(path)
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--virtual-gib", type=int, default=100)
+    parser.add_argument("--data-gib", type=float, default=1.0)
+    parser.add_argument("--workdir", default=os.path.join(ROOT, "build", "bench-cli"))
+    args = parser.parse_args()
+    for tool in ("qemu-img",):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is missing: apt-get install qemu-utils")
+    if not os.access(QCOWKIT, os.X_OK):
+        sys.exit(f"{QCOWKIT} is missing: build first (cmake --build --preset default)")
+    os.makedirs(args.workdir, exist_ok=True)
+    w = lambda name: os.path.join(args.workdir, name)
+
+    src = w("source.raw")
+    virtual = args.virtual_gib << 30
+    data = int(args.data_gib * (1 << 30))
+    if not os.path.exists(src) or os.path.getsize(src) != virtual:
+        print(f"making {src}: {args.virtual_gib} GiB virtual, {args.data_gib} GiB data", flush=True)
+        make_source(src, virtual, data)
+    # A qcow2 made by qemu-img is the input of the qcow2 rows for both tools.
+    base = w("source.qcow2")
+    if not os.path.exists(base):
+        subprocess.run(["qemu-img", "convert", "-O", "qcow2", src, base], check=True)
+
+    rows = [
+        ("convert qcow2 -> raw",
+         ["qemu-img", "convert", "-O", "raw", base, "{out}"],
+         [QCOWKIT, "convert", "-O", "raw", base, "{out}"], "out.raw"),
+        ("convert raw -> qcow2",
+         ["qemu-img", "convert", "-O", "qcow2", src, "{out}"],
+         [QCOWKIT, "convert", "-O", "qcow2", src, "{out}"], "out.qcow2"),
+        ("convert raw -> qcow2 -c zlib",
+         ["qemu-img", "convert", "-c", "-O", "qcow2", src, "{out}"],
+         [QCOWKIT, "convert", "-c", "-O", "qcow2", src, "{out}"], "out-zlib.qcow2"),
+        ("convert raw -> qcow2 -c zstd",
+         ["qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", src, "{out}"],
+         [QCOWKIT, "convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", src, "{out}"],
+         "out-zstd.qcow2"),
+        ("check (100 GiB sparse qcow2)",
+         ["qemu-img", "check", base], [QCOWKIT, "check", base], None),
+        ("map --output=json (same image)",
+         ["qemu-img", "map", "--output=json", base], [QCOWKIT, "map", "--output=json", base], None),
+    ]
+    print(f"{'row':34} {'qemu-img s':>11} {'qcowkit s':>10} {'ratio':>7}   (ratio = qemu-img / qcowkit; > 1: qcowkit faster)")
+    for name, theirs, ours, out in rows:
+        times = []
+        for cmd in (theirs, ours):
+            target = w(out) if out else None
+            if target:
+                fresh(target)
+            times.append(timed([c.replace("{out}", target) if target else c for c in cmd]))
+            if target:
+                os.unlink(target)
+        print(f"{name:34} {times[0]:11.2f} {times[1]:10.2f} {times[0] / times[1]:7.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
