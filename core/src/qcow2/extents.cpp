@@ -120,6 +120,7 @@ Result<std::vector<MapEntry>> Qcow2Image::Impl::map(uint64_t offset, uint64_t le
       case SpanKind::zero:
         e.present = true;
         e.zero = true;
+        if (span.preallocated) e.host_offset = span.host_offset;
         break;
       case SpanKind::compressed:
         e.present = e.data = e.compressed = true;
@@ -183,6 +184,7 @@ Result<std::vector<MapEntry>> Qcow2Image::Impl::map(uint64_t offset, uint64_t le
           add(rest);
         } else {
           e.zero = true;
+          if (span.preallocated) e.host_offset = span.host_offset;
         }
         break;
     }

@@ -34,9 +34,9 @@ struct Span {
   SpanKind kind = SpanKind::unallocated;
   uint64_t guest_offset = 0;
   uint64_t length = 0;
-  uint64_t host_offset = 0;        // data: where guest_offset lies in the file
+  uint64_t host_offset = 0;        // data, or preallocated: where guest_offset lies in the file
   bool copied = false;             // data: refcount is exactly 1 (may write in place)
-  bool preallocated = false;       // zero: the entry still owns a host cluster
+  bool preallocated = false;       // zero (or extended L2 unallocated): the entry still owns a host cluster
   uint64_t compressed_offset = 0;  // compressed: byte offset of the stream
   uint64_t compressed_bytes = 0;   //             and its length (whole sectors)
 };
