@@ -55,8 +55,9 @@ Status Qcow2Image::Impl::zero_or_discard(uint64_t offset, uint64_t length, bool 
 
   {
     std::shared_lock gate(io_gate_);
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     QK_TRY(prepare_first_write_locked());
+    wait_for_in_flight_locked(lock, whole_start, whole_end - whole_start);
     for (uint64_t pos = whole_start; pos < whole_end;) {
       // Skip runs that already read as wanted without touching their table.
       QK_ASSIGN_OR_RETURN(Span span, lookup_locked(pos, whole_end - pos));
@@ -66,8 +67,11 @@ Status Qcow2Image::Impl::zero_or_discard(uint64_t offset, uint64_t length, bool 
         done_already = discard || header_.version < 3 || (unallocated_reads_zero && flags.may_trim);
       else if (span.kind == SpanKind::zero)
         done_already = !discard && (!span.preallocated || !flags.may_trim);
-      if (done_already) {
-        pos += span.length;
+      // With extended L2 a span may end inside a cluster; only runs of
+      // whole clusters can be skipped.
+      const uint64_t whole = span.length / cluster_size_ * cluster_size_;
+      if (done_already && whole > 0) {
+        pos += whole;
         continue;
       }
       QK_ASSIGN_OR_RETURN(TablePtr l2, writable_l2_locked(pos));
@@ -85,10 +89,16 @@ Status Qcow2Image::Impl::zero_or_discard(uint64_t offset, uint64_t length, bool 
         } else {
           updated = kZeroFlag;
         }
-        if (updated == old) continue;
+        uint64_t bitmap = 0;
+        if (header_.extended_l2() && (updated & kZeroFlag)) {
+          // Extended L2 entries say "zero" per subcluster, not with bit 0.
+          updated &= ~kZeroFlag;
+          bitmap = kAllSubclustersZero;
+        }
+        if (updated == old && bitmap == l2_bitmap(*l2, index)) continue;
         const bool keeps_cluster = (updated & kOffsetMask) && (updated & kOffsetMask) == (old & kOffsetMask);
         if (!keeps_cluster) release_entry_locked(old, 0);
-        set_l2_entry(*l2, index, updated);
+        set_l2_entry(*l2, index, updated, bitmap);
       }
     }
   }
