@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -86,6 +88,19 @@ class JobSource {
   size_t index_ = 0;
 };
 
+// What one job leaves to write: the chunk as read, and the pieces of it
+// that go to the destination (plainly, or packed by compress_cluster).
+struct PendingWrite {
+  struct Piece {
+    uint64_t start = 0, length = 0;  // in data
+    std::vector<uint8_t> packed;     // empty: write data[start, start + length) plainly
+  };
+  uint64_t sequence = 0;
+  uint64_t offset = 0;  // of data[0] in the device
+  std::vector<uint8_t> data;
+  std::vector<Piece> pieces;
+};
+
 class Pipeline {
  public:
   Pipeline(BlockDevice& src, BlockDevice& dst, const CopyPipelineOptions& options)
@@ -101,6 +116,7 @@ class Pipeline {
                                     std::to_string(src_size_) + " bytes)");
     unsigned threads = options_.threads ? options_.threads : std::thread::hardware_concurrency();
     threads = std::clamp(threads, 1u, 64u);
+    max_ready_ = 2 * threads;
     std::vector<std::thread> workers;
     for (unsigned i = 0; i < threads; ++i) workers.emplace_back([this] { work(); });
     for (auto& t : workers) t.join();
@@ -110,11 +126,13 @@ class Pipeline {
   }
 
  private:
+  bool compressing() const { return options_.compress_cluster && options_.store_packed; }
+
   void fail(Error error) {
     std::lock_guard lock(mutex_);
     if (!error_) error_ = std::move(error);
     failed_ = true;
-    turn_.notify_all();
+    room_.notify_all();
   }
 
   void report_progress(uint64_t bytes) {
@@ -125,7 +143,6 @@ class Pipeline {
   }
 
   void work() {
-    std::vector<uint8_t> buffer;
     while (!failed_) {
       uint64_t skipped = 0;
       std::optional<Job> job;
@@ -137,22 +154,33 @@ class Pipeline {
       }
       if (skipped) report_progress(skipped);
       if (!job) return;
-      Status done = process(*job, buffer);
-      if (!done.ok()) return fail(std::move(done).error());
+      auto pending = prepare(*job);
+      if (!pending.ok()) return fail(std::move(pending).error());
+      Status written = submit(std::move(pending).value());
+      if (!written.ok()) return fail(std::move(written).error());
       report_progress(job->length);
     }
   }
 
-  Status process(const Job& job, std::vector<uint8_t>& buffer) {
+  // Reads a job and decides what to write (compressing, when asked): the
+  // part of the work that runs on every thread at once.
+  Result<PendingWrite> prepare(const Job& job) {
+    PendingWrite w;
+    w.sequence = job.sequence;
+    w.offset = job.offset;
     // The destination may be longer than the source (rounded up to its
     // sector size): the last job covers the padding too, as zeroes.
     uint64_t length = job.length;
     if (job.offset + length == src_size_) length = std::min(dst_size_, align_up_dst(src_size_)) - job.offset;
-    buffer.assign(length, 0);
-    Status read = src_.read(job.offset, ByteSpan(buffer.data(), job.length));
+    w.data.assign(length, 0);
+    Status read = src_.read(job.offset, ByteSpan(w.data.data(), job.length));
     if (!read.ok()) return with_context(read.error(), "reading the source");
-    if (options_.store_cluster) return store_compressed(job.offset, buffer);
-    return store_in_order(job, buffer);
+    if (compressing()) {
+      QK_TRY(compress_clusters(w));
+    } else {
+      for (auto [start, n] : data_segments(w.data)) w.pieces.push_back({start, n, {}});
+    }
+    return w;
   }
 
   uint64_t align_up_dst(uint64_t v) const {
@@ -160,12 +188,61 @@ class Pipeline {
     return (v + s - 1) / s * s;
   }
 
-  Status store_compressed(uint64_t offset, const std::vector<uint8_t>& buffer) {
-    for (uint64_t pos = 0; pos < buffer.size(); pos += granule_) {
-      uint64_t n = std::min<uint64_t>(granule_, buffer.size() - pos);
-      ConstByteSpan cluster(buffer.data() + pos, n);
+  Status compress_clusters(PendingWrite& w) {
+    std::vector<uint8_t> padded;
+    for (uint64_t pos = 0; pos < w.data.size(); pos += granule_) {
+      uint64_t n = std::min<uint64_t>(granule_, w.data.size() - pos);
+      ConstByteSpan cluster(w.data.data() + pos, n);
       if (options_.min_sparse && is_all_zero(cluster)) continue;
-      Status st = options_.store_cluster(offset + pos, cluster);
+      if (n < granule_) {
+        padded.assign(granule_, 0);
+        std::copy(cluster.begin(), cluster.end(), padded.begin());
+        cluster = ConstByteSpan(padded);
+      }
+      auto packed = options_.compress_cluster(cluster);
+      if (!packed.ok())
+        return with_context(packed.error(), "compressing offset " + std::to_string(w.offset + pos));
+      w.pieces.push_back({pos, n, std::move(packed).value()});
+    }
+    return {};
+  }
+
+  // Hands a prepared job over for writing in source order. Jobs that finish
+  // early wait in a bounded queue, so a thread that is slow (or descheduled)
+  // does not stall the others; whichever thread finds the next job ready
+  // writes every ready job in a row.
+  Status submit(PendingWrite w) {
+    std::unique_lock lock(mutex_);
+    room_.wait(lock, [&] {
+      return failed_ || ready_.size() < max_ready_ || w.sequence == next_to_write_;
+    });
+    if (failed_) return {};
+    ready_.emplace(w.sequence, std::move(w));
+    if (writing_) return {};
+    writing_ = true;
+    Status result;
+    for (;;) {
+      auto it = ready_.find(next_to_write_);
+      if (failed_ || it == ready_.end()) break;
+      PendingWrite next = std::move(it->second);
+      ready_.erase(it);
+      lock.unlock();
+      result = write_out(next);
+      lock.lock();
+      if (!result.ok()) break;
+      ++next_to_write_;
+      room_.notify_all();
+    }
+    writing_ = false;
+    return result;
+  }
+
+  Status write_out(const PendingWrite& w) {
+    for (const auto& piece : w.pieces) {
+      const uint64_t offset = w.offset + piece.start;
+      Status st = piece.packed.empty()
+                      ? dst_.write(offset, ConstByteSpan(w.data.data() + piece.start, piece.length))
+                      : options_.store_packed(offset, ConstByteSpan(piece.packed));
       if (!st.ok()) return with_context(st.error(), "writing the destination");
     }
     return {};
@@ -202,27 +279,6 @@ class Pipeline {
     return segments;
   }
 
-  Status store_in_order(const Job& job, const std::vector<uint8_t>& buffer) {
-    // Find the segments worth writing before waiting for our turn.
-    std::vector<std::pair<uint64_t, uint64_t>> segments = data_segments(buffer);
-    std::unique_lock lock(mutex_);
-    turn_.wait(lock, [&] { return failed_ || next_to_write_ == job.sequence; });
-    if (failed_) return {};
-    lock.unlock();
-    Status result;
-    for (auto [start, length] : segments) {
-      result = dst_.write(job.offset + start, ConstByteSpan(buffer.data() + start, length));
-      if (!result.ok()) {
-        result = with_context(result.error(), "writing the destination");
-        break;
-      }
-    }
-    lock.lock();
-    ++next_to_write_;
-    turn_.notify_all();
-    return result;
-  }
-
   BlockDevice& src_;
   BlockDevice& dst_;
   const CopyPipelineOptions& options_;
@@ -231,9 +287,12 @@ class Pipeline {
   std::mutex source_mutex_;
   JobSource jobs_;
 
-  std::mutex mutex_;  // guards next_to_write_ and error_
-  std::condition_variable turn_;
+  std::mutex mutex_;  // guards everything below but the atomics
+  std::condition_variable room_;
+  std::map<uint64_t, PendingWrite> ready_;  // prepared, waiting for their turn
+  size_t max_ready_ = 4;
   uint64_t next_to_write_ = 0;
+  bool writing_ = false;
   std::optional<Error> error_;
   std::atomic<bool> failed_{false};
 

@@ -8,12 +8,14 @@
 //   written either (qemu-img convert -S); min_sparse 0 writes every byte.
 // * Uncompressed chunks are written in source order, so a qcow2 destination
 //   is laid out sequentially, while reading runs ahead on every thread.
-// * Compressed output: each thread hands whole clusters to store_cluster
-//   (which compresses and stores them), in parallel.
+// * Compressed output: every thread compresses whole clusters; the packed
+//   clusters are stored in source order, so compression never waits for the
+//   image's metadata lock and the file is laid out sequentially.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "qcowkit/block_ops.hpp"
 
@@ -23,9 +25,14 @@ struct CopyPipelineOptions {
   uint64_t min_sparse = 4096;        // bytes; 0: write everything, holes too
   unsigned threads = 0;              // 0: one per core
   uint32_t granule = 65536;          // destination cluster size (job alignment)
-  // Set: every non-zero cluster (granule) goes here instead of dst, from
-  // several threads at once. convert binds it to Qcow2Image::write_compressed.
-  std::function<Status(uint64_t offset, ConstByteSpan cluster)> store_cluster;
+  // Compressed output, when both are set. compress_cluster runs on every
+  // thread, once per non-zero cluster (granule; the short last one comes
+  // zero-padded to a whole granule), and returns the packed bytes, or an
+  // empty vector when they would not be smaller. store_packed then runs in
+  // source order, one call at a time; clusters that did not shrink are
+  // written to dst as they are.
+  std::function<Result<std::vector<uint8_t>>(ConstByteSpan cluster)> compress_cluster;
+  std::function<Status(uint64_t offset, ConstByteSpan packed)> store_packed;
   ProgressFn progress;               // (done, total) in source bytes
 };
 

@@ -134,9 +134,22 @@ int run_convert(const VerbArgs& raw_args) {
     copy.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
   copy.granule = target->qcow2 ? target->qcow2->cluster_size() : 65536;
   if (compress) {
+    // Compress here, on every pipeline thread, with the codec the image
+    // records; the image only stores the packed clusters, in order.
+    const Codec* codec = builtin_codecs().get(create.compression_type);
+    if (!codec) {
+      ::unlink(out_path.c_str());
+      return report_error("convert", make_error(ENOTSUP, std::string("this build has no ") +
+                                                             to_string(create.compression_type) +
+                                                             " codec"));
+    }
+    const uint64_t cluster_size = copy.granule;
+    copy.compress_cluster = [codec, cluster_size](ConstByteSpan cluster) {
+      return codec->compress(cluster, cluster_size - 1);
+    };
     Qcow2Image* image = target->qcow2.get();
-    copy.store_cluster = [image](uint64_t offset, ConstByteSpan cluster) {
-      return image->write_compressed(offset, cluster);
+    copy.store_packed = [image](uint64_t offset, ConstByteSpan packed) {
+      return image->store_compressed(offset, packed);
     };
   }
 

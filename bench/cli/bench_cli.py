@@ -11,6 +11,7 @@ means qcowkit was faster. Nothing is asserted: the numbers are printed.
 import argparse
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -42,13 +43,17 @@ def make_source(path, virtual, data, seed=1):
 
 
 def timed(cmd):
+    """(wall seconds, CPU seconds) of one run of `cmd`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     elapsed = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     # check exits 0 on a clean image; anything else is a failed row.
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[:300]}")
-    return elapsed
+    return elapsed, cpu
 
 
 def fresh(path):
@@ -101,7 +106,9 @@ def main():
         ("map --output=json (same image)",
          ["qemu-img", "map", "--output=json", base], [QCOWKIT, "map", "--output=json", base], None),
     ]
-    print(f"{'row':34} {'qemu-img s':>11} {'qcowkit s':>10} {'ratio':>7}   (ratio = qemu-img / qcowkit; > 1: qcowkit faster)")
+    print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.1f}")
+    print("ratio = qemu-img / qcowkit (> 1: qcowkit faster); wall-clock, then CPU seconds")
+    print(f"{'row':34} {'qemu-img s':>11} {'qcowkit s':>10} {'ratio':>6} {'cpu qemu':>9} {'cpu ours':>9} {'ratio':>6}")
     for name, theirs, ours, out in rows:
         times = []
         for cmd in (theirs, ours):
@@ -111,7 +118,10 @@ def main():
             times.append(timed([c.replace("{out}", target) if target else c for c in cmd]))
             if target:
                 os.unlink(target)
-        print(f"{name:34} {times[0]:11.2f} {times[1]:10.2f} {times[0] / times[1]:7.2f}", flush=True)
+        (wall_q, cpu_q), (wall_o, cpu_o) = times
+        print(f"{name:34} {wall_q:11.2f} {wall_o:10.2f} {wall_q / wall_o:6.2f} "
+              f"{cpu_q:9.2f} {cpu_o:9.2f} {cpu_q / max(cpu_o, 1e-6):6.2f}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 #define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -219,28 +221,74 @@ TEST_CASE("copy pipeline refuses a destination smaller than the source", "[pipel
   CHECK(st.error().code == ERANGE);
 }
 
-TEST_CASE("copy pipeline hands whole clusters to store_cluster, skipping zero ones", "[pipeline]") {
+TEST_CASE("copy pipeline compresses clusters on threads and stores them in order", "[pipeline]") {
   const uint64_t size = (8 << 20) + 1000;  // a short last cluster
   auto src = make_source(size);
+  // One cluster of one repeated byte "compresses" to that byte.
+  std::vector<uint8_t> uniform(65536, 0x5a);
+  REQUIRE(src->write(6 << 20, ConstByteSpan(uniform)).ok());
   auto dst = std::make_shared<MemoryDevice>(size);
   std::mutex mutex;
-  std::set<uint64_t> stored;
+  std::vector<uint64_t> stored;
   CopyPipelineOptions options;
   options.threads = 4;
   options.granule = 65536;
-  options.store_cluster = [&](uint64_t offset, ConstByteSpan cluster) -> Status {
-    {
-      std::lock_guard lock(mutex);
-      REQUIRE(offset % 65536 == 0);
-      REQUIRE((cluster.size() == 65536 || offset + cluster.size() == size));
-      REQUIRE(stored.insert(offset).second);
-    }
-    return dst->write(offset, cluster);
+  std::atomic<bool> short_cluster_seen{false};
+  options.compress_cluster = [&](ConstByteSpan cluster) -> Result<std::vector<uint8_t>> {
+    if (cluster.size() != 65536) short_cluster_seen = true;  // the short last one comes padded
+    bool same = std::all_of(cluster.begin(), cluster.end(), [&](uint8_t b) { return b == cluster[0]; });
+    return same ? std::vector<uint8_t>{cluster[0]} : std::vector<uint8_t>{};
+  };
+  options.store_packed = [&](uint64_t offset, ConstByteSpan packed) -> Status {
+    std::lock_guard lock(mutex);
+    REQUIRE(packed.size() == 1);
+    REQUIRE(offset % 65536 == 0);
+    stored.push_back(offset);
+    std::vector<uint8_t> cluster(std::min<uint64_t>(65536, size - offset), packed[0]);
+    return dst->write(offset, ConstByteSpan(cluster));
   };
   REQUIRE(run_copy_pipeline(*src, *dst, options).ok());
   CHECK(read_device(*dst) == read_device(*src));
-  CHECK(stored.count(0) == 0);                    // a hole
-  CHECK(stored.count((2 << 20) + 65536) == 0);    // zeroes inside data
-  CHECK(stored.count(1 << 20) == 1);
-  CHECK(stored.count(size / 65536 * 65536) == 1);  // the short last cluster
+  CHECK_FALSE(short_cluster_seen);
+  CHECK(stored == std::vector<uint64_t>{6 << 20});  // only the uniform cluster packed
+  // Zero clusters were neither compressed nor written.
+  auto extents = dst->extents(0, 1 << 20).value();
+  REQUIRE_FALSE(extents.empty());
+  CHECK(extents.front().kind != ExtentKind::data);
+}
+
+TEST_CASE("copy pipeline stores packed clusters in source order", "[pipeline]") {
+  const uint64_t size = 16 << 20;
+  auto src = std::make_shared<MemoryDevice>(size);
+  std::vector<uint8_t> ones(size, 1);
+  REQUIRE(src->write(0, ConstByteSpan(ones)).ok());
+  auto dst = std::make_shared<MemoryDevice>(size);
+  std::vector<uint64_t> stored;
+  CopyPipelineOptions options;
+  options.threads = 4;
+  options.granule = 65536;
+  options.compress_cluster = [](ConstByteSpan) -> Result<std::vector<uint8_t>> {
+    return std::vector<uint8_t>{1};
+  };
+  options.store_packed = [&](uint64_t offset, ConstByteSpan) -> Status {
+    stored.push_back(offset);  // one call at a time, by contract
+    return {};
+  };
+  REQUIRE(run_copy_pipeline(*src, *dst, options).ok());
+  REQUIRE(stored.size() == size / 65536);
+  CHECK(std::is_sorted(stored.begin(), stored.end()));
+}
+
+TEST_CASE("copy pipeline reports a compression error with its offset", "[pipeline]") {
+  auto src = make_source(4 << 20);
+  auto dst = std::make_shared<MemoryDevice>(4 << 20);
+  CopyPipelineOptions options;
+  options.compress_cluster = [](ConstByteSpan) -> Result<std::vector<uint8_t>> {
+    return make_error(ENOMEM, "no memory");
+  };
+  options.store_packed = [](uint64_t, ConstByteSpan) -> Status { return {}; };
+  auto st = run_copy_pipeline(*src, *dst, options);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().code == ENOMEM);
+  CHECK(st.error().message.find("compressing offset 1048576") != std::string::npos);
 }
