@@ -356,7 +356,8 @@ def group_convert():
     # raw -> qcow2 -> raw, plain and compressed (zlib, zstd).
     variants = {"plain": [], "zlib": ["-c"], "zstd": ["-c", "-o", "compression_type=zstd"],
                 "c4k-rc8": ["-o", "cluster_size=4k,refcount_bits=8"],
-                "v2": ["-o", "compat=0.10"], "c2m": ["-c", "-o", "cluster_size=2M"]}
+                "v2": ["-o", "compat=0.10"], "c2m": ["-c", "-o", "cluster_size=2M"],
+                "extl2": ["-o", "extended_l2=on"], "lazy-c512": ["-o", "lazy_refcounts=on,cluster_size=512"]}
     for variant, options in variants.items():
         img, back = work(f"rt-{variant}.qcow2"), work(f"rt-{variant}.raw")
         rc, _, err = qk("convert", "-f", "raw", "-O", "qcow2", *options, reference, img)
@@ -473,7 +474,8 @@ def group_create_resize():
         "c4k-lazy-rc64": (["-o", "cluster_size=4k,lazy_refcounts=on,refcount_bits=64"],
                           {"cluster-size": 4096}, {"lazy-refcounts": True, "refcount-bits": 64}),
         "v2": (["-o", "compat=0.10"], {}, {"compat": "0.10"}),
-        "zstd": (["-o", "compression_type=zstd"], {}, {"compression-type": "zstd"}),
+        "zstd-extl2": (["-o", "compression_type=zstd,extended_l2=on"], {},
+                       {"compression-type": "zstd", "extended-l2": True}),
         "prealloc": (["-o", "preallocation=metadata,cluster_size=2M"], {"cluster-size": 2 << 20}, {}),
     }
     for name, (options, top, specific) in cases.items():
