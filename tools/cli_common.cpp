@@ -23,6 +23,9 @@ std::optional<ParsedArgs> parse_verb_args(const std::string& verb, const std::st
                                           const std::vector<std::string>& args,
                                           std::vector<OptionSpec> specs, int& exit_status) {
   specs.push_back({'h', "help", false});
+  // qemu-img's -U (--force-share) lifts its image locks; qcowkit takes none,
+  // so every verb accepts it and nothing changes.
+  specs.push_back({'U', "force-share", false});
   auto parsed = parse_args(args, specs);
   if (!parsed.ok()) {
     exit_status = usage_error(verb, parsed.error().message);

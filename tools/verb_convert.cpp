@@ -30,7 +30,8 @@ const char kHelp[] =
     "           -S 0 writes every byte\n"
     "  -m       worker threads (default: one per core)\n"
     "  -p       progress bar on a terminal\n"
-    "  --backing-chain  read through IN's backing files (never opened otherwise)\n";
+    "  --backing-chain  read through IN's backing files (never opened otherwise)\n"
+    "  -t, -T, -W, -U   accepted for qemu-img compatibility; they change nothing\n";
 
 struct Target {
   std::shared_ptr<FileDevice> file;
@@ -71,7 +72,12 @@ int run_convert(const VerbArgs& raw_args) {
       "convert", kHelp, raw_args,
       {{'f', nullptr, true}, {'O', nullptr, true}, {'c', nullptr, false}, {'o', nullptr, true},
        {'S', nullptr, true}, {'m', nullptr, true}, {'p', nullptr, false}, {'q', nullptr, false},
-       {0, "backing-chain", false}},
+       {0, "backing-chain", false},
+       // Accepted so qemu-img command lines run unchanged: cache modes (-t,
+       // -T) mean nothing here (qcowkit uses the page cache and flushes at
+       // the end), and -W only permits out-of-order writes, which the
+       // in-order pipeline does not need.
+       {'t', nullptr, true}, {'T', nullptr, true}, {'W', nullptr, false}},
       status);
   if (!args) return status;
   if (args->positionals.size() != 2) return usage_error("convert", "expected IN and OUT");

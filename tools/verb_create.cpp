@@ -45,7 +45,9 @@ int run_create(const VerbArgs& raw_args) {
   int status = 0;
   auto args = parse_verb_args("create", kHelp, raw_args,
                               {{'f', nullptr, true}, {'o', nullptr, true}, {'b', nullptr, true},
-                               {'F', nullptr, true}, {'q', nullptr, false}},
+                               {'F', nullptr, true}, {'q', nullptr, false},
+                               // -u (do not open the backing file): qcowkit never does.
+                               {'u', nullptr, false}},
                               status);
   if (!args) return status;
   std::string format = "qcow2";

@@ -16,12 +16,13 @@ namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit info [-f raw|qcow2] [--output=human|json] IMAGE\n"
+    "usage: qcowkit info [-f raw|qcow2] [--output=human|json] [--backing-chain] IMAGE\n"
     "\n"
     "Prints the virtual size, file size, format and, for qcow2, the version,\n"
     "cluster size, refcount width, feature bits, backing file, snapshots and\n"
-    "bitmaps. JSON output uses qemu-img's field names. Backing files are named,\n"
-    "never opened.\n";
+    "bitmaps. JSON output uses qemu-img's field names. Only headers are read.\n"
+    "Backing files are named, not described, unless --backing-chain asks for\n"
+    "every layer (JSON: an array, as qemu-img prints it).\n";
 
 struct ImageFacts {
   std::string filename, format;
@@ -55,8 +56,7 @@ std::string snapshot_clock(uint64_t nsec) {
   return buf;
 }
 
-void write_json(const ImageFacts& facts) {
-  JsonWriter json;
+void write_json(JsonWriter& json, const ImageFacts& facts) {
   json.begin_object();
   const Qcow2Details* d = facts.qcow2 ? &*facts.qcow2 : nullptr;
   if (d && !d->snapshots.empty()) {
@@ -108,7 +108,6 @@ void write_json(const ImageFacts& facts) {
   }
   json.field("dirty-flag", d ? d->dirty : false);
   json.end_object();
-  std::printf("%s\n", json.str().c_str());
 }
 
 void write_human(const ImageFacts& facts) {
@@ -165,44 +164,80 @@ void write_human(const ImageFacts& facts) {
   if (d.dirty) std::printf("dirty flag: true\n");
 }
 
-}  // namespace
 
-int run_info(const VerbArgs& raw_args) {
-  int status = 0;
-  auto args = parse_verb_args("info", kHelp, raw_args, {output_option(), {'f', nullptr, true}},
-                              status);
-  if (!args) return status;
-  auto format = output_format(*args);
-  if (!format.ok()) return usage_error("info", format.error().message);
-  if (args->positionals.size() != 1) return usage_error("info", "expected exactly one IMAGE");
-  ImageOpenOptions open_options;
-  if (auto f = args->last("f")) {
-    auto name = parse_format_name(*f);
-    if (!name.ok()) return usage_error("info", name.error().message);
-    open_options.format = *name;
-  }
-
+Result<ImageFacts> gather_facts(const std::string& path, const std::optional<std::string>& format) {
   ImageFacts facts;
-  facts.filename = args->positionals[0];
-  auto file = FileDevice::open(facts.filename, {.read_only = true});
-  if (!file.ok())
-    return report_error("info", with_context(std::move(file).error(),
-                                             "cannot open '" + facts.filename + "'"));
-  facts.format = open_options.format.value_or(
-      Qcow2Image::looks_like_qcow2(**file) ? "qcow2" : "raw");
+  facts.filename = path;
+  auto file = FileDevice::open(path, {.read_only = true});
+  if (!file.ok()) return with_context(std::move(file).error(), "cannot open '" + path + "'");
+  facts.format = format.value_or(Qcow2Image::looks_like_qcow2(**file) ? "qcow2" : "raw");
   facts.virtual_size = (*file)->info().size;
   struct stat st;
   if (fstat((*file)->fd(), &st) == 0) facts.actual_size = uint64_t(st.st_blocks) * 512;
   if (facts.format == "qcow2") {
     auto details = Qcow2Image::probe(**file);
-    if (!details.ok()) return report_error("info", with_context(details.error(), facts.filename));
+    if (!details.ok()) return with_context(details.error(), path);
     facts.virtual_size = details->virtual_size;
     facts.qcow2 = std::move(details).value();
   }
-  if (*format == OutputFormat::json)
-    write_json(facts);
-  else
-    write_human(facts);
+  return facts;
+}
+
+// The image and, with --backing-chain, every backing file under it.
+Result<std::vector<ImageFacts>> gather_chain(const std::string& path,
+                                             std::optional<std::string> format, bool chain) {
+  constexpr size_t kMaxDepth = 16;
+  std::vector<ImageFacts> layers;
+  std::string next = path;
+  for (;;) {
+    QK_ASSIGN_OR_RETURN(ImageFacts facts, gather_facts(next, format));
+    layers.push_back(std::move(facts));
+    const ImageFacts& top = layers.back();
+    if (!chain || !top.qcow2 || top.qcow2->backing_file.empty()) return layers;
+    if (layers.size() >= kMaxDepth)
+      return make_error(ELOOP, path + ": backing chain longer than " + std::to_string(kMaxDepth));
+    QK_ASSIGN_OR_RETURN(next, resolve_backing_name(top.filename, top.qcow2->backing_file));
+    format.reset();
+    if (!top.qcow2->backing_format.empty()) {
+      QK_ASSIGN_OR_RETURN(std::string name, parse_format_name(top.qcow2->backing_format));
+      format = name;
+    }
+  }
+}
+
+}  // namespace
+
+int run_info(const VerbArgs& raw_args) {
+  int status = 0;
+  auto args = parse_verb_args("info", kHelp, raw_args,
+                              {output_option(), {'f', nullptr, true}, {0, "backing-chain", false}},
+                              status);
+  if (!args) return status;
+  auto format = output_format(*args);
+  if (!format.ok()) return usage_error("info", format.error().message);
+  if (args->positionals.size() != 1) return usage_error("info", "expected exactly one IMAGE");
+  std::optional<std::string> image_format;
+  if (auto f = args->last("f")) {
+    auto name = parse_format_name(*f);
+    if (!name.ok()) return usage_error("info", name.error().message);
+    image_format = *name;
+  }
+  const bool chain = args->has("backing-chain");
+  auto layers = gather_chain(args->positionals[0], image_format, chain);
+  if (!layers.ok()) return report_error("info", layers.error());
+  if (*format == OutputFormat::json) {
+    // qemu-img prints an array with --backing-chain, one object without.
+    JsonWriter json;
+    if (chain) json.begin_array();
+    for (const auto& facts : *layers) write_json(json, facts);
+    if (chain) json.end_array();
+    std::printf("%s\n", json.str().c_str());
+  } else {
+    for (size_t i = 0; i < layers->size(); ++i) {
+      if (i > 0) std::printf("\n");
+      write_human((*layers)[i]);
+    }
+  }
   return 0;
 }
 

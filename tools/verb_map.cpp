@@ -7,13 +7,15 @@
 #include "human_format.hpp"
 #include "image_open.hpp"
 #include "json_writer.hpp"
+#include "size_parse.hpp"
 #include "verbs.hpp"
 
 namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit map [-f raw|qcow2] [--output=human|json] [--backing-chain] IMAGE\n"
+    "usage: qcowkit map [-f raw|qcow2] [--output=human|json] [--backing-chain]\n"
+    "                   [--start-offset=OFFSET] [--max-length=LENGTH] IMAGE\n"
     "\n"
     "Lists the runs of the virtual disk: where data lies in the file, what\n"
     "reads as zeroes, what is compressed. JSON rows carry qemu-img's fields\n"
@@ -153,7 +155,8 @@ void write_human(const std::vector<MapRow>& rows) {
 int run_map(const VerbArgs& raw_args) {
   int status = 0;
   auto args = parse_verb_args("map", kHelp, raw_args,
-                              {output_option(), {'f', nullptr, true}, {0, "backing-chain", false}},
+                              {output_option(), {'f', nullptr, true}, {0, "backing-chain", false},
+                               {0, "start-offset", true}, {0, "max-length", true}},
                               status);
   if (!args) return status;
   auto format = output_format(*args);
@@ -170,7 +173,20 @@ int run_map(const VerbArgs& raw_args) {
   auto image = open_image(path, open_options);
   if (!image.ok()) return report_error("map", image.error());
 
-  auto rows = image_rows(*image, 0, image->device->info().size, 0);
+  const uint64_t size = image->device->info().size;
+  uint64_t start = 0, length = size;
+  if (auto v = args->last("start-offset")) {
+    auto n = parse_size(*v);
+    if (!n.ok()) return usage_error("map", n.error().message);
+    start = std::min(*n, size);
+    length = size - start;
+  }
+  if (auto v = args->last("max-length")) {
+    auto n = parse_size(*v);
+    if (!n.ok()) return usage_error("map", n.error().message);
+    length = std::min(*n, length);
+  }
+  auto rows = image_rows(*image, start, length, 0);
   if (!rows.ok()) return report_error("map", with_context(rows.error(), path));
   if (*format == OutputFormat::json)
     write_json(*rows);

@@ -141,6 +141,17 @@ def group_info():
                 fail(f"info {name} (human): qemu-img prints {line!r}, qcowkit does not")
 
 
+    # --backing-chain: one object per layer, as qemu-img lists them.
+    for name, qcow2, _, backing in images():
+        if not backing:
+            continue
+        ours = json_of("info --backing-chain", *qk("info", "--backing-chain", "--output=json", qcow2))
+        theirs = json_of("qemu-img info --backing-chain",
+                         *run("qemu-img", "info", "-U", "--backing-chain", "--output=json", qcow2))
+        if ours is not None and theirs is not None:
+            compare_common(ours, theirs, "info --backing-chain", skip=("full-backing-filename",))
+
+
 # --- check ----------------------------------------------------------------
 
 def check_both(where, path, *extra):
@@ -325,6 +336,13 @@ def group_map():
             # qemu-img's listing gives up on compressed clusters; ours skips them.
             if qrc == 0 and (rc != 0 or human != qemu_human):
                 fail(f"map {name} (human): differs from qemu-img map:\n{human}---\n{qemu_human}")
+    # A window of the image, as qemu-img map --start-offset/--max-length.
+    v3 = dict((n, q) for n, q, _, _ in images())["v3"]
+    window = ["--start-offset=1M", "--max-length=9000000"]
+    ours = json_of("map window", *qk("map", "--output=json", *window, v3))
+    theirs = json_of("qemu-img map window", *run("qemu-img", "map", "--output=json", *window, v3))
+    if ours is not None and theirs is not None:
+        compare_maps("map --start-offset --max-length", ours, theirs)
     raw = os.path.join(IMAGES, "reference.raw")
     ours = json_of("map raw", *qk("map", "--output=json", raw))
     theirs = json_of("qemu-img map raw", *run("qemu-img", "map", "--output=json", raw))
