@@ -212,6 +212,7 @@ class Pipeline {
   // does not stall the others; whichever thread finds the next job ready
   // writes every ready job in a row.
   Status submit(PendingWrite w) {
+    if (!options_.in_order && !compressing()) return write_out(w);
     std::unique_lock lock(mutex_);
     room_.wait(lock, [&] {
       return failed_ || ready_.size() < max_ready_ || w.sequence == next_to_write_;

@@ -6,8 +6,9 @@
 //   new and reads as zeroes already, so they cost nothing.
 // * Inside data, runs of zero bytes at least `min_sparse` long are not
 //   written either (qemu-img convert -S); min_sparse 0 writes every byte.
-// * Uncompressed chunks are written in source order, so a qcow2 destination
-//   is laid out sequentially, while reading runs ahead on every thread.
+// * Chunks are read (and inspected) on every thread; with in_order they are
+//   written in source order, so a qcow2 destination is laid out
+//   sequentially, otherwise each thread writes its own chunks at once.
 // * Compressed output: every thread compresses whole clusters; the packed
 //   clusters are stored in source order, so compression never waits for the
 //   image's metadata lock and the file is laid out sequentially.
@@ -33,6 +34,11 @@ struct CopyPipelineOptions {
   // written to dst as they are.
   std::function<Result<std::vector<uint8_t>>(ConstByteSpan cluster)> compress_cluster;
   std::function<Status(uint64_t offset, ConstByteSpan packed)> store_packed;
+  // Write in source order (one writer at a time). A qcow2 destination wants
+  // it: clusters are then allocated sequentially. A raw file does not care,
+  // and takes writes from every thread at once. Compressed output is always
+  // stored in order.
+  bool in_order = true;
   ProgressFn progress;               // (done, total) in source bytes
 };
 

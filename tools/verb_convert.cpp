@@ -139,6 +139,7 @@ int run_convert(const VerbArgs& raw_args) {
   if (progress.active())
     copy.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
   copy.granule = target->qcow2 ? target->qcow2->cluster_size() : 65536;
+  copy.in_order = target->qcow2 != nullptr;
   if (compress) {
     // Compress here, on every pipeline thread, with the codec the image
     // records; the image only stores the packed clusters, in order.

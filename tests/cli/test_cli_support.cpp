@@ -166,10 +166,11 @@ std::shared_ptr<MemoryDevice> make_source(uint64_t size) {
 TEST_CASE("copy pipeline copies every byte and skips long zero runs", "[pipeline]") {
   const uint64_t size = 16 << 20;
   auto src = make_source(size);
-  for (unsigned threads : {1u, 4u}) {
+  for (auto [threads, in_order] : {std::pair{1u, true}, {4u, true}, {4u, false}}) {
     auto dst = std::make_shared<MemoryDevice>(size);
     CopyPipelineOptions options;
     options.threads = threads;
+    options.in_order = in_order;
     uint64_t last_done = 0, last_total = 0;
     options.progress = [&](uint64_t done, uint64_t total) {
       CHECK(done >= last_done);
