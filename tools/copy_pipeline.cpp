@@ -114,7 +114,11 @@ class Pipeline {
       return make_error(ERANGE, "destination (" + std::to_string(dst_size_) +
                                     " bytes) is smaller than the source (" +
                                     std::to_string(src_size_) + " bytes)");
-    unsigned threads = options_.threads ? options_.threads : std::thread::hardware_concurrency();
+    // One thread per core, but at least four: part of each thread's time goes
+    // to I/O, and on a shared machine a few more runnable threads keep the
+    // cores we are given busy (qemu-img runs four compression threads too).
+    unsigned threads = options_.threads ? options_.threads
+                                        : std::max(4u, std::thread::hardware_concurrency());
     threads = std::clamp(threads, 1u, 64u);
     max_ready_ = 2 * threads;
     std::vector<std::thread> workers;

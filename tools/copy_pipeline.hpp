@@ -24,7 +24,7 @@ namespace qcowkit::cli {
 
 struct CopyPipelineOptions {
   uint64_t min_sparse = 4096;        // bytes; 0: write everything, holes too
-  unsigned threads = 0;              // 0: one per core
+  unsigned threads = 0;              // 0: one per core, at least 4
   uint32_t granule = 65536;          // destination cluster size (job alignment)
   // Compressed output, when both are set. compress_cluster runs on every
   // thread, once per non-zero cluster (granule; the short last one comes

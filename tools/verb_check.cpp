@@ -45,7 +45,6 @@ void write_json(const std::string& filename, const CheckReport& r) {
 }
 
 void write_human(const CheckReport& r) {
-  for (const auto& message : r.messages) std::fprintf(stderr, "%s\n", message.c_str());
   if (r.leaks_fixed || r.corruptions_fixed)
     std::printf("The following inconsistencies were found and repaired:\n\n"
                 "    %" PRIu64 " leaked clusters\n    %" PRIu64 " corruptions\n\n"
@@ -140,6 +139,8 @@ int run_check(const VerbArgs& raw_args) {
     if (report->messages.empty()) report->messages = before->messages;
   }
 
+  // One line per problem on stderr, whatever the output format (as qemu-img).
+  for (const auto& message : report->messages) std::fprintf(stderr, "%s\n", message.c_str());
   if (*format == OutputFormat::json)
     write_json(path, *report);
   else

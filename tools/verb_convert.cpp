@@ -28,7 +28,7 @@ const char kHelp[] =
     "  -o       qcow2 creation options, as for 'qcowkit create'\n"
     "  -S       zero runs of at least BYTES are left unallocated (default 4K);\n"
     "           -S 0 writes every byte\n"
-    "  -m       worker threads (default: one per core)\n"
+    "  -m       worker threads (default: one per core, at least 4)\n"
     "  -p       progress bar on a terminal\n"
     "  --backing-chain  read through IN's backing files (never opened otherwise)\n"
     "  -t, -T, -W, -U   accepted for qemu-img compatibility; they change nothing\n";
