@@ -19,7 +19,7 @@ namespace {
 
 const char kHelp[] =
     "usage: qcowkit convert [-f raw|qcow2] [-O raw|qcow2] [-c] [-o OPTIONS] [-S BYTES]\n"
-    "                       [-m THREADS] [-p] [-q] [--backing-chain] IN OUT\n"
+    "                       [-m THREADS] [-t CACHE] [-p] [-q] [--backing-chain] IN OUT\n"
     "\n"
     "Copies the virtual contents of IN into a new file OUT (which must not exist).\n"
     "  -O       output format (default raw, as qemu-img)\n"
@@ -31,7 +31,10 @@ const char kHelp[] =
     "  -m       worker threads (default: one per core, at least 4)\n"
     "  -p       progress bar on a terminal\n"
     "  --backing-chain  read through IN's backing files (never opened otherwise)\n"
-    "  -t, -T, -W, -U   accepted for qemu-img compatibility; they change nothing\n";
+    "  -t       output cache mode: unsafe (default, as qemu-img: nothing is flushed\n"
+    "           to the disk) or writeback, writethrough, none, directsync (all\n"
+    "           flush the finished image to the disk)\n"
+    "  -T, -W, -U  accepted for qemu-img compatibility; they change nothing\n";
 
 struct Target {
   std::shared_ptr<FileDevice> file;
@@ -40,10 +43,11 @@ struct Target {
 };
 
 Result<Target> create_target(const std::string& path, const std::string& format,
-                             Qcow2CreateOptions create, uint64_t size) {
+                             Qcow2CreateOptions create, uint64_t size, bool durable) {
   FileOpenOptions file_options;
   file_options.create = true;
   file_options.exclusive = true;
+  file_options.skip_sync = !durable;
   auto file = FileDevice::open(path, file_options);
   if (!file.ok()) {
     if (file.error().code == EEXIST)
@@ -73,11 +77,11 @@ int run_convert(const VerbArgs& raw_args) {
       {{'f', nullptr, true}, {'O', nullptr, true}, {'c', nullptr, false}, {'o', nullptr, true},
        {'S', nullptr, true}, {'m', nullptr, true}, {'p', nullptr, false}, {'q', nullptr, false},
        {0, "backing-chain", false},
-       // Accepted so qemu-img command lines run unchanged: cache modes (-t,
-       // -T) mean nothing here (qcowkit uses the page cache and flushes at
-       // the end), and -W only permits out-of-order writes, which the
-       // in-order pipeline does not need.
-       {'t', nullptr, true}, {'T', nullptr, true}, {'W', nullptr, false}},
+       {'t', nullptr, true},
+       // Accepted so qemu-img command lines run unchanged: the source cache
+       // mode (-T) means nothing here, and -W only permits out-of-order
+       // writes, which the in-order pipeline does not need.
+       {'T', nullptr, true}, {'W', nullptr, false}},
       status);
   if (!args) return status;
   if (args->positionals.size() != 2) return usage_error("convert", "expected IN and OUT");
@@ -123,11 +127,19 @@ int run_convert(const VerbArgs& raw_args) {
     copy.threads = static_cast<unsigned>(*n);
   }
 
+  // -t: as qemu-img, the output is not flushed to the disk unless asked
+  // (a conversion cut short by a crash is redone anyway).
+  const std::string cache = args->last("t").value_or("unsafe");
+  if (cache != "unsafe" && cache != "writeback" && cache != "writethrough" && cache != "none" &&
+      cache != "directsync")
+    return usage_error("convert", "-t must be unsafe, writeback, writethrough, none or directsync");
+  const bool durable = cache != "unsafe";
+
   auto source = open_image(in_path, in_options);
   if (!source.ok()) return report_error("convert", source.error());
   const uint64_t size = source->device->info().size;
 
-  auto target = create_target(out_path, out_format, create, size);
+  auto target = create_target(out_path, out_format, create, size, durable);
   if (!target.ok()) {
     // Creation may have failed after the file appeared: do not leave it behind
     // (unless it was there before us).

@@ -396,6 +396,12 @@ def group_convert():
         if rc != 0 or not files_equal(back, reference):
             fail(f"convert qcow2 ({variant}) back to raw: not byte-identical ({err.strip()})")
 
+    # -t writeback flushes the output; the bytes are the same either way.
+    durable = work("durable.qcow2")
+    rc, _, err = qk("convert", "-t", "writeback", "-O", "qcow2", reference, durable)
+    if rc != 0 or run("qemu-img", "compare", "-q", "-F", "raw", durable, reference)[0] != 0:
+        fail(f"convert -t writeback: exit {rc}, or contents differ: {err.strip()}")
+
     # Sparseness: the output raw keeps the reference's holes; -S 0 fills them.
     sparse, full = work("sparse.raw"), work("full.raw")
     qk("convert", reference, sparse)
@@ -640,7 +646,7 @@ def group_bad_input():
     usage = [[], ["frobnicate"], ["info"], ["info", "--output=xml", raw], ["check", "-r", "bogus", raw],
              ["convert", "-O", "vmdk", raw, work("x.vmdk")], ["create", work("x.qcow2"), "1Q"],
              ["convert", "-c", raw, work("x.raw")], ["create", "-o", "bogus=1", work("y.qcow2"), "1M"],
-             ["resize", raw], ["map", "--nope", raw]]
+             ["resize", raw], ["map", "--nope", raw], ["convert", "-t", "bogus", raw, work("z.raw")]]
     for args in usage:
         rc, _, err = qk(*args)
         expect_one_line_error(f"qcowkit {' '.join(args)}", rc, err, (2,))
