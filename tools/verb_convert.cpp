@@ -19,7 +19,7 @@ namespace {
 
 const char kHelp[] =
     "usage: qcowkit convert [-f raw|qcow2] [-O raw|qcow2] [-c] [-o OPTIONS] [-S BYTES]\n"
-    "                       [-m THREADS] [-t CACHE] [-p] [-q] [--backing-chain] IN OUT\n"
+    "                       [-m THREADS] [-t CACHE] [-W] [-p] [-q] [--backing-chain] IN OUT\n"
     "\n"
     "Copies the virtual contents of IN into a new file OUT (which must not exist).\n"
     "  -O       output format (default raw, as qemu-img)\n"
@@ -34,7 +34,10 @@ const char kHelp[] =
     "  -t       output cache mode: unsafe (default, as qemu-img: nothing is flushed\n"
     "           to the disk) or writeback, writethrough, none, directsync (all\n"
     "           flush the finished image to the disk)\n"
-    "  -T, -W, -U  accepted for qemu-img compatibility; they change nothing\n";
+    "  -W       allow out-of-order writes: faster, but a qcow2 output's clusters may\n"
+    "           be laid out less sequentially (compressed clusters are always stored\n"
+    "           in order; raw outputs take any order anyway)\n"
+    "  -T, -U   accepted for qemu-img compatibility; they change nothing\n";
 
 struct Target {
   std::shared_ptr<FileDevice> file;
@@ -77,11 +80,10 @@ int run_convert(const VerbArgs& raw_args) {
       {{'f', nullptr, true}, {'O', nullptr, true}, {'c', nullptr, false}, {'o', nullptr, true},
        {'S', nullptr, true}, {'m', nullptr, true}, {'p', nullptr, false}, {'q', nullptr, false},
        {0, "backing-chain", false},
-       {'t', nullptr, true},
+       {'t', nullptr, true}, {'W', nullptr, false},
        // Accepted so qemu-img command lines run unchanged: the source cache
-       // mode (-T) means nothing here, and -W only permits out-of-order
-       // writes, which the in-order pipeline does not need.
-       {'T', nullptr, true}, {'W', nullptr, false}},
+       // mode means nothing here.
+       {'T', nullptr, true}},
       status);
   if (!args) return status;
   if (args->positionals.size() != 2) return usage_error("convert", "expected IN and OUT");
@@ -151,7 +153,9 @@ int run_convert(const VerbArgs& raw_args) {
   if (progress.active())
     copy.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
   copy.granule = target->qcow2 ? target->qcow2->cluster_size() : 65536;
-  copy.in_order = target->qcow2 != nullptr;
+  // In order by default, as qemu-img: a qcow2 output is then laid out in
+  // guest order. A raw file does not care.
+  copy.in_order = target->qcow2 != nullptr && !args->has("W");
   if (compress) {
     // Compress here, on every pipeline thread, with the codec the image
     // records; the image only stores the packed clusters, in order.

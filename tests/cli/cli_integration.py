@@ -375,7 +375,8 @@ def group_convert():
     variants = {"plain": [], "zlib": ["-c"], "zstd": ["-c", "-o", "compression_type=zstd"],
                 "c4k-rc8": ["-o", "cluster_size=4k,refcount_bits=8"],
                 "v2": ["-o", "compat=0.10"], "c2m": ["-c", "-o", "cluster_size=2M"],
-                "extl2": ["-o", "extended_l2=on"], "lazy-c512": ["-o", "lazy_refcounts=on,cluster_size=512"]}
+                "extl2": ["-o", "extended_l2=on"], "lazy-c512": ["-o", "lazy_refcounts=on,cluster_size=512"],
+                "out-of-order": ["-W", "-m", "8"], "zstd-out-of-order": ["-W", "-c", "-o", "compression_type=zstd"]}
     for variant, options in variants.items():
         img, back = work(f"rt-{variant}.qcow2"), work(f"rt-{variant}.raw")
         rc, _, err = qk("convert", "-f", "raw", "-O", "qcow2", *options, reference, img)
