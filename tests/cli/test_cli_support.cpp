@@ -288,8 +288,15 @@ TEST_CASE("copy pipeline reports a compression error with its offset", "[pipelin
     return make_error(ENOMEM, "no memory");
   };
   options.store_packed = [](uint64_t, ConstByteSpan) -> Status { return {}; };
+  // One thread: the first data cluster fails first. With more, any may.
+  options.threads = 1;
   auto st = run_copy_pipeline(*src, *dst, options);
   REQUIRE_FALSE(st.ok());
   CHECK(st.error().code == ENOMEM);
   CHECK(st.error().message.find("compressing offset 1048576") != std::string::npos);
+  options.threads = 4;
+  auto parallel = run_copy_pipeline(*src, *dst, options);
+  REQUIRE_FALSE(parallel.ok());
+  CHECK(parallel.error().code == ENOMEM);
+  CHECK(parallel.error().message.find("compressing offset ") != std::string::npos);
 }
