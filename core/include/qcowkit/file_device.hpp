@@ -18,6 +18,10 @@ struct FileOpenOptions {
   bool create = false;     // create the file if it is missing
   bool exclusive = false;  // with create: fail if it exists (EEXIST)
   bool truncate = false;   // with create: start empty
+  // flush() returns without waiting for the disk (qemu's cache=unsafe): for
+  // files that are worthless after a crash anyway, such as a conversion's
+  // output until it completes.
+  bool skip_sync = false;
 };
 
 class FileDevice final : public BlockDevice {
@@ -40,7 +44,8 @@ class FileDevice final : public BlockDevice {
   int fd() const { return fd_; }  // for adapters that lock the file
 
  private:
-  FileDevice(std::string path, int fd, uint64_t size, bool read_only, bool is_block_device);
+  FileDevice(std::string path, int fd, uint64_t size, bool read_only, bool is_block_device,
+             bool skip_sync);
   Status write_zero_bytes(uint64_t offset, uint64_t length);
   Error io_error(const char* what, uint64_t offset, int err) const;
 
@@ -50,6 +55,7 @@ class FileDevice final : public BlockDevice {
   uint64_t size_;
   bool read_only_;
   bool is_block_device_;
+  bool skip_sync_;
   std::atomic<bool> can_punch_hole_{true};  // cleared once the filesystem says EOPNOTSUPP
   std::atomic<bool> can_zero_range_{true};
 };

@@ -140,6 +140,13 @@ class Qcow2Image final : public BlockDevice {
   // the short last one); falls back to a plain write when it does not shrink.
   Status write_compressed(uint64_t offset, ConstByteSpan data);
 
+  // The second half of write_compressed, for callers that compress on threads
+  // of their own and store in order: `packed` is one cluster (zero-padded if
+  // it is the short last one) already compressed with this image's codec
+  // (details().compression_type, as Codec::compress makes it), 1 to
+  // cluster_size() - 1 bytes, stored for the cluster at `offset`.
+  Status store_compressed(uint64_t offset, ConstByteSpan packed);
+
   // Guest-to-host mapping with host offsets, for `map`.
   Result<std::vector<MapEntry>> map(uint64_t offset, uint64_t length);
 

@@ -61,13 +61,14 @@ Result<std::unique_ptr<FileDevice>> FileDevice::open(const std::string& path,
     ::close(fd);
     return make_error(EINVAL, path + ": not a regular file or block device");
   }
-  return std::unique_ptr<FileDevice>(new FileDevice(path, fd, size, options.read_only, is_block));
+  return std::unique_ptr<FileDevice>(
+      new FileDevice(path, fd, size, options.read_only, is_block, options.skip_sync));
 }
 
 FileDevice::FileDevice(std::string path, int fd, uint64_t size, bool read_only,
-                       bool is_block_device)
+                       bool is_block_device, bool skip_sync)
     : path_(std::move(path)), fd_(fd), size_(size), read_only_(read_only),
-      is_block_device_(is_block_device) {}
+      is_block_device_(is_block_device), skip_sync_(skip_sync) {}
 
 FileDevice::~FileDevice() {
   if (fd_ >= 0) ::close(fd_);
@@ -124,7 +125,7 @@ Status FileDevice::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
 
 Status FileDevice::flush() {
   QK_CHECK_OPEN("flush");
-  if (read_only_) return {};
+  if (read_only_ || skip_sync_) return {};
   while (::fdatasync(fd_) != 0) {
     if (errno == EINTR) continue;
     const int err = errno;

@@ -81,6 +81,7 @@ class Qcow2Image::Impl {
   Status read_spans(const std::vector<Span>& spans, uint64_t from, ByteSpan out);
   Status decompress_cluster(const Span& span, std::vector<uint8_t>& cluster);
   Status write_compressed(uint64_t offset, ConstByteSpan data);
+  Status store_compressed(uint64_t offset, ConstByteSpan packed);
   Status prepare_first_write_locked();
 
   // l2_update.cpp: L2 tables the active layer may change in place.

@@ -262,6 +262,18 @@ Status Qcow2Image::Impl::write_compressed(uint64_t offset, ConstByteSpan data) {
   }
   QK_ASSIGN_OR_RETURN(std::vector<uint8_t> packed, codec->compress(input, cluster_size_ - 1));
   if (packed.empty()) return write(offset, data, false);
+  return store_compressed(offset, packed);
+}
+
+Status Qcow2Image::Impl::store_compressed(uint64_t offset, ConstByteSpan packed) {
+  QK_TRY(check_open("store_compressed", true));
+  if (offset % cluster_size_ != 0 || offset >= header_.size)
+    return make_error(EINVAL, "store_compressed: offset " + std::to_string(offset) +
+                                  " is not a cluster-aligned offset inside the image");
+  if (packed.empty() || packed.size() >= cluster_size_)
+    return make_error(EINVAL, "store_compressed: " + std::to_string(packed.size()) +
+                                  " compressed bytes; a stored cluster needs 1 to " +
+                                  std::to_string(cluster_size_ - 1));
 
   std::shared_lock gate(io_gate_);
   std::unique_lock lock(mutex_);

@@ -190,6 +190,12 @@ Result<Span> Qcow2Image::Impl::lookup_locked(uint64_t guest_offset, uint64_t max
   }
   uint64_t pos = unit_start + unit_size;
   uint64_t expected_host = first.host + unit_size;
+  // Fast path for the bulk of a sparse image: runs of all-zero standard
+  // entries (unallocated clusters) need no full classification.
+  if (first.kind == SpanKind::unallocated && !first.copied && !extended) {
+    while (pos < limit && l2_entry(*l2, (pos / cluster_size_) % l2_entries_) == 0)
+      pos += unit_size;
+  }
   while (pos < limit) {
     QK_ASSIGN_OR_RETURN(Unit u, classify(pos));
     if (u.kind != first.kind || u.copied != first.copied || u.preallocated != first.preallocated)

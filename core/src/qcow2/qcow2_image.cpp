@@ -89,6 +89,10 @@ Status Qcow2Image::write_compressed(uint64_t offset, ConstByteSpan data) {
   return impl_->write_compressed(offset, data);
 }
 
+Status Qcow2Image::store_compressed(uint64_t offset, ConstByteSpan packed) {
+  return impl_->store_compressed(offset, packed);
+}
+
 Result<std::vector<MapEntry>> Qcow2Image::map(uint64_t offset, uint64_t length) {
   return impl_->map(offset, length);
 }

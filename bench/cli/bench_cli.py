@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""qcowkit vs qemu-img on the same files, in one run; prints ratios.
+
+usage: bench/cli/bench_cli.py [--virtual-gib N] [--data-gib N] [--workdir DIR]
+
+Makes a sparse raw image (100 GiB virtual, --data-gib of data spread over
+it: part random, part text-like, so it compresses as real disks do), then
+times each row with qemu-img and with build/tools/qcowkit (--repeat runs
+each, alternating, fastest kept). A ratio above 1 means qcowkit was faster.
+Nothing is asserted: the numbers are printed.
+"""
+import argparse
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+# QCOWKIT=path overrides, e.g. to time a copy while the build tree changes.
+QCOWKIT = os.environ.get("QCOWKIT", os.path.join(ROOT, "build", "tools", "qcowkit"))
+
+
+def make_source(path, virtual, data, seed=1):
+    """Sparse raw: `data` bytes in 8 MiB runs scattered over `virtual` bytes."""
+    rng = random.Random(seed)
+    run = 8 << 20
+    words = [b"block", b"inode", b"qcow2", b"cluster", b"refcount", b"\x00" * 64, b"kernel",
+             b"\xff" * 16, b"library", b"config"]
+    with open(path, "wb") as f:
+        f.truncate(virtual)
+        slots = sorted(rng.sample(range(virtual // run), max(1, data // run)))
+        for slot in slots:
+            chunk = bytearray()
+            while len(chunk) < run:
+                if rng.random() < 0.3:
+                    chunk += rng.randbytes(4096)                 # incompressible
+                else:
+                    chunk += b" ".join(rng.choice(words) for _ in range(700))[:4096].ljust(4096, b"\0")
+            f.seek(slot * run)
+            f.write(bytes(chunk[:run]))
+
+
+def timed(cmd):
+    """(wall seconds, CPU seconds) of one run of `cmd`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # check exits 0 on a clean image; anything else is a failed row.
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[:300]}")
+    return elapsed, cpu
+
+
+def fresh(path):
+    if os.path.exists(path):
+        os.unlink(path)
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--virtual-gib", type=int, default=100)
+    parser.add_argument("--data-gib", type=float, default=1.0)
+    parser.add_argument("--workdir", default=os.path.join(ROOT, "build", "bench-cli"))
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per tool and row, alternating; the fastest counts")
+    args = parser.parse_args()
+    for tool in ("qemu-img",):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is missing: apt-get install qemu-utils")
+    if not os.access(QCOWKIT, os.X_OK):
+        sys.exit(f"{QCOWKIT} is missing: build first (cmake --build --preset default)")
+    os.makedirs(args.workdir, exist_ok=True)
+    w = lambda name: os.path.join(args.workdir, name)
+
+    src = w("source.raw")
+    virtual = args.virtual_gib << 30
+    data = int(args.data_gib * (1 << 30))
+    if not os.path.exists(src) or os.path.getsize(src) != virtual:
+        print(f"making {src}: {args.virtual_gib} GiB virtual, {args.data_gib} GiB data", flush=True)
+        make_source(src, virtual, data)
+    # A qcow2 made by qemu-img is the input of the qcow2 rows for both tools.
+    base = w("source.qcow2")
+    if not os.path.exists(base):
+        subprocess.run(["qemu-img", "convert", "-O", "qcow2", src, base], check=True)
+
+    rows = [
+        ("convert qcow2 -> raw",
+         ["qemu-img", "convert", "-O", "raw", base, "{out}"],
+         [QCOWKIT, "convert", "-O", "raw", base, "{out}"], "out.raw"),
+        ("convert raw -> qcow2",
+         ["qemu-img", "convert", "-O", "qcow2", src, "{out}"],
+         [QCOWKIT, "convert", "-O", "qcow2", src, "{out}"], "out.qcow2"),
+        ("convert raw -> qcow2 -c zlib",
+         ["qemu-img", "convert", "-c", "-O", "qcow2", src, "{out}"],
+         [QCOWKIT, "convert", "-c", "-O", "qcow2", src, "{out}"], "out-zlib.qcow2"),
+        ("convert raw -> qcow2 -c zstd",
+         ["qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", src, "{out}"],
+         [QCOWKIT, "convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", src, "{out}"],
+         "out-zstd.qcow2"),
+        ("check (100 GiB sparse qcow2)",
+         ["qemu-img", "check", base], [QCOWKIT, "check", base], None),
+        ("map --output=json (same image)",
+         ["qemu-img", "map", "--output=json", base], [QCOWKIT, "map", "--output=json", base], None),
+    ]
+    print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.1f}")
+    print("ratio = qemu-img / qcowkit (> 1: qcowkit faster); wall-clock, then CPU seconds")
+    print(f"{'row':34} {'qemu-img s':>11} {'qcowkit s':>10} {'ratio':>6} {'cpu qemu':>9} {'cpu ours':>9} {'ratio':>6}")
+    for name, theirs, ours, out in rows:
+        # Alternate the tools and keep each one's fastest run: this machine's
+        # disk and CPUs are shared, and single runs vary by 2x or more.
+        best = {}
+        runs = max(1, args.repeat)
+        attempt = 0
+        while attempt < runs:
+            attempt += 1
+            for tool, cmd in (("qemu", theirs), ("ours", ours)):
+                target = w(out) if out else None
+                if target:
+                    fresh(target)
+                result = timed([c.replace("{out}", target) if target else c for c in cmd])
+                if target:
+                    os.unlink(target)
+                if tool not in best or result[0] < best[tool][0]:
+                    best[tool] = result
+            # Rows that take well under a second are mostly process start-up
+            # and scheduling noise: give them more runs.
+            if attempt == 1 and max(best["qemu"][0], best["ours"][0]) < 0.5:
+                runs = max(runs, 15)
+        (wall_q, cpu_q), (wall_o, cpu_o) = best["qemu"], best["ours"]
+        print(f"{name:34} {wall_q:11.3f} {wall_o:10.3f} {wall_q / wall_o:6.2f} "
+              f"{cpu_q:9.3f} {cpu_o:9.3f} {cpu_q / max(cpu_o, 1e-6):6.2f}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+// The copy engine behind `qcowkit convert`: walks the source's extents,
+// reads and inspects chunks on several threads, and writes them to the
+// destination, skipping zeroes.
+//
+// * Holes and zero extents in the source are never read; the destination is
+//   new and reads as zeroes already, so they cost nothing.
+// * Inside data, runs of zero bytes at least `min_sparse` long are not
+//   written either (qemu-img convert -S); min_sparse 0 writes every byte.
+// * Chunks are read (and inspected) on every thread; with in_order they are
+//   written in source order, so a qcow2 destination is laid out
+//   sequentially, otherwise each thread writes its own chunks at once.
+// * Compressed output: every thread compresses whole clusters; the packed
+//   clusters are stored in source order, so compression never waits for the
+//   image's metadata lock and the file is laid out sequentially.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "qcowkit/block_ops.hpp"
+
+namespace qcowkit::cli {
+
+struct CopyPipelineOptions {
+  uint64_t min_sparse = 4096;        // bytes; 0: write everything, holes too
+  unsigned threads = 0;              // 0: one per core, at least 4
+  uint32_t granule = 65536;          // destination cluster size (job alignment)
+  // Compressed output, when both are set. compress_cluster runs on every
+  // thread, once per non-zero cluster (granule; the short last one comes
+  // zero-padded to a whole granule), and returns the packed bytes, or an
+  // empty vector when they would not be smaller. store_packed then runs in
+  // source order, one call at a time; clusters that did not shrink are
+  // written to dst as they are.
+  std::function<Result<std::vector<uint8_t>>(ConstByteSpan cluster)> compress_cluster;
+  std::function<Status(uint64_t offset, ConstByteSpan packed)> store_packed;
+  // Write in source order (one writer at a time). A qcow2 destination wants
+  // it: clusters are then allocated sequentially. A raw file does not care,
+  // and takes writes from every thread at once. Compressed output is always
+  // stored in order.
+  bool in_order = true;
+  ProgressFn progress;               // (done, total) in source bytes
+};
+
+// Copies `src` into `dst`, a fresh device of at least src's size (the bytes
+// between src's end and dst's end are left as they are).
+Status run_copy_pipeline(BlockDevice& src, BlockDevice& dst, const CopyPipelineOptions& options);
+
+}  // namespace qcowkit::cli

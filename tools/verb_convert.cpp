@@ -1,0 +1,190 @@
+// qcowkit convert: copies an image into a new raw or qcow2 file (sparse,
+// optionally compressed on every core), with qemu-img convert's options.
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "args.hpp"
+#include "cli_common.hpp"
+#include "copy_pipeline.hpp"
+#include "create_options.hpp"
+#include "image_open.hpp"
+#include "progress_bar.hpp"
+#include "size_parse.hpp"
+#include "verbs.hpp"
+
+namespace qcowkit::cli {
+namespace {
+
+const char kHelp[] =
+    "usage: qcowkit convert [-f raw|qcow2] [-O raw|qcow2] [-c] [-o OPTIONS] [-S BYTES]\n"
+    "                       [-m THREADS] [-t CACHE] [-W] [-p] [-q] [--backing-chain] IN OUT\n"
+    "\n"
+    "Copies the virtual contents of IN into a new file OUT (which must not exist).\n"
+    "  -O       output format (default raw, as qemu-img)\n"
+    "  -c       store qcow2 clusters compressed (zlib; -o compression_type=zstd),\n"
+    "           compressing on every core\n"
+    "  -o       qcow2 creation options, as for 'qcowkit create'\n"
+    "  -S       zero runs of at least BYTES are left unallocated (default 4K);\n"
+    "           -S 0 writes every byte\n"
+    "  -m       worker threads (default: one per core, at least 4)\n"
+    "  -p       progress bar on a terminal\n"
+    "  --backing-chain  read through IN's backing files (never opened otherwise)\n"
+    "  -t       output cache mode: unsafe (default, as qemu-img: nothing is flushed\n"
+    "           to the disk) or writeback, writethrough, none, directsync (all\n"
+    "           flush the finished image to the disk)\n"
+    "  -W       allow out-of-order writes: faster, but a qcow2 output's clusters may\n"
+    "           be laid out less sequentially (compressed clusters are always stored\n"
+    "           in order; raw outputs take any order anyway)\n"
+    "  -T, -U   accepted for qemu-img compatibility; they change nothing\n";
+
+struct Target {
+  std::shared_ptr<FileDevice> file;
+  std::shared_ptr<BlockDevice> device;
+  std::shared_ptr<Qcow2Image> qcow2;
+};
+
+Result<Target> create_target(const std::string& path, const std::string& format,
+                             Qcow2CreateOptions create, uint64_t size, bool durable) {
+  FileOpenOptions file_options;
+  file_options.create = true;
+  file_options.exclusive = true;
+  file_options.skip_sync = !durable;
+  auto file = FileDevice::open(path, file_options);
+  if (!file.ok()) {
+    if (file.error().code == EEXIST)
+      return make_error(EEXIST, "target '" + path + "' exists; remove it first");
+    return with_context(std::move(file).error(), "cannot create '" + path + "'");
+  }
+  Target target;
+  target.file = std::shared_ptr<FileDevice>(std::move(file).value());
+  if (format == "raw") {
+    QK_TRY(target.file->resize(size));
+    target.device = target.file;
+    return target;
+  }
+  create.size = (size + 511) / 512 * 512;  // qcow2 sizes are whole sectors
+  QK_ASSIGN_OR_RETURN(auto image, Qcow2Image::create(target.file, create));
+  target.qcow2 = std::shared_ptr<Qcow2Image>(std::move(image));
+  target.device = target.qcow2;
+  return target;
+}
+
+}  // namespace
+
+int run_convert(const VerbArgs& raw_args) {
+  int status = 0;
+  auto args = parse_verb_args(
+      "convert", kHelp, raw_args,
+      {{'f', nullptr, true}, {'O', nullptr, true}, {'c', nullptr, false}, {'o', nullptr, true},
+       {'S', nullptr, true}, {'m', nullptr, true}, {'p', nullptr, false}, {'q', nullptr, false},
+       {0, "backing-chain", false},
+       {'t', nullptr, true}, {'W', nullptr, false},
+       // Accepted so qemu-img command lines run unchanged: the source cache
+       // mode means nothing here.
+       {'T', nullptr, true}},
+      status);
+  if (!args) return status;
+  if (args->positionals.size() != 2) return usage_error("convert", "expected IN and OUT");
+  const std::string& in_path = args->positionals[0];
+  const std::string& out_path = args->positionals[1];
+
+  ImageOpenOptions in_options;
+  in_options.contents_needed = true;
+  in_options.follow_backing = args->has("backing-chain");
+  if (auto f = args->last("f")) {
+    auto name = parse_format_name(*f);
+    if (!name.ok()) return usage_error("convert", name.error().message);
+    in_options.format = *name;
+  }
+  std::string out_format = "raw";
+  if (auto o = args->last("O")) {
+    auto name = parse_format_name(*o);
+    if (!name.ok()) return usage_error("convert", name.error().message);
+    out_format = *name;
+  }
+  const bool compress = args->has("c");
+  if (compress && out_format != "qcow2")
+    return usage_error("convert", "-c needs a qcow2 output (-O qcow2)");
+  auto kv = parse_key_values(args->all("o"));
+  if (!kv.ok()) return usage_error("convert", kv.error().message);
+  Qcow2CreateOptions create;
+  if (out_format == "raw" && !kv->empty())
+    return usage_error("convert", "-o options apply to qcow2 output only");
+  if (auto applied = apply_qcow2_options(*kv, create); !applied.ok())
+    return usage_error("convert", applied.error().message);
+  if (!create.backing_file.empty())
+    return usage_error("convert", "convert writes a self-contained image; -o backing_file is not supported");
+
+  CopyPipelineOptions copy;
+  if (auto s = args->last("S")) {
+    auto bytes = parse_size(*s);
+    if (!bytes.ok()) return usage_error("convert", bytes.error().message);
+    copy.min_sparse = *bytes;
+  }
+  if (auto m = args->last("m")) {
+    auto n = parse_size(*m);
+    if (!n.ok() || *n == 0 || *n > 64) return usage_error("convert", "-m expects 1 to 64 threads");
+    copy.threads = static_cast<unsigned>(*n);
+  }
+
+  // -t: as qemu-img, the output is not flushed to the disk unless asked
+  // (a conversion cut short by a crash is redone anyway).
+  const std::string cache = args->last("t").value_or("unsafe");
+  if (cache != "unsafe" && cache != "writeback" && cache != "writethrough" && cache != "none" &&
+      cache != "directsync")
+    return usage_error("convert", "-t must be unsafe, writeback, writethrough, none or directsync");
+  const bool durable = cache != "unsafe";
+
+  auto source = open_image(in_path, in_options);
+  if (!source.ok()) return report_error("convert", source.error());
+  const uint64_t size = source->device->info().size;
+
+  auto target = create_target(out_path, out_format, create, size, durable);
+  if (!target.ok()) {
+    // Creation may have failed after the file appeared: do not leave it behind
+    // (unless it was there before us).
+    if (target.error().code != EEXIST) ::unlink(out_path.c_str());
+    return report_error("convert", target.error());
+  }
+
+  ProgressBar progress(args->has("p") && !args->has("q"));
+  if (progress.active())
+    copy.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
+  copy.granule = target->qcow2 ? target->qcow2->cluster_size() : 65536;
+  // In order by default, as qemu-img: a qcow2 output is then laid out in
+  // guest order. A raw file does not care.
+  copy.in_order = target->qcow2 != nullptr && !args->has("W");
+  if (compress) {
+    // Compress here, on every pipeline thread, with the codec the image
+    // records; the image only stores the packed clusters, in order.
+    const Codec* codec = builtin_codecs().get(create.compression_type);
+    if (!codec) {
+      ::unlink(out_path.c_str());
+      return report_error("convert", make_error(ENOTSUP, std::string("this build has no ") +
+                                                             to_string(create.compression_type) +
+                                                             " codec"));
+    }
+    const uint64_t cluster_size = copy.granule;
+    copy.compress_cluster = [codec, cluster_size](ConstByteSpan cluster) {
+      return codec->compress(cluster, cluster_size - 1);
+    };
+    Qcow2Image* image = target->qcow2.get();
+    copy.store_packed = [image](uint64_t offset, ConstByteSpan packed) {
+      return image->store_compressed(offset, packed);
+    };
+  }
+
+  Status copied = run_copy_pipeline(*source->device, *target->device, copy);
+  if (copied.ok()) copied = target->device->flush();
+  if (copied.ok()) copied = target->device->close();
+  progress.finish();
+  if (!copied.ok()) {
+    ::unlink(out_path.c_str());
+    return report_error("convert", with_context(copied.error(), in_path + " -> " + out_path));
+  }
+  return 0;
+}
+
+}  // namespace qcowkit::cli
