@@ -206,12 +206,18 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
       for (uint64_t i = 0; i < clusters; ++i) in_flight_.insert(first_cluster + i);
       lock.unlock();
 
-      // Build and write the new clusters without holding the lock.
-      std::vector<uint8_t> buffer(clusters * cluster_size_);
-      Status st = read_spans(head, first, ByteSpan(buffer.data(), pos - first));
-      std::memcpy(buffer.data() + (pos - first), data.data() + (pos - offset), stop - pos);
-      if (st.ok()) st = read_spans(tail, stop, ByteSpan(buffer.data() + (stop - first), tail_end - stop));
-      if (st.ok()) st = data_file_->write(host, buffer);
+      // Build and write the new clusters without holding the lock. Whole
+      // clusters go straight from the caller's buffer.
+      Status st;
+      if (pos == first && stop == first + clusters * cluster_size_) {
+        st = data_file_->write(host, data.subspan(pos - offset, stop - pos));
+      } else {
+        std::vector<uint8_t> buffer(clusters * cluster_size_);
+        st = read_spans(head, first, ByteSpan(buffer.data(), pos - first));
+        std::memcpy(buffer.data() + (pos - first), data.data() + (pos - offset), stop - pos);
+        if (st.ok()) st = read_spans(tail, stop, ByteSpan(buffer.data() + (stop - first), tail_end - stop));
+        if (st.ok()) st = data_file_->write(host, buffer);
+      }
 
       lock.lock();
       auto finish = [&] {

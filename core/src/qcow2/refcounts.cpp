@@ -221,6 +221,25 @@ Result<uint64_t> Qcow2Image::Impl::allocate_clusters_locked(uint64_t count) {
 Result<uint64_t> Qcow2Image::Impl::allocate_bytes_locked(uint64_t bytes) {
   if (compressed_cursor_ != 0) {
     const uint64_t used = compressed_cursor_ % cluster_size_;
+    const uint64_t cluster = compressed_cursor_ / cluster_size_;
+    // A stream may run on into the next cluster when that one is free, as
+    // QEMU packs them: no space is lost at the end of each cluster.
+    if (used != 0 && used + bytes > cluster_size_ && bytes < cluster_size_) {
+      const uint64_t next = cluster + 1;
+      const uint64_t block = next / refblock_entries_;
+      QK_ASSIGN_OR_RETURN(uint64_t count, refcount_locked(cluster));
+      QK_ASSIGN_OR_RETURN(uint64_t next_count, refcount_locked(next));
+      if (count > 0 && count < max_refcount(refcount_bits_) && next_count == 0 &&
+          !is_metadata_cluster(next) && block < reftable_.size() && reftable_[block] != 0) {
+        QK_TRY(adjust_refcount_locked(cluster, 1));
+        QK_TRY(adjust_refcount_locked(next, 1));
+        const uint64_t end = (next + 1) * cluster_size_;
+        if (file_->info().size < end) QK_TRY(file_->resize(end));
+        const uint64_t offset = compressed_cursor_;
+        compressed_cursor_ = (offset + bytes) % cluster_size_ ? offset + bytes : 0;
+        return offset;
+      }
+    }
     if (used != 0 && used + bytes <= cluster_size_) {
       QK_ASSIGN_OR_RETURN(uint64_t count, refcount_locked(compressed_cursor_ / cluster_size_));
       // Still ours (a flush may have freed it since), and room in its count
