@@ -5,10 +5,13 @@
 // extents.cpp.
 //
 // Locking: `mutex_` guards every piece of metadata (header, L1, refcount
-// table, cache). Data I/O to clusters that are already allocated runs without
-// it, inside a shared hold of `io_gate_`; dropping a refcount (which lets a
-// cluster be reused) takes `io_gate_` exclusively, so no read or write still
-// aimed at the old owner can land after reuse. Lock order: io_gate_, mutex_.
+// table, cache). Data I/O runs without it, inside a shared hold of
+// `io_gate_`: reads, writes to clusters the image owns outright, and the
+// data of allocating writes (whose guest clusters are marked in `in_flight_`
+// until their L2 entries point at the new clusters, so nothing else changes
+// their mapping meanwhile). Dropping a refcount (which lets a cluster be
+// reused) takes `io_gate_` exclusively, so no read or write still aimed at
+// the old owner can land after reuse. Lock order: io_gate_, mutex_.
 #pragma once
 
 #include <condition_variable>
@@ -59,6 +62,7 @@ class Qcow2Image::Impl {
   // refcounts.cpp
   Result<uint64_t> refcount_locked(uint64_t cluster_index);
   Status adjust_refcount_locked(uint64_t cluster_index, int64_t delta);
+  Result<uint64_t> find_free_run_locked(uint64_t count);      // -> cluster index
   Result<uint64_t> allocate_clusters_locked(uint64_t count);  // -> host offset
   Result<uint64_t> allocate_bytes_locked(uint64_t bytes);      // for compressed data
   Status ensure_refcount_block_locked(uint64_t block_index);
@@ -147,6 +151,12 @@ class Qcow2Image::Impl {
 
   mutable std::mutex mutex_;
   std::shared_mutex io_gate_;
+  // Guest clusters whose new host clusters are being written outside the
+  // lock; anything else that would change their mapping waits for them.
+  std::unordered_set<uint64_t> in_flight_;
+  std::condition_variable in_flight_done_;
+  bool in_flight_overlaps_locked(uint64_t first_cluster, uint64_t count) const;
+  void wait_for_in_flight_locked(std::unique_lock<std::mutex>& lock, uint64_t offset, uint64_t length);
 };
 
 }  // namespace qcowkit

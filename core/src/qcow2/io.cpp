@@ -112,6 +112,21 @@ Status Qcow2Image::Impl::read(uint64_t offset, ByteSpan buffer) {
   return {};
 }
 
+bool Qcow2Image::Impl::in_flight_overlaps_locked(uint64_t first_cluster, uint64_t count) const {
+  if (in_flight_.empty()) return false;
+  for (uint64_t c = first_cluster; c < first_cluster + count; ++c)
+    if (in_flight_.count(c)) return true;
+  return false;
+}
+
+void Qcow2Image::Impl::wait_for_in_flight_locked(std::unique_lock<std::mutex>& lock, uint64_t offset,
+                                                 uint64_t length) {
+  if (length == 0) return;
+  const uint64_t first = offset / cluster_size_;
+  const uint64_t count = (offset + length - 1) / cluster_size_ - first + 1;
+  in_flight_done_.wait(lock, [&] { return !in_flight_overlaps_locked(first, count); });
+}
+
 Status Qcow2Image::Impl::prepare_first_write_locked() {
   if (first_write_done_) return {};
   if (header_.autoclear_features != 0) {
@@ -163,25 +178,48 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
         clusters = batch;
         stop = first + clusters * cluster_size_;
       }
-      std::vector<uint8_t> buffer(clusters * cluster_size_);
-      if (pos > first) QK_TRY(read_span(span, first, ByteSpan(buffer.data(), pos - first)));
-      std::memcpy(buffer.data() + (pos - first), data.data() + (pos - offset), stop - pos);
-      const uint64_t buffer_end = first + buffer.size();
-      const uint64_t tail_end = std::min(buffer_end, header_.size);
-      if (stop < tail_end)
-        QK_TRY(read_span(span, stop, ByteSpan(buffer.data() + (stop - first), tail_end - stop)));
-
-      QK_ASSIGN_OR_RETURN(TablePtr l2, writable_l2_locked(first));
+      const uint64_t first_cluster = first / cluster_size_;
+      if (in_flight_overlaps_locked(first_cluster, clusters)) {
+        // Another writer is giving these clusters new homes: wait, then look
+        // the mapping up again.
+        in_flight_done_.wait(lock, [&] { return !in_flight_overlaps_locked(first_cluster, clusters); });
+        continue;
+      }
       QK_ASSIGN_OR_RETURN(uint64_t host, allocate_clusters_locked(clusters));
-      Status st = data_file_->write(host, buffer);
+      for (uint64_t i = 0; i < clusters; ++i) in_flight_.insert(first_cluster + i);
+      lock.unlock();
+
+      // Build and write the new clusters without holding the lock.
+      std::vector<uint8_t> buffer(clusters * cluster_size_);
+      Status st;
+      if (pos > first) st = read_span(span, first, ByteSpan(buffer.data(), pos - first));
+      std::memcpy(buffer.data() + (pos - first), data.data() + (pos - offset), stop - pos);
+      const uint64_t tail_end = std::min(first + buffer.size(), header_.size);
+      if (st.ok() && stop < tail_end)
+        st = read_span(span, stop, ByteSpan(buffer.data() + (stop - first), tail_end - stop));
+      if (st.ok()) st = data_file_->write(host, buffer);
+
+      lock.lock();
+      auto finish = [&] {
+        for (uint64_t i = 0; i < clusters; ++i) in_flight_.erase(first_cluster + i);
+        in_flight_done_.notify_all();
+      };
+      if (st.ok()) {
+        auto l2 = writable_l2_locked(first);
+        if (l2.ok()) {
+          for (uint64_t i = 0; i < clusters; ++i) {
+            const uint64_t index = (first_cluster + i) % l2_entries_;
+            release_entry_locked(l2_entry(**l2, index), 0);
+            set_l2_entry(**l2, index, (host + i * cluster_size_) | kCopied);
+          }
+        } else {
+          st = std::move(l2).error();
+        }
+      }
+      finish();
       if (!st.ok()) {
         defer_decrement_locked(host, clusters);  // give the clusters back
         return with_context(std::move(st).error(), "write at guest offset " + std::to_string(pos));
-      }
-      for (uint64_t i = 0; i < clusters; ++i) {
-        const uint64_t index = ((first / cluster_size_) + i) % l2_entries_;
-        release_entry_locked(l2_entry(*l2, index), 0);
-        set_l2_entry(*l2, index, (host + i * cluster_size_) | kCopied);
       }
       pos = stop;
     }
@@ -212,8 +250,9 @@ Status Qcow2Image::Impl::write_compressed(uint64_t offset, ConstByteSpan data) {
   if (packed.empty()) return write(offset, data, false);
 
   std::shared_lock gate(io_gate_);
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   QK_TRY(prepare_first_write_locked());
+  wait_for_in_flight_locked(lock, offset, cluster_size_);
   QK_ASSIGN_OR_RETURN(TablePtr l2, writable_l2_locked(offset));
   QK_ASSIGN_OR_RETURN(uint64_t host, allocate_bytes_locked(packed.size()));
   QK_TRY(data_file_->write(host, packed));

@@ -61,32 +61,39 @@ Status Qcow2Image::Impl::adjust_refcount_locked(uint64_t cluster_index, int64_t 
 }
 
 Status Qcow2Image::Impl::ensure_refcount_block_locked(uint64_t block_index) {
-  if (block_index < reftable_.size() && reftable_[block_index] != 0) return {};
-  if (block_index >= reftable_.size()) {
-    QK_TRY(grow_refcount_table_locked(block_index + 1));
-    if (reftable_[block_index] != 0) return {};  // growing placed it already
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    if (block_index < reftable_.size() && reftable_[block_index] != 0) return {};
+    if (block_index >= reftable_.size()) {
+      QK_TRY(grow_refcount_table_locked(block_index + 1));
+      continue;  // growing may have placed this block already
+    }
+    // The new block goes in the lowest free cluster, as QEMU places them, so
+    // that new blocks pack together instead of splitting runs of data.
+    QK_ASSIGN_OR_RETURN(uint64_t cluster, find_free_run_locked(1));
+    const uint64_t owner = cluster / refblock_entries_;
+    const bool counts_itself = owner == block_index;
+    if (!counts_itself && (owner >= reftable_.size() || reftable_[owner] == 0)) {
+      QK_TRY(ensure_refcount_block_locked(owner));
+      continue;  // that took a cluster; look again
+    }
+    auto block = std::make_shared<CachedTable>();
+    block->offset = cluster * cluster_size_;
+    block->kind = TableKind::refcount_block;
+    block->data.assign(cluster_size_, 0);
+    block->dirty = true;
+    const uint64_t end = (cluster + 1) * cluster_size_;
+    if (file_->info().size < end) QK_TRY(file_->resize(end));
+    reftable_[block_index] = block->offset;
+    dirty_reftable_.insert(block_index);
+    metadata_clusters_.insert(cluster);
+    cache_.insert(block);
+    if (counts_itself)
+      set_refcount_entry(block->data.data(), cluster % refblock_entries_, refcount_bits_, 1);
+    else
+      QK_TRY(adjust_refcount_locked(cluster, 1));
+    return make_room_locked();
   }
-  // Nothing in this block's range has a refcount yet, so its first cluster
-  // that is not claimed as metadata is free: the block goes there and counts
-  // itself.
-  uint64_t cluster = block_index * refblock_entries_;
-  const uint64_t range_end = cluster + refblock_entries_;
-  while (cluster < range_end && is_metadata_cluster(cluster)) ++cluster;
-  if (cluster == range_end)
-    return corruption_locked("no room for a refcount block in its own range");
-  auto block = std::make_shared<CachedTable>();
-  block->offset = cluster * cluster_size_;
-  block->kind = TableKind::refcount_block;
-  block->data.assign(cluster_size_, 0);
-  set_refcount_entry(block->data.data(), cluster - block_index * refblock_entries_, refcount_bits_, 1);
-  block->dirty = true;
-  const uint64_t end = (cluster + 1) * cluster_size_;
-  if (file_->info().size < end) QK_TRY(file_->resize(end));
-  reftable_[block_index] = block->offset;
-  dirty_reftable_.insert(block_index);
-  metadata_clusters_.insert(cluster);
-  cache_.insert(block);
-  return make_room_locked();
+  return make_error(EIO, "placing a new refcount block did not settle");
 }
 
 // Builds a larger refcount table at the end of the file, with the refcount
@@ -168,36 +175,41 @@ Status Qcow2Image::Impl::grow_refcount_table_locked(uint64_t min_entries) {
   return {};
 }
 
-Result<uint64_t> Qcow2Image::Impl::allocate_clusters_locked(uint64_t count) {
-  for (int attempt = 0; attempt < 1024; ++attempt) {
-    // Lowest run of `count` free clusters at or above the hint. Clusters a
-    // missing refcount block would count are free.
-    uint64_t run_start = free_hint_, run = 0, c = free_hint_;
-    while (run < count) {
-      const uint64_t b = c / refblock_entries_;
-      const bool has_block = b < reftable_.size() && reftable_[b] != 0;
-      TablePtr block;
-      if (has_block) {
-        QK_ASSIGN_OR_RETURN(block, load_table_locked(reftable_[b], TableKind::refcount_block));
-      }
-      const uint64_t block_end = (b + 1) * refblock_entries_;
-      for (; c < block_end && run < count; ++c) {
-        const bool used = is_metadata_cluster(c) ||
-                          (block && get_refcount_entry(block->data.data(), c - b * refblock_entries_,
-                                                       refcount_bits_) != 0);
-        if (used) {
-          run = 0;
-          run_start = c + 1;
-        } else {
-          ++run;
-        }
+// The lowest run of `count` free clusters at or above the hint. Clusters that
+// a missing refcount block would count are free.
+Result<uint64_t> Qcow2Image::Impl::find_free_run_locked(uint64_t count) {
+  uint64_t run_start = free_hint_, run = 0, c = free_hint_;
+  while (run < count) {
+    const uint64_t b = c / refblock_entries_;
+    TablePtr block;
+    if (b < reftable_.size() && reftable_[b] != 0) {
+      QK_ASSIGN_OR_RETURN(block, load_table_locked(reftable_[b], TableKind::refcount_block));
+    }
+    const uint64_t block_end = (b + 1) * refblock_entries_;
+    for (; c < block_end && run < count; ++c) {
+      const bool used = is_metadata_cluster(c) ||
+                        (block && get_refcount_entry(block->data.data(), c - b * refblock_entries_,
+                                                     refcount_bits_) != 0);
+      if (used) {
+        run = 0;
+        run_start = c + 1;
+      } else {
+        ++run;
       }
     }
-    // Every block counting the run must exist; making one may take a cluster
-    // of the run itself, so then look again.
+  }
+  return run_start;
+}
+
+Result<uint64_t> Qcow2Image::Impl::allocate_clusters_locked(uint64_t count) {
+  // Each pass either succeeds or creates a refcount block the run needs;
+  // a block takes a cluster, so then the search starts again.
+  const uint64_t max_attempts = 64 + 2 * (count / refblock_entries_ + 1);
+  for (uint64_t attempt = 0; attempt < max_attempts; ++attempt) {
+    QK_ASSIGN_OR_RETURN(uint64_t run_start, find_free_run_locked(count));
     bool created = false;
     for (uint64_t b = run_start / refblock_entries_;
-         b <= (run_start + count - 1) / refblock_entries_; ++b) {
+         b <= (run_start + count - 1) / refblock_entries_ && !created; ++b) {
       if (b >= reftable_.size() || reftable_[b] == 0) {
         QK_TRY(ensure_refcount_block_locked(b));
         created = true;

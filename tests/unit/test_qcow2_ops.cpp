@@ -1,0 +1,250 @@
+// The qcow2 engine's operations: partial writes, zeroes, discard, extents,
+// compressed clusters, backing files, resize.
+#include <cstring>
+#include <random>
+
+#include "qcow2/format.hpp"
+#include "qcow2/refcount_entry.hpp"
+#include "qcow2_test_images.hpp"
+
+using namespace qcowkit;
+using namespace qcowkit::test;
+
+namespace {
+
+void require_clean(Qcow2Image& image) {
+  auto report = image.check();
+  REQUIRE_OK(report);
+  INFO((report->messages.empty() ? std::string() : report->messages.front()));
+  CHECK(report->corruptions == 0);
+  CHECK(report->leaks == 0);
+}
+
+std::vector<Extent> all_extents(BlockDevice& dev) {
+  std::vector<Extent> out;
+  REQUIRE_OK(for_each_extent(dev, 0, dev.info().size, [&](const Extent& e) {
+    out.push_back(e);
+    return Status{};
+  }));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("refcount entries of every width read back what was set", "[qcow2][refcount]") {
+  for (unsigned bits : {1u, 2u, 4u, 8u, 16u, 32u, 64u}) {
+    std::vector<uint8_t> block(512, 0);
+    const uint64_t entries = 512 * 8 / bits;
+    const uint64_t max = qcow2::max_refcount(bits);
+    for (uint64_t i = 0; i < entries; ++i) qcow2::set_refcount_entry(block.data(), i, bits, (i * 2654435761u) & max);
+    for (uint64_t i = 0; i < entries; ++i) {
+      INFO("bits " << bits << " entry " << i);
+      REQUIRE(qcow2::get_refcount_entry(block.data(), i, bits) == ((i * 2654435761u) & max));
+    }
+  }
+  // Narrow entries: entry 0 is the least significant bits of byte 0.
+  std::vector<uint8_t> b(1, 0);
+  qcow2::set_refcount_entry(b.data(), 0, 1, 1);
+  CHECK(b[0] == 0x01);
+  qcow2::set_refcount_entry(b.data(), 1, 4, 0xf);
+  CHECK(b[0] == 0xf1);
+}
+
+TEST_CASE("partial-cluster writes keep the rest of the cluster", "[qcow2][io]") {
+  for (uint32_t cs : {512u, 4096u, 65536u}) {
+    auto image = open_ok(make_image(4u << 20, cs));
+    auto a = pattern_bytes(cs * 3, 1);
+    REQUIRE_OK(image->write(cs, a));
+    auto b = pattern_bytes(700, 2);
+    REQUIRE_OK(image->write(cs + 100, b));
+    std::memcpy(a.data() + 100, b.data(), b.size());
+    CHECK(read_all(*image, cs, a.size()) == a);
+    CHECK(is_all_zero(read_all(*image, 0, cs)));
+    require_clean(*image);
+  }
+}
+
+TEST_CASE("zeroes and discards: extents, metadata-only zeroing, fast-zero refusals", "[qcow2][zero]") {
+  auto image = open_ok(make_image(1u << 20, 4096));
+  auto data = pattern_bytes(1u << 20, 3);
+  REQUIRE_OK(image->write(0, data));
+  REQUIRE_OK(image->write_zeroes(8192, 8192));                    // zero flag, clusters kept
+  REQUIRE_OK(image->write_zeroes(65536, 8192, {.may_trim = true}));  // deallocated
+  REQUIRE_OK(image->discard(131072, 4096));
+  REQUIRE_OK(image->discard(200000, 100));                        // partial: zeroed
+  std::memset(data.data() + 8192, 0, 8192);
+  std::memset(data.data() + 65536, 0, 8192);
+  std::memset(data.data() + 131072, 0, 4096);
+  std::memset(data.data() + 200000, 0, 100);
+  CHECK(read_all(*image, 0, data.size()) == data);
+  auto extents = all_extents(*image);
+  auto kind_at = [&](uint64_t offset) {
+    for (const Extent& e : extents)
+      if (offset >= e.offset && offset < e.offset + e.length) return e.kind;
+    FAIL("no extent at " << offset);
+    return ExtentKind::data;
+  };
+  CHECK(kind_at(0) == ExtentKind::data);
+  CHECK(kind_at(8192) == ExtentKind::zero);
+  CHECK(kind_at(65536) == ExtentKind::hole);
+  CHECK(kind_at(131072) == ExtentKind::hole);
+  CHECK(kind_at(200000) == ExtentKind::data);
+
+  CHECK(image->can_zero_fast(4096, 8192));
+  CHECK_FALSE(image->can_zero_fast(100, 8192));
+  CHECK(image->write_zeroes(100, 4096, {.fast_only = true}).error().code == ENOTSUP);
+  REQUIRE_OK(image->write_zeroes(4096, 4096, {.fast_only = true}));
+  REQUIRE_OK(image->flush());
+  require_clean(*image);
+}
+
+TEST_CASE("compressed clusters: written, read back, overwritten", "[qcow2][compressed]") {
+  for (auto type : {CompressionType::deflate, CompressionType::zstd}) {
+    Qcow2CreateOptions o;
+    o.size = 1u << 20;
+    o.cluster_size = 4096;
+    o.compression_type = type;
+    auto image = open_ok(make_image(o));
+    std::vector<uint8_t> text(4096);
+    for (size_t i = 0; i < text.size(); ++i) text[i] = static_cast<uint8_t>("qcowkit "[i % 8]);
+    for (uint64_t c = 0; c < 16; ++c) REQUIRE_OK(image->write_compressed(c * 4096, text));
+    std::vector<uint8_t> noise(4096);
+    std::mt19937_64 rng(4);
+    for (auto& b : noise) b = static_cast<uint8_t>(rng());
+    REQUIRE_OK(image->write_compressed(16 * 4096, noise));  // incompressible: stored plainly
+    auto map = image->map(0, 17 * 4096);
+    REQUIRE_OK(map);
+    CHECK(map->front().compressed);
+    CHECK_FALSE(map->back().compressed);
+    for (uint64_t c = 0; c < 16; ++c) CHECK(read_all(*image, c * 4096, 4096) == text);
+    CHECK(read_all(*image, 16 * 4096, 4096) == noise);
+    auto patch = pattern_bytes(10, 5);
+    REQUIRE_OK(image->write(3 * 4096 + 7, patch));  // copy-on-write out of the compressed cluster
+    std::vector<uint8_t> expect = text;
+    std::memcpy(expect.data() + 7, patch.data(), patch.size());
+    CHECK(read_all(*image, 3 * 4096, 4096) == expect);
+    REQUIRE_OK(image->discard(0, 4096));
+    REQUIRE_OK(image->flush());
+    auto report = image->check();
+    REQUIRE_OK(report);
+    CHECK(report->compressed_clusters == 14);
+    CHECK(report->leaks == 0);
+    CHECK(report->corruptions == 0);
+  }
+}
+
+TEST_CASE("a backing device supplies unallocated ranges and copy-on-write", "[qcow2][backing]") {
+  auto base = std::make_shared<MemoryDevice>(1u << 20);
+  auto base_data = pattern_bytes(1u << 20, 6);
+  REQUIRE_OK(base->write(0, base_data));
+  Qcow2OpenOptions options;
+  options.backing = base;
+  auto created = Qcow2Image::create(std::make_shared<MemoryDevice>(0),
+                                    Qcow2CreateOptions{.size = 1u << 20, .cluster_size = 4096,
+                                                       .backing_file = "base.raw", .backing_format = "raw"},
+                                    options);
+  REQUIRE_OK(created);
+  auto& image = **created;
+  CHECK(image.details().backing_file == "base.raw");
+  CHECK(read_all(image, 0, 1u << 20) == base_data);
+  auto patch = pattern_bytes(100, 7);
+  REQUIRE_OK(image.write(5000, patch));  // the rest of cluster 1 comes from the base
+  std::memcpy(base_data.data() + 5000, patch.data(), patch.size());
+  CHECK(read_all(image, 0, 1u << 20) == base_data);
+  REQUIRE_OK(image.write_zeroes(8192, 4096));  // v3: a zero cluster hides the base
+  CHECK(is_all_zero(read_all(image, 8192, 4096)));
+  auto extents = image.extents(0, 16384);
+  REQUIRE_OK(extents);
+  CHECK((*extents)[0].kind == ExtentKind::data);  // the base's data shows through
+  require_clean(image);
+}
+
+TEST_CASE("resize grows (moving the L1 table) and shrinks only when asked", "[qcow2][resize]") {
+  auto dev = make_image(64u << 10, 512);  // one L2 table covers 32 KiB: the L1 table is tiny
+  auto image = open_ok(dev);
+  auto data = pattern_bytes(64u << 10, 8);
+  REQUIRE_OK(image->write(0, data));
+  const uint64_t old_l1 = peek64(*dev, qcow2::kOffL1Offset);
+  REQUIRE_OK(image->resize(64u << 20));  // 2048 L1 entries: a new, larger table
+  CHECK(image->info().size == (64u << 20));
+  CHECK(peek64(*dev, qcow2::kOffL1Offset) != old_l1);
+  CHECK(read_all(*image, 0, data.size()) == data);
+  auto tail = pattern_bytes(4096, 9);
+  REQUIRE_OK(image->write((64u << 20) - 4096, tail));
+  require_clean(*image);
+
+  CHECK(image->resize(1u << 20).error().code == EINVAL);  // shrinking needs asking
+  CHECK(image->resize(1000).error().code == EINVAL);      // not a multiple of 512
+  REQUIRE_OK(image->resize(32u << 10, true));
+  CHECK(image->info().size == (32u << 10));
+  REQUIRE_OK(image->resize(1u << 20));
+  CHECK(read_all(*image, 0, 32u << 10) == std::vector<uint8_t>(data.begin(), data.begin() + (32u << 10)));
+  CHECK(is_all_zero(read_all(*image, 32u << 10, (1u << 20) - (32u << 10))));
+  REQUIRE_OK(image->flush());
+  require_clean(*image);
+
+  image.reset();
+  auto reopened = open_ok(dev);
+  CHECK(reopened->info().size == (1u << 20));
+  CHECK(read_all(*reopened, 0, 32u << 10) == std::vector<uint8_t>(data.begin(), data.begin() + (32u << 10)));
+}
+
+TEST_CASE("the refcount table grows when the file outgrows it", "[qcow2][refcount]") {
+  // 512-byte clusters with 64-bit refcounts: a refcount block counts 64
+  // clusters (32 KiB) and one table cluster names 64 blocks (2 MiB).
+  Qcow2CreateOptions o;
+  o.size = 8u << 20;
+  o.cluster_size = 512;
+  o.refcount_bits = 64;
+  auto dev = make_image(o);
+  auto image = open_ok(dev);
+  const uint64_t old_table = peek64(*dev, qcow2::kOffRefcountTableOffset);
+  auto data = pattern_bytes(6u << 20, 10);
+  REQUIRE_OK(image->write(0, data));
+  REQUIRE_OK(image->flush());
+  CHECK(peek64(*dev, qcow2::kOffRefcountTableOffset) != old_table);
+  CHECK(read_all(*image, 0, data.size()) == data);
+  require_clean(*image);
+}
+
+TEST_CASE("a 1 TiB image works through a small metadata cache", "[qcow2][cache]") {
+  Qcow2CreateOptions o;
+  o.size = uint64_t{1} << 40;
+  auto dev = make_image(o);
+  Qcow2OpenOptions options;
+  options.metadata_cache_bytes = 4 * 65536;  // far fewer tables than the writes touch
+  auto opened = Qcow2Image::open(dev, options);
+  REQUIRE_OK(opened);
+  auto& image = **opened;
+  std::vector<uint64_t> offsets;
+  for (uint64_t i = 0; i < 64; ++i) offsets.push_back((i * 16411 % 1024) * (uint64_t{1} << 30) + i * 512);
+  for (uint64_t i = 0; i < offsets.size(); ++i) REQUIRE_OK(image.write(offsets[i], pattern_bytes(512, i)));
+  for (uint64_t i = 0; i < offsets.size(); ++i) CHECK(read_all(image, offsets[i], 512) == pattern_bytes(512, i));
+  REQUIRE_OK(image.flush());
+  require_clean(image);
+  CHECK(dev->info().size < (80u << 20));  // metadata for what was written, not for 1 TiB
+}
+
+TEST_CASE("compact moves clusters into holes and truncates the file", "[qcow2][compact]") {
+  auto dev = make_image(16u << 20, 4096);
+  auto image = open_ok(dev);
+  auto data = pattern_bytes(8u << 20, 11);
+  REQUIRE_OK(image->write(0, data));
+  // Free most of the front of the file, keep data scattered near the end.
+  REQUIRE_OK(image->discard(0, 6u << 20));
+  std::memset(data.data(), 0, 6u << 20);
+  auto late = pattern_bytes(1u << 20, 12);
+  REQUIRE_OK(image->write(12u << 20, late));  // reuses freed clusters
+  REQUIRE_OK(image->flush());
+  const uint64_t before = dev->info().size;
+  REQUIRE_OK(image->compact());
+  const uint64_t after = dev->info().size;
+  CHECK(after < before - (4u << 20));
+  CHECK(read_all(*image, 0, data.size()) == data);
+  CHECK(read_all(*image, 12u << 20, late.size()) == late);
+  require_clean(*image);
+  image.reset();
+  auto reopened = open_ok(dev);
+  CHECK(read_all(*reopened, 0, data.size()) == data);
+  require_clean(*reopened);
+}
