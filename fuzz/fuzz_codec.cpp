@@ -28,7 +28,9 @@ void store_be64(uint8_t* p, uint64_t v) {
 }
 
 void decode_stream(ByteReader& in, const Codec& codec) {
-  const size_t out_size = 1 + in.below(2u << 20);
+  // Log-uniform up to 2 MiB (the largest cluster): small outputs keep it fast.
+  const unsigned bits = 9 + in.u8() % 13;
+  const size_t out_size = 1 + in.below(uint64_t{1} << bits);
   auto stream = in.bytes(in.remaining());
   std::vector<uint8_t> out(out_size, 0xa5);
   (void)codec.decompress(ConstByteSpan(stream.data(), stream.size()), out);
@@ -53,7 +55,7 @@ void hostile_descriptor(ByteReader& in) {
   static const uint32_t kClusterSizes[] = {512, 4096, 65536, 2u << 20};
   create.cluster_size = kClusterSizes[shape & 3];
   create.compression_type = shape & 4 ? CompressionType::zstd : CompressionType::deflate;
-  create.size = 4 * uint64_t{create.cluster_size};
+  create.size = 2 * uint64_t{create.cluster_size};
   auto disk = std::make_shared<MemoryDevice>(0);
   {
     auto image = Qcow2Image::create(disk, create);

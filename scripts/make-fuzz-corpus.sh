@@ -37,7 +37,11 @@ image refcount64 cluster_size=512,refcount_bits=64 "write -P 0x44 2k 2k"
 image lazy-dirty cluster_size=512,lazy_refcounts=on "write -P 0x66 0 1k"
 image extended-l2 cluster_size=16k,extended_l2=on "write -P 0x77 2k 1k" "write -z 20k 1k"
 image backing-name cluster_size=512,backing_file=/etc/passwd,backing_fmt=raw
-image data-file-name cluster_size=512,data_file=$tmp/ext.raw "write -P 0x12 0 1k"
+# The data file name is recorded as given: make it relative, so the image is
+# the same on every run.
+(cd "$tmp" && qemu-img create -q -f qcow2 -o cluster_size=512,data_file=ext.raw d.qcow2 64K &&
+ qemu-io -f qcow2 -c "write -P 0x12 0 1k" d.qcow2 >/dev/null)
+mv "$tmp/d.qcow2" "$out/open/data-file-name.qcow2"
 image snapshot cluster_size=512 "write -P 0x13 0 2k"
 qemu-img snapshot -c snap1 "$out/open/snapshot.qcow2"
 qemu-io -f qcow2 -c "write -P 0x14 512 1k" "$out/open/snapshot.qcow2" >/dev/null
@@ -84,13 +88,15 @@ def zstd(data):
 def put(name, data):
     with open(f"{out}/{name}", "wb") as f:
         f.write(data)
-# mode 0/1: a stream straight into deflate (0) or zstd (1), after a u32 output size
-put("deflate-stream", bytes([0]) + (4095).to_bytes(4, "little") + raw_deflate(plain[:4096]))
-put("zstd-stream", bytes([1]) + (4095).to_bytes(4, "little") + zstd(plain[:4096]))
-put("deflate-truncated", bytes([0]) + (4095).to_bytes(4, "little") + raw_deflate(plain[:4096])[:40])
-put("zstd-two-frames", bytes([1]) + (4095).to_bytes(4, "little") + zstd(plain[:2048]) + zstd(plain[2048:4096]))
-put("zstd-bomb", bytes([1]) + (4095).to_bytes(4, "little") + zstd(bytes(1 << 20)))
-put("deflate-bomb", bytes([0]) + (4095).to_bytes(4, "little") + raw_deflate(bytes(1 << 20)))
+# mode 0/1: a stream straight into deflate (0) or zstd (1), after the output
+# size: a byte for its bit width (9 + b % 13), then the size - 1 below that
+OUT4K = bytes([4]) + (4095).to_bytes(2, "little")
+put("deflate-stream", bytes([0]) + OUT4K + raw_deflate(plain[:4096]))
+put("zstd-stream", bytes([1]) + OUT4K + zstd(plain[:4096]))
+put("deflate-truncated", bytes([0]) + OUT4K + raw_deflate(plain[:4096])[:40])
+put("zstd-two-frames", bytes([1]) + OUT4K + zstd(plain[:2048]) + zstd(plain[2048:4096]))
+put("zstd-bomb", bytes([1]) + OUT4K + zstd(bytes(1 << 20)))
+put("deflate-bomb", bytes([0]) + OUT4K + raw_deflate(bytes(1 << 20)))
 # mode 2/3: round trips
 put("deflate-roundtrip", bytes([2]) + plain[:3000])
 put("zstd-roundtrip", bytes([3]) + bytes(rng.randrange(4) for _ in range(3000)))
