@@ -137,6 +137,7 @@ int create(int argc, char** argv) {
     else if (key == "cluster_size") o.cluster_size = static_cast<uint32_t>(std::stoul(value));
     else if (key == "refcount_bits") o.refcount_bits = static_cast<unsigned>(std::stoul(value));
     else if (key == "lazy_refcounts") o.lazy_refcounts = value == "on";
+    else if (key == "extended_l2") o.extended_l2 = value == "on";
     else if (key == "compression_type") o.compression_type = value == "zstd" ? CompressionType::zstd : CompressionType::deflate;
     else if (key == "preallocation")
       o.preallocation = value == "metadata" ? Preallocation::metadata

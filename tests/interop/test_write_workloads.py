@@ -29,6 +29,8 @@ configs = [
     ("ours-lazy", "ours", ["lazy_refcounts=on"], 16 * MIB),
     ("ours-zstd", "ours", ["compression_type=zstd"], 16 * MIB),
     ("ours-prealloc", "ours", ["preallocation=metadata"], 16 * MIB),
+    ("ours-extl2", "ours", ["extended_l2=on", "cluster_size=65536"], 16 * MIB),
+    ("ours-extl2-c16k", "ours", ["extended_l2=on", "cluster_size=16384"], 8 * MIB),
     ("qemu-default", "qemu", [], 16 * MIB),
     ("qemu-v2", "qemu", ["compat=0.10"], 16 * MIB),
     ("qemu-c512", "qemu", ["cluster_size=512"], 2 * MIB),
@@ -36,10 +38,12 @@ configs = [
     ("qemu-rc64", "qemu", ["refcount_bits=64"], 16 * MIB),
     ("qemu-zstd", "qemu", ["compression_type=zstd"], 16 * MIB),
     ("qemu-prealloc", "qemu", ["preallocation=metadata"], 16 * MIB),
+    ("qemu-extl2", "qemu", ["extended_l2=on"], 16 * MIB),
 ]
 # Images qemu-img made with data already in them, including compressed ones
 # and one with an internal snapshot that must survive.
-copied = {"v2", "c4k", "zlib", "zstd", "zlib-c4k", "snapshot", "rc8", "lazy", "prealloc-full"}
+copied = {"v2", "c4k", "zlib", "zstd", "zlib-c4k", "snapshot", "rc8", "lazy", "prealloc-full",
+          "extl2", "extl2-c2m"}
 
 failures = []
 jobs = []

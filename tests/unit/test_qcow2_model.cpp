@@ -39,6 +39,7 @@ struct Config {
   unsigned refcount_bits;
   int version;
   uint64_t size;
+  bool extended_l2 = false;
 };
 
 std::unique_ptr<Qcow2Image> open_image(const std::shared_ptr<BlockDevice>& dev) {
@@ -59,6 +60,7 @@ void run_model(const Config& cfg, uint64_t seed, int operations, int cut_every) 
     create.cluster_size = cfg.cluster_size;
     create.refcount_bits = cfg.refcount_bits;
     create.version = cfg.version;
+    create.extended_l2 = cfg.extended_l2;
     auto made = Qcow2Image::create(faulty, create);
     REQUIRE_OK(made);
     REQUIRE_OK((*made)->close());
@@ -170,4 +172,8 @@ TEST_CASE("qcow2 model: power cuts on a version 2 image", "[qcow2][model]") {
 
 TEST_CASE("qcow2 model: power cuts with 1-bit refcounts", "[qcow2][model]") {
   run_model({4096, 1, 3, 1u << 20}, 4, 3000, 100);
+}
+
+TEST_CASE("qcow2 model: power cuts with extended L2 entries", "[qcow2][model]") {
+  run_model({32768, 16, 3, 4u << 20, true}, 5, 3000, 100);
 }

@@ -27,8 +27,9 @@ Status validate(const Qcow2CreateOptions& o) {
   if (o.version == 2 && o.lazy_refcounts) return bad("lazy refcounts need version 3 (compat=1.1)");
   if (o.version == 2 && o.compression_type != CompressionType::deflate)
     return bad("zstd compression needs version 3 (compat=1.1)");
-  if (o.extended_l2)
-    return make_error(ENOTSUP, "create: extended L2 entries are read-only in qcowkit for now");
+  if (o.extended_l2 && o.version < 3) return bad("extended L2 entries need version 3 (compat=1.1)");
+  if (o.extended_l2 && o.cluster_size < 16384)
+    return bad("extended L2 entries need clusters of at least 16 KiB");
   if (o.backing_file.size() > kMaxBackingNameBytes) return bad("the backing file name is too long");
   return {};
 }
@@ -53,6 +54,7 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::create(std::shared_ptr<BlockDevi
   h.size = o.size;
   h.refcount_order = log2_exact(o.refcount_bits);
   if (o.lazy_refcounts) h.compatible_features |= kCompatLazyRefcounts;
+  if (o.extended_l2) h.incompatible_features |= kIncompatExtendedL2;
   if (o.compression_type == CompressionType::zstd) {
     h.incompatible_features |= kIncompatCompression;
     h.compression_type = 1;
@@ -117,7 +119,8 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::create(std::shared_ptr<BlockDevi
         QK_TRY(file->write_zeroes(host, in_table * cs,
                                   ZeroFlags{.may_trim = o.preallocation == Preallocation::falloc}));
       for (uint64_t i = 0; i < in_table; ++i)
-        impl.set_l2_entry(*l2, (c + i) % impl.l2_entries_, (host + i * cs) | kCopied);
+        impl.set_l2_entry(*l2, (c + i) % impl.l2_entries_, (host + i * cs) | kCopied,
+                          kAllSubclustersAllocated);
       c += in_table;
     }
     QK_TRY(impl.flush_locked());

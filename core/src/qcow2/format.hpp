@@ -60,6 +60,8 @@ inline constexpr uint64_t kMaxSnapshotTableBytes = 64u << 20;
 inline constexpr uint32_t kMaxBackingNameBytes = 1023;
 inline constexpr uint64_t kMaxOffset = (uint64_t{1} << 56) - 1;  // what 56-bit table offsets reach
 inline constexpr unsigned kSubclusters = 32;                    // with extended L2
+inline constexpr uint64_t kAllSubclustersAllocated = 0x00000000ffffffffULL;
+inline constexpr uint64_t kAllSubclustersZero = 0xffffffff00000000ULL;
 inline constexpr uint32_t kSectorSize = 512;
 
 }  // namespace qcowkit::qcow2

@@ -76,6 +76,8 @@ class Qcow2Image::Impl {
   Status write(uint64_t offset, ConstByteSpan data, bool fua);
   Status read_span(const Span& span, uint64_t offset, ByteSpan out);  // no lock needed
   Status read_backing(uint64_t offset, ByteSpan out);
+  Status collect_spans_locked(uint64_t from, uint64_t to, std::vector<Span>& out);
+  Status read_spans(const std::vector<Span>& spans, uint64_t from, ByteSpan out);
   Status decompress_cluster(const Span& span, std::vector<uint8_t>& cluster);
   Status write_compressed(uint64_t offset, ConstByteSpan data);
   Status prepare_first_write_locked();

@@ -94,6 +94,21 @@ Status Qcow2Image::Impl::read_span(const Span& span, uint64_t guest, ByteSpan ou
   return {};
 }
 
+Status Qcow2Image::Impl::collect_spans_locked(uint64_t from, uint64_t to, std::vector<Span>& out) {
+  for (uint64_t pos = from; pos < to;) {
+    QK_ASSIGN_OR_RETURN(Span span, lookup_locked(pos, to - pos));
+    out.push_back(span);
+    pos += span.length;
+  }
+  return {};
+}
+
+Status Qcow2Image::Impl::read_spans(const std::vector<Span>& spans, uint64_t from, ByteSpan out) {
+  for (const Span& span : spans)
+    QK_TRY(read_span(span, span.guest_offset, out.subspan(span.guest_offset - from, span.length)));
+  return {};
+}
+
 Status Qcow2Image::Impl::read(uint64_t offset, ByteSpan buffer) {
   QK_TRY(check_open("read", false));
   std::shared_lock gate(io_gate_);
@@ -185,18 +200,21 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
         in_flight_done_.wait(lock, [&] { return !in_flight_overlaps_locked(first_cluster, clusters); });
         continue;
       }
+      // What the bytes around the write hold now (with extended L2 they may
+      // be several kinds of subcluster).
+      const uint64_t tail_end = std::min(first + clusters * cluster_size_, header_.size);
+      std::vector<Span> head, tail;
+      QK_TRY(collect_spans_locked(first, pos, head));
+      QK_TRY(collect_spans_locked(stop, tail_end, tail));
       QK_ASSIGN_OR_RETURN(uint64_t host, allocate_clusters_locked(clusters));
       for (uint64_t i = 0; i < clusters; ++i) in_flight_.insert(first_cluster + i);
       lock.unlock();
 
       // Build and write the new clusters without holding the lock.
       std::vector<uint8_t> buffer(clusters * cluster_size_);
-      Status st;
-      if (pos > first) st = read_span(span, first, ByteSpan(buffer.data(), pos - first));
+      Status st = read_spans(head, first, ByteSpan(buffer.data(), pos - first));
       std::memcpy(buffer.data() + (pos - first), data.data() + (pos - offset), stop - pos);
-      const uint64_t tail_end = std::min(first + buffer.size(), header_.size);
-      if (st.ok() && stop < tail_end)
-        st = read_span(span, stop, ByteSpan(buffer.data() + (stop - first), tail_end - stop));
+      if (st.ok()) st = read_spans(tail, stop, ByteSpan(buffer.data() + (stop - first), tail_end - stop));
       if (st.ok()) st = data_file_->write(host, buffer);
 
       lock.lock();
@@ -210,7 +228,7 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
           for (uint64_t i = 0; i < clusters; ++i) {
             const uint64_t index = (first_cluster + i) % l2_entries_;
             release_entry_locked(l2_entry(**l2, index), 0);
-            set_l2_entry(**l2, index, (host + i * cluster_size_) | kCopied);
+            set_l2_entry(**l2, index, (host + i * cluster_size_) | kCopied, kAllSubclustersAllocated);
           }
         } else {
           st = std::move(l2).error();

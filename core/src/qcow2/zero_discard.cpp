@@ -67,8 +67,11 @@ Status Qcow2Image::Impl::zero_or_discard(uint64_t offset, uint64_t length, bool 
         done_already = discard || header_.version < 3 || (unallocated_reads_zero && flags.may_trim);
       else if (span.kind == SpanKind::zero)
         done_already = !discard && (!span.preallocated || !flags.may_trim);
-      if (done_already) {
-        pos += span.length;
+      // With extended L2 a span may end inside a cluster; only runs of
+      // whole clusters can be skipped.
+      const uint64_t whole = span.length / cluster_size_ * cluster_size_;
+      if (done_already && whole > 0) {
+        pos += whole;
         continue;
       }
       QK_ASSIGN_OR_RETURN(TablePtr l2, writable_l2_locked(pos));
@@ -86,10 +89,16 @@ Status Qcow2Image::Impl::zero_or_discard(uint64_t offset, uint64_t length, bool 
         } else {
           updated = kZeroFlag;
         }
-        if (updated == old) continue;
+        uint64_t bitmap = 0;
+        if (header_.extended_l2() && (updated & kZeroFlag)) {
+          // Extended L2 entries say "zero" per subcluster, not with bit 0.
+          updated &= ~kZeroFlag;
+          bitmap = kAllSubclustersZero;
+        }
+        if (updated == old && bitmap == l2_bitmap(*l2, index)) continue;
         const bool keeps_cluster = (updated & kOffsetMask) && (updated & kOffsetMask) == (old & kOffsetMask);
         if (!keeps_cluster) release_entry_locked(old, 0);
-        set_l2_entry(*l2, index, updated);
+        set_l2_entry(*l2, index, updated, bitmap);
       }
     }
   }
