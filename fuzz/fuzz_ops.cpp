@@ -126,7 +126,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   create.cluster_size = kClusterSizes[geometry & 3];
   create.version = (geometry >> 2) & 1 ? 2 : 3;
   create.refcount_bits = create.version == 2 ? 16 : kRefcountBits[((geometry >> 3) & 7) % 5];
-  // No extended L2: qcowkit opens those images read-only (fuzz_open covers them).
+  create.extended_l2 = create.version == 3 && create.cluster_size >= 16384 && (geometry >> 6) & 1;
   create.lazy_refcounts = create.version == 3 && (geometry >> 7) & 1;
   create.compression_type =
       create.version == 3 && in.u8() & 1 ? CompressionType::zstd : CompressionType::deflate;

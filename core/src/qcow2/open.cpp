@@ -58,11 +58,6 @@ Status Qcow2Image::Impl::load(const Qcow2OpenOptions& options) {
       return make_error(ENOTSUP, "images with an external data file can only be opened read-only");
     data_file_ = options.data_file;
   }
-  // Writes do not maintain the subcluster bitmaps yet (new clusters would
-  // read as unallocated), so, as create() already says, read-only for now.
-  if (header_.extended_l2() && !read_only_)
-    return make_error(ENOTSUP, "images with extended L2 entries can only be opened read-only "
-                               "in qcowkit for now");
 
   // L1 table.
   const uint64_t l1_bytes = uint64_t{header_.l1_size} * 8;
