@@ -14,8 +14,8 @@ for tool in qemu-img qemu-io zstd python3; do
   fi
 done
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-rm -rf "$out/open" "$out/ops" "$out/codec"
-mkdir -p "$out/open" "$out/ops" "$out/codec"
+rm -rf "$out/open" "$out/ops" "$out/codec" "$out/cache"
+mkdir -p "$out/open" "$out/ops" "$out/codec" "$out/cache"
 
 # --- fuzz_open: whole image files -------------------------------------------
 # $1 name, $2 create options, $3.. qemu-io commands
@@ -68,6 +68,18 @@ for n in range(24):
     rng = random.Random(n)
     prog = bytearray([n % 256, rng.randrange(256)])  # geometry, compression
     prog += bytes(rng.randrange(256) for _ in range(2 + 40 * (1 + n % 6)))
+    with open(f"{out}/program-{n:02d}", "wb") as f:
+        f.write(prog)
+PY
+
+# --- fuzz_cache: cache options (2 bytes), memory bound, size, then operations
+python3 - "$out/cache" <<'PY'
+import random, sys
+out = sys.argv[1]
+for n in range(16):
+    rng = random.Random(1000 + n)
+    prog = bytearray([n * 9 % 256, n * 37 % 256, rng.randrange(60), rng.randrange(256), rng.randrange(8)])
+    prog += bytes(rng.randrange(256) for _ in range(30 * (1 + n % 5)))
     with open(f"{out}/program-{n:02d}", "wb") as f:
         f.write(prog)
 PY

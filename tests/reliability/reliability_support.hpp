@@ -139,6 +139,15 @@ struct Workload {
   }
 };
 
+// Where two buffers first differ, or -1: for assertions that say where,
+// instead of printing megabytes of bytes.
+inline int64_t first_difference(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+  if (a.size() != b.size()) return static_cast<int64_t>(std::min(a.size(), b.size()));
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i] != b[i]) return static_cast<int64_t>(i);
+  return -1;
+}
+
 // Checks an image reopened after a power cut: no corruption, every flushed
 // sector not touched since intact; repairs leaks; returns what it now holds.
 inline std::vector<uint8_t> verify_after_cut(Qcow2Image& image, const Model& model) {
