@@ -2,8 +2,8 @@
 # The qcowkit CLI over every hostile image: `info`, `check` and `map`, each in
 # its own process under a 256 MiB address-space cap and 10 s. None may die
 # of a signal or time out; a non-zero exit must come with a message on
-# stderr; an image the core must refuse makes `info` fail, one it must accept
-# makes `info` succeed.
+# stderr; an image the core must refuse makes `map` fail, one it must accept
+# makes `info` and `map` succeed.
 #   run-cli.sh QCOWKIT_BINARY IMAGES_DIR
 set -uo pipefail
 cli=$1 images=$2
@@ -28,14 +28,15 @@ while IFS=$'\t' read -r name expect what; do
   ok=1
   for verb in info check map; do
     run "$name" "$verb" -f qcow2 "$image" || ok=0
-    if [[ $verb == info ]]; then
-      info_status=$status
-      cp "$tmp/err" "$tmp/info-err"
-    fi
+    declare "status_$verb=$status"
+    cp "$tmp/err" "$tmp/$verb-err"
   done
+  # `info` may describe a header it would not open (qemu-img does too, e.g.
+  # the external data file's name); `map` needs the whole image open.
   case $expect in
-    refuse) ((info_status != 0)) || { echo "FAIL $name: info accepted an image that must be refused ($what)"; ok=0; } ;;
-    ok) ((info_status == 0)) || { echo "FAIL $name: info refused a valid image: $(cat "$tmp/info-err")"; ok=0; } ;;
+    refuse) ((status_map != 0)) || { echo "FAIL $name: map accepted an image that must be refused ($what)"; ok=0; } ;;
+    ok) ((status_info == 0 && status_map == 0)) ||
+          { echo "FAIL $name: a valid image was refused: $(cat "$tmp/info-err" "$tmp/map-err")"; ok=0; } ;;
   esac
   if ((ok)); then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 done < "$images/expected.tsv"
