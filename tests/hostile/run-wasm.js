@@ -24,19 +24,22 @@ async function main() {
     const [name, expect, what] = row.split('\t');
     const bytes = new Uint8Array(fs.readFileSync(path.join(images, name + '.qcow2')));
     const problems = [];
-    let image = null, opened = false, readFailed = false;
+    let image = null, opened = false, readFailed = false, note = '';
     try {
       image = qk.open(bytes, { format: 'qcow2' });
       opened = true;
     } catch (e) {
       if (!clean(e)) problems.push(`open threw something else than a QcowkitError: ${e && e.stack}`);
+      note = e && e.message;
     }
     if (image) {
-      const size = Number(image.info().size);
+      const info = image.info();
+      const size = Number(info.virtualSize !== undefined ? info.virtualSize : info.size);
       for (let pos = 0; pos < Math.min(size, 64 << 20); pos += 65536) {
         try {
           image.read(pos, Math.min(65536, size - pos));
         } catch (e) {
+          if (!readFailed) note = `read: ${e && e.message}`;
           readFailed = true;
           if (!clean(e)) problems.push(`read threw something else than a QcowkitError: ${e && e.stack}`);
         }
@@ -60,6 +63,7 @@ async function main() {
       console.log(`FAIL ${name}: ${problems.join('; ')}`);
     } else {
       passed++;
+      console.log(`PASS ${name}: ${opened ? 'opened' : 'refused'}${note ? ` (${note})` : ''}, expected ${expect}`);
     }
   }
   console.log(`wasm: ${passed} passed, ${failed} failed`);
