@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 demo_packages=(cmake g++ ninja-build pkg-config zlib1g-dev libzstd-dev
                nbdkit nbdkit-plugin-dev libnbd-bin qemu-utils)
 test_packages=("${demo_packages[@]}" clang-14 libfuzzer-14-dev libclang-rt-14-dev
-               catch2 python3-libnbd fio emscripten binaryen chromium)
+               catch2 python3-libnbd fio emscripten binaryen chromium zstd)
 
 case "${1:-test}" in
   demo) wanted=("${demo_packages[@]}") ;;

@@ -29,10 +29,14 @@ def read_manifest(directory):
 
 
 def flags_by_byte_ranges(entries, keys):
-    """Turns map entries into [(start, end, {key: value})] over the image."""
+    """Turns map entries into [(start, end, (values...))] over the image. The
+    key "offset" stands for where the run lies in the file, as the distance
+    from guest to host offset, so runs split differently still compare."""
     out = []
     for e in entries:
-        out.append((e["start"], e["start"] + e["length"], tuple(e.get(k, False) for k in keys)))
+        values = tuple((e["offset"] - e["start"] if "offset" in e else None) if k == "offset"
+                       else e.get(k, False) for k in keys)
+        out.append((e["start"], e["start"] + e["length"], values))
     return out
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every image qemu-img makes reads back byte-identical to its reference raw
 through qcowkit, and qcowkit's map agrees with `qemu-img map` on what is
-present, zero and data."""
+present, zero and data, and where it lies in the file."""
 import json
 import sys
 
@@ -18,7 +18,10 @@ for name, image, raw, backing in rows:
         failures.append("%s: read-compare: %s%s" % (name, proc.stdout.strip(), proc.stderr.strip()))
         continue
     ours = json.loads(run(driver, "map", image, *extra).stdout)
-    problem = compare_maps(ours, qemu_map(image))
+    # Host offsets are compared too, except through a backing file (qemu-img
+    # gives offsets inside the backing file, which qcowkit does not open).
+    keys = ("present", "zero", "data") + (() if backing else ("offset",))
+    problem = compare_maps(ours, qemu_map(image), keys)
     if problem:
         failures.append("%s: map: %s" % (name, problem))
     else:

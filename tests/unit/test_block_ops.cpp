@@ -245,9 +245,13 @@ TEST_CASE("compare: a 1 TiB sparse device is compared by its data only", "[ops][
   std::vector<uint8_t> byte = read_all(*b_mem, TiB - 100, 1);
   byte[0] ^= 1;
   REQUIRE_OK(b_mem->write(TiB - 100, byte));
-  r = compare(a, b);
+  ProgressLog log;
+  OpOptions options;
+  options.progress = log.fn();
+  r = compare(a, b, options);
   REQUIRE_OK(r);
   REQUIRE(r->first_difference == TiB - 100);
+  REQUIRE(log.last_done == TiB);  // an answer ends the progress too
 }
 
 TEST_CASE("compare: devices with different sector sizes", "[ops][compare]") {
@@ -426,7 +430,8 @@ TEST_CASE("fold_unmapped: memory and file devices", "[ops][fold]") {
 
 TEST_CASE("extents that break the contract are a clear error", "[ops][fold]") {
   auto mem = std::make_shared<MemoryDevice>(MiB);
-  ScriptedExtentsDevice gap(mem, {{0, 4096, ExtentKind::hole}, {8192, MiB - 8192, ExtentKind::hole}});
+  ScriptedExtentsDevice gap(
+      mem, {{0, 4096, ExtentKind::hole}, {8192, MiB - 8192, ExtentKind::hole}});
   auto st = fold_unmapped(gap, [](uint64_t, uint64_t) { return Status{}; });
   REQUIRE(st.error().code == EIO);
   REQUIRE(st.error().message.find("invalid extent") != std::string::npos);
@@ -511,11 +516,15 @@ TEST_CASE("copy: I/O errors name the failing offset", "[ops][copy]") {
     FaultyDevice src(src_mem, false);
     src.fail_range(MiB + 512 * KiB, 4096, EIO, FaultOp::read);
     MemoryDevice dst(4 * MiB);
-    for (auto op : {&copy, &sparse_copy}) {
-      auto st = op(src, dst, sized(256 * KiB, 4));
-      REQUIRE(st.error().code == EIO);
-      INFO(st.error().message);
-      REQUIRE(st.error().message.find("read failed at offset 1572864") != std::string::npos);
+    // Many small requests too: the pool must stop, not hang, after a failure.
+    for (auto [chunk, parallelism] : {std::pair{256 * KiB, 4u}, std::pair{4 * KiB, 8u},
+                                      std::pair{4 * KiB, 1u}}) {
+      for (auto op : {&copy, &sparse_copy}) {
+        auto st = op(src, dst, sized(chunk, parallelism));
+        REQUIRE(st.error().code == EIO);
+        INFO(st.error().message);
+        REQUIRE(st.error().message.find("read failed at offset 1572864") != std::string::npos);
+      }
     }
   }
   SECTION("a write error in the destination") {
@@ -528,20 +537,38 @@ TEST_CASE("copy: I/O errors name the failing offset", "[ops][copy]") {
   }
 }
 
-TEST_CASE("copy: several requests are in flight at once", "[ops][copy]") {
+TEST_CASE("sparse_copy: a write_zeroes error names its offset", "[ops][sparse_copy]") {
+  MemoryDevice src(8 * MiB);
+  put_data(src, {0}, 65536);
+  FaultyDevice dst(std::make_shared<MemoryDevice>(8 * MiB), false);
+  dst.fail_range(6 * MiB, 4096, EIO, FaultOp::write_zeroes);
+  auto st = sparse_copy(src, dst, sized(MiB, 2));
+  REQUIRE(st.error().code == EIO);
+  INFO(st.error().message);
+  // Holes are zeroed in one request from the end of the data onwards.
+  REQUIRE(st.error().message.find("write_zeroes failed at offset 65536") != std::string::npos);
+  REQUIRE(contains(st.error().message, 6 * MiB));  // the device's own words
+}
+
+TEST_CASE("copy: several requests are in flight at once (one without threads)", "[ops][copy]") {
   auto mem = std::make_shared<MemoryDevice>(16 * 64 * KiB);
   REQUIRE_OK(fill_random(*mem, 3));
   for (unsigned parallelism : {1u, 4u}) {
-    CountingDevice src(mem, std::chrono::milliseconds(3));
+    CountingDevice src(mem, std::chrono::milliseconds(5));
     MemoryDevice dst(16 * 64 * KiB);
     REQUIRE_OK(copy(src, dst, sized(64 * KiB, parallelism)));
     REQUIRE(src.reads == 16);
+#ifdef QCOWKIT_HAVE_THREADS
     if (parallelism == 1) {
       REQUIRE(src.max_reads_in_flight == 1);
     } else {
       REQUIRE(src.max_reads_in_flight > 1);
       REQUIRE(src.max_reads_in_flight <= parallelism);
     }
+#else
+    // Built without threads (as for WebAssembly): one request at a time.
+    REQUIRE(src.max_reads_in_flight == 1);
+#endif
   }
 }
 
@@ -655,4 +682,69 @@ TEST_CASE("sparse_copy: a 1 TiB sparse device copies only its data", "[ops][spar
   auto r = compare(*src_mem, dst);
   REQUIRE_OK(r);
   REQUIRE(r->equal);
+}
+
+// ------------------------------------------------------------------ randomized
+
+TEST_CASE("randomized: the operations agree with each other on random sparse devices",
+          "[ops][randomized]") {
+  std::mt19937_64 rng(20261121);
+  for (int round = 0; round < 40; ++round) {
+    const uint32_t sector_a = 512u << (rng() % 4), sector_b = 512u << (rng() % 4);
+    const uint64_t unit = std::max(sector_a, sector_b);
+    const uint64_t size = unit * (1 + rng() % 512);
+    INFO("round " << round << " size " << size << " sectors " << sector_a << "/" << sector_b);
+    MemoryDevice src(size, sector_a);
+    for (int i = 0, n = static_cast<int>(rng() % 8); i < n; ++i) {
+      const uint64_t at = (rng() % (size / sector_a)) * sector_a;
+      const uint64_t len = std::min<uint64_t>(size - at, sector_a * (1 + rng() % 300));
+      if (rng() % 4 == 0)
+        REQUIRE_OK(src.write(at, std::vector<uint8_t>(len, 0)));  // allocated zeroes
+      else
+        REQUIRE_OK(src.write(at, pattern_bytes(len, rng())));
+    }
+    CopyOptions options = sized(1 + rng() % (256 * KiB), 1 + rng() % 6);
+    options.detect_zeroes = rng() % 2;
+
+    // fold_mapped and fold_unmapped partition the device between them.
+    uint64_t mapped = 0, unmapped = 0, last_end = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> pieces;
+    REQUIRE_OK(fold_mapped(src, options.chunk_size, [&](uint64_t off, ConstByteSpan data) {
+      pieces.emplace_back(off, data.size());
+      mapped += data.size();
+      REQUIRE(std::vector<uint8_t>(data.begin(), data.end()) == read_all(src, off, data.size()));
+      return Status{};
+    }));
+    REQUIRE_OK(fold_unmapped(src, [&](uint64_t off, uint64_t len) {
+      REQUIRE(is_all_zero(read_all(src, off, static_cast<size_t>(len))));
+      pieces.emplace_back(off, len);
+      unmapped += len;
+      return Status{};
+    }));
+    std::sort(pieces.begin(), pieces.end());
+    for (auto [off, len] : pieces) {
+      REQUIRE(off == last_end);
+      last_end = off + len;
+    }
+    REQUIRE(last_end == size);
+    REQUIRE(mapped + unmapped == size);
+
+    // sparse_copy and copy give equal devices; compare finds a planted byte.
+    MemoryDevice dst(size, sector_b), full(size, sector_b);
+    REQUIRE_OK(fill_random(dst, rng(), options));
+    REQUIRE_OK(sparse_copy(src, dst, options));
+    REQUIRE_OK(copy(src, full, options));
+    auto r = compare(src, dst, options);
+    REQUIRE_OK(r);
+    REQUIRE(r->equal);
+    REQUIRE(read_all(full, 0, size) == read_all(src, 0, size));
+    REQUIRE(dst.allocated_bytes() <= full.allocated_bytes());
+    const uint64_t planted = (rng() % (size / sector_b)) * sector_b + rng() % sector_b;
+    std::vector<uint8_t> sector = read_all(dst, planted - planted % sector_b, sector_b);
+    sector[planted % sector_b] ^= 0x80;
+    REQUIRE_OK(dst.write(planted - planted % sector_b, sector));
+    r = compare(src, dst, options);
+    REQUIRE_OK(r);
+    REQUIRE(r->first_difference == planted);
+  }
 }

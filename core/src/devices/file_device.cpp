@@ -14,6 +14,13 @@
 #include <sys/ioctl.h>
 #endif
 
+// Emscripten's libc has no hole probing; its lseek rejects these with
+// EINVAL, which extents() below already reads as "all data".
+#ifndef SEEK_DATA
+#define SEEK_DATA 3
+#define SEEK_HOLE 4
+#endif
+
 namespace qcowkit {
 
 namespace {

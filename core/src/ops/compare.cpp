@@ -70,7 +70,8 @@ Result<CompareResult> compare(BlockDevice& a, BlockDevice& b, const OpOptions& o
     return result;
   }
   const uint64_t alignment = ops::common_alignment(ia, ib);
-  QK_ASSIGN_OR_RETURN(const uint64_t chunk, ops::chunk_size_for(options.chunk_size, alignment, kOp));
+  QK_ASSIGN_OR_RETURN(const uint64_t chunk,
+                      ops::chunk_size_for(options.chunk_size, alignment, kOp));
   QK_ASSIGN_OR_RETURN(const unsigned parallelism, ops::parallelism_for(options.parallelism, kOp));
   const size_t buffer_size = static_cast<size_t>(std::min(chunk, ia.size));
 
@@ -86,10 +87,13 @@ Result<CompareResult> compare(BlockDevice& a, BlockDevice& b, const OpOptions& o
         return findings.error_at(offset, std::move(st).error());
     ByteSpan da(a_buffers[slot].data(), length), db(b_buffers[slot].data(), length);
     if (auto st = a.read(offset, da); !st.ok())
-      return findings.error_at(offset, ops::failed_at(kOp, "read of the first device", offset, st.error()));
+      return findings.error_at(
+          offset, ops::failed_at(kOp, "read of the first device", offset, st.error()));
     if (auto st = b.read(offset, db); !st.ok())
-      return findings.error_at(offset, ops::failed_at(kOp, "read of the second device", offset, st.error()));
-    if (auto at = first_mismatch(da.data(), db.data(), length)) findings.difference_at(offset + *at);
+      return findings.error_at(
+          offset, ops::failed_at(kOp, "read of the second device", offset, st.error()));
+    if (auto at = first_mismatch(da.data(), db.data(), length))
+      findings.difference_at(offset + *at);
     progress.add(length);
     return {};
   };
@@ -114,7 +118,10 @@ Result<CompareResult> compare(BlockDevice& a, BlockDevice& b, const OpOptions& o
     for (uint64_t pos = segment.offset; pos < end && !findings.found();) {
       const uint64_t piece_end = std::min(end, (pos / chunk + 1) * chunk);
       const size_t length = static_cast<size_t>(piece_end - pos);
-      if (!pool.submit([=, &compare_chunk](unsigned slot) { return compare_chunk(pos, length, slot); })) {
+      auto request = [=, &compare_chunk](unsigned slot) {
+        return compare_chunk(pos, length, slot);
+      };
+      if (!pool.submit(request)) {
         stopped = true;
         break;
       }
@@ -125,12 +132,12 @@ Result<CompareResult> compare(BlockDevice& a, BlockDevice& b, const OpOptions& o
   // first one adds nothing. The walker only fails past every request made.
   (void)pool.finish();
   QK_ASSIGN_OR_RETURN(const std::optional<uint64_t> first, findings.answer());
+  if (!first) QK_TRY(walk_status);
+  progress.finish();  // equal, or a first difference: either way the work is done
   if (first) {
     result.first_difference = first;
     return result;
   }
-  QK_TRY(walk_status);
-  progress.finish();
   result.equal = true;
   return result;
 }

@@ -19,7 +19,8 @@ Result<std::unique_ptr<CopyJob>> CopyJob::start(BlockDevice& src, BlockDevice& d
   const DeviceInfo si = src.info(), di = dst.info();
   QK_TRY(check_copy_devices(si, di, operation));
   const uint64_t alignment = common_alignment(si, di);
-  QK_ASSIGN_OR_RETURN(const uint64_t chunk, chunk_size_for(options.chunk_size, alignment, operation));
+  QK_ASSIGN_OR_RETURN(const uint64_t chunk,
+                      chunk_size_for(options.chunk_size, alignment, operation));
   QK_ASSIGN_OR_RETURN(const unsigned parallelism, parallelism_for(options.parallelism, operation));
   return std::unique_ptr<CopyJob>(
       new CopyJob(src, dst, options, operation, chunk, alignment, parallelism));

@@ -12,8 +12,9 @@ Status fill_random(BlockDevice& device, uint64_t seed, const OpOptions& options)
   constexpr const char* kOp = "fill_random";
   const DeviceInfo info = device.info();
   if (info.read_only) return make_error(EROFS, std::string(kOp) + ": device is read-only");
+  const uint64_t alignment = ops::common_alignment(info, info);
   QK_ASSIGN_OR_RETURN(const uint64_t chunk,
-                      ops::chunk_size_for(options.chunk_size, ops::common_alignment(info, info), kOp));
+                      ops::chunk_size_for(options.chunk_size, alignment, kOp));
   QK_ASSIGN_OR_RETURN(const unsigned parallelism, ops::parallelism_for(options.parallelism, kOp));
   const size_t buffer_size = static_cast<size_t>(std::min(chunk, info.size));
 

@@ -29,7 +29,8 @@ Status fold_range(BlockDevice& device, uint64_t offset, uint64_t end, uint64_t c
 Status fold(BlockDevice& device, uint64_t chunk_size, const FoldFn& fn) {
   constexpr const char* kOp = "fold";
   const DeviceInfo info = device.info();
-  QK_ASSIGN_OR_RETURN(const uint64_t chunk, ops::chunk_size_for(chunk_size, ops::common_alignment(info, info), kOp));
+  QK_ASSIGN_OR_RETURN(const uint64_t chunk,
+                      ops::chunk_size_for(chunk_size, ops::common_alignment(info, info), kOp));
   std::vector<uint8_t> buffer;
   QK_TRY(ops::ensure_buffer(buffer, static_cast<size_t>(std::min(chunk, info.size)), kOp));
   return fold_range(device, 0, info.size, chunk, buffer, fn, kOp);

@@ -22,12 +22,42 @@ void append(std::vector<Extent>& out, uint64_t offset, uint64_t length, ExtentKi
 
 }  // namespace
 
+// Whether the image's clusters are allocated in its metadata far beyond what
+// the file really holds on disk (preallocation=metadata). Only then do data
+// clusters get split by the holes of the file beneath, as qemu-img map does
+// it (the same test: more clusters in use than 10/9 of the file's real
+// allocation and a quarter of its length).
+Result<bool> Qcow2Image::Impl::metadata_preallocated_locked() {
+  if (metadata_preallocated_) return *metadata_preallocated_;
+  const uint64_t file_size = data_file_->info().size;
+  uint64_t real_bytes = 0;
+  QK_TRY(for_each_extent(*data_file_, 0, file_size, [&](const Extent& e) {
+    if (e.kind == ExtentKind::data) real_bytes += e.length;
+    return Status{};
+  }));
+  const uint64_t threshold =
+      std::max(real_bytes / cluster_size_ * 10 / 9, file_size / 4 / cluster_size_);
+  bool preallocated = false;
+  uint64_t in_use = 0;
+  for (uint64_t c = 0; c < (file_size + cluster_size_ - 1) / cluster_size_ && !preallocated; ++c) {
+    QK_ASSIGN_OR_RETURN(uint64_t count, refcount_locked(c));
+    if (count && ++in_use > threshold) preallocated = true;
+  }
+  metadata_preallocated_ = preallocated;
+  return preallocated;
+}
+
 Result<std::vector<Extent>> Qcow2Image::Impl::extents(uint64_t offset, uint64_t length) {
   QK_TRY(check_open("extents", false));
   std::shared_lock gate(io_gate_);
   QK_TRY(check_request(DeviceInfo{header_.size, 1, read_only_}, offset, length, false, "extents"));
   std::vector<Extent> out;
   const uint64_t end = offset + length;
+  bool split_by_file_holes;
+  {
+    std::lock_guard lock(mutex_);
+    QK_ASSIGN_OR_RETURN(split_by_file_holes, metadata_preallocated_locked());
+  }
   for (uint64_t pos = offset; pos < end && out.size() < kMaxExtentsPerCall;) {
     Span span;
     {
@@ -42,6 +72,10 @@ Result<std::vector<Extent>> Qcow2Image::Impl::extents(uint64_t offset, uint64_t 
         append(out, pos, span.length, ExtentKind::data);
         break;
       case SpanKind::data: {
+        if (!split_by_file_holes) {
+          append(out, pos, span.length, ExtentKind::data);
+          break;
+        }
         // A preallocated cluster over a hole in the file reads as zeroes.
         const uint64_t file_size = data_file_->info().size;
         uint64_t done = 0;
@@ -90,6 +124,11 @@ Result<std::vector<MapEntry>> Qcow2Image::Impl::map(uint64_t offset, uint64_t le
   std::shared_lock gate(io_gate_);
   QK_TRY(check_request(DeviceInfo{header_.size, 1, read_only_}, offset, length, false, "map"));
   std::vector<MapEntry> out;
+  bool split_by_file_holes;
+  {
+    std::lock_guard lock(mutex_);
+    QK_ASSIGN_OR_RETURN(split_by_file_holes, metadata_preallocated_locked());
+  }
   auto add = [&out](MapEntry e) {
     if (e.length == 0) return;
     if (!out.empty()) {
@@ -120,12 +159,17 @@ Result<std::vector<MapEntry>> Qcow2Image::Impl::map(uint64_t offset, uint64_t le
       case SpanKind::zero:
         e.present = true;
         e.zero = true;
+        if (span.preallocated) e.host_offset = span.host_offset;
         break;
       case SpanKind::compressed:
         e.present = e.data = e.compressed = true;
         break;
       case SpanKind::data: {
         e.present = e.data = true;
+        if (!split_by_file_holes) {
+          e.host_offset = span.host_offset;
+          break;
+        }
         // As qemu-img does, say "zero" where the file itself has a hole.
         const uint64_t file_size = data_file_->info().size;
         uint64_t done = 0;
@@ -183,6 +227,7 @@ Result<std::vector<MapEntry>> Qcow2Image::Impl::map(uint64_t offset, uint64_t le
           add(rest);
         } else {
           e.zero = true;
+          if (span.preallocated) e.host_offset = span.host_offset;  // as qemu-img shows it
         }
         break;
     }

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
@@ -37,9 +38,9 @@ struct Span {
   SpanKind kind = SpanKind::unallocated;
   uint64_t guest_offset = 0;
   uint64_t length = 0;
-  uint64_t host_offset = 0;        // data: where guest_offset lies in the file
+  uint64_t host_offset = 0;        // data, preallocated zero: where guest_offset lies in the file
   bool copied = false;             // data: refcount is exactly 1 (may write in place)
-  bool preallocated = false;       // zero: the entry still owns a host cluster
+  bool preallocated = false;       // zero, unallocated: the entry still owns a host cluster
   uint64_t compressed_offset = 0;  // compressed: byte offset of the stream
   uint64_t compressed_bytes = 0;   //             and its length (whole sectors)
 };
@@ -107,6 +108,8 @@ class Qcow2Image::Impl {
 
   // extents.cpp
   Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length);
+  Result<bool> metadata_preallocated_locked();
+  std::optional<bool> metadata_preallocated_;  // decided on first use
   Result<std::vector<MapEntry>> map(uint64_t offset, uint64_t length);
 
   // check.cpp

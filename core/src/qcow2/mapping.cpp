@@ -152,6 +152,7 @@ Result<Span> Qcow2Image::Impl::lookup_locked(uint64_t guest_offset, uint64_t max
       if (entry & kZeroFlag) {
         u.kind = SpanKind::zero;
         u.preallocated = host != 0;
+        if (host) u.host = host + in_cluster;
       } else if (host != 0) {
         u.kind = SpanKind::data;
         u.host = host + in_cluster;
@@ -170,9 +171,11 @@ Result<Span> Qcow2Image::Impl::lookup_locked(uint64_t guest_offset, uint64_t max
     if (alloc) {
       u.kind = SpanKind::data;
       u.host = host + in_cluster;
-    } else if (zero) {
-      u.kind = SpanKind::zero;
+    } else {
+      // A zero or unallocated subcluster may still sit in an allocated cluster.
+      u.kind = zero ? SpanKind::zero : SpanKind::unallocated;
       u.preallocated = host != 0;
+      if (host) u.host = host + in_cluster;
     }
     return u;
   };
@@ -182,7 +185,8 @@ Result<Span> Qcow2Image::Impl::lookup_locked(uint64_t guest_offset, uint64_t max
   span.kind = first.kind;
   span.copied = first.copied;
   span.preallocated = first.preallocated;
-  if (first.kind == SpanKind::data) span.host_offset = first.host + (guest_offset - unit_start);
+  const bool has_host = first.kind == SpanKind::data || first.preallocated;
+  if (has_host) span.host_offset = first.host + (guest_offset - unit_start);
   if (first.kind == SpanKind::compressed) {
     // One compressed cluster at a time: each has a stream of its own.
     span.compressed_offset = first.compressed_offset;
@@ -197,7 +201,7 @@ Result<Span> Qcow2Image::Impl::lookup_locked(uint64_t guest_offset, uint64_t max
     QK_ASSIGN_OR_RETURN(Unit u, classify(pos));
     if (u.kind != first.kind || u.copied != first.copied || u.preallocated != first.preallocated)
       break;
-    if (u.kind == SpanKind::data && u.host != expected_host) break;
+    if (has_host && u.host != expected_host) break;
     expected_host += unit_size;
     pos += unit_size;
   }

@@ -97,7 +97,8 @@ Result<std::vector<uint8_t>> ZstdCodec::compress(ConstByteSpan input, size_t max
   // into a buffer that always suffices, then keep the result only if smaller.
   const size_t capacity = ZSTD_compressBound(input.size());
   if (ZSTD_isError(capacity))
-    return make_error(EINVAL, "zstd: input of " + std::to_string(input.size()) + " bytes is too large");
+    return make_error(EINVAL,
+                      "zstd: input of " + std::to_string(input.size()) + " bytes is too large");
   std::vector<uint8_t> out;
   try {
     out.resize(capacity);

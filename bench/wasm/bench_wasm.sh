@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Converting the same qcow2 (plain, and compressed with zlib) to raw: the
+# WebAssembly module in node, the module on the web page in headless
+# Chromium, and native `qcowkit convert` (qemu-img convert when the CLI is
+# not built). Prints seconds and each time as a ratio of the native speed,
+# and Chromium's peak memory. Nothing is asserted.
+#   bench/wasm/bench_wasm.sh          (BENCH_SIZE_MIB=1024 by default)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+size_mib=${BENCH_SIZE_MIB:-1024}
+work=${BENCH_DIR:-build/bench-wasm}
+mkdir -p "$work"
+for f in build-wasm/wasm/qcowkit.wasm build-wasm/wasm/web/index.html; do
+  [[ -f $f ]] || { echo "bench_wasm.sh: $f is missing; run make wasm" >&2; exit 1; }
+done
+command -v qemu-img >/dev/null || { echo "bench_wasm.sh: qemu-img is missing (apt-get install qemu-utils)" >&2; exit 1; }
+
+# The native reference is qcowkit's own CLI; qemu-img runs too, as the peer.
+if [[ -x build/tools/qcowkit ]]; then
+  native=(build/tools/qcowkit convert -O raw); native_name="qcowkit convert (native)"
+else
+  native=(qemu-img convert -O raw); native_name="qemu-img convert (qcowkit CLI not built)"
+fi
+
+raw=$work/bench-$size_mib.raw
+if [[ ! -f $raw ]]; then
+  echo "making a $size_mib MiB test image..."
+  python3 bench/wasm/make-bench-image.py "$size_mib" "$raw"
+  qemu-img convert -f raw -O qcow2 "$raw" "$work/plain-$size_mib.qcow2"
+  qemu-img convert -f raw -O qcow2 -c -o compression_type=zlib "$raw" "$work/zlib-$size_mib.qcow2"
+fi
+
+seconds() { local t0; t0=$(date +%s.%N); "$@" >/dev/null; python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$(date +%s.%N)"; }
+field() { node -e "console.log(JSON.parse(process.argv[1])['$2'])" "$1"; }
+ratio() { python3 -c "import sys; print(float(sys.argv[1]) / float(sys.argv[2]))" "$1" "$2"; }
+
+printf '%-8s %-44s %9s %13s %15s\n' image runner seconds "speed/native" "speed/qemu-img"
+for kind in plain zlib; do
+  img=$work/$kind-$size_mib.qcow2
+  rm -f "$work/out.raw"; sync
+  t_native=$(seconds "${native[@]}" "$img" "$work/out.raw")
+  cmp -s "$work/out.raw" "$raw" || echo "warning: native output differs from the source raw" >&2
+  rm -f "$work/out.raw"
+  t_qemu=$(seconds qemu-img convert -O raw "$img" "$work/out.raw")
+  rm -f "$work/out.raw"
+  node_json=$(node bench/wasm/node-convert.js "$img" "$work/out.raw")
+  cmp -s "$work/out.raw" "$raw" || echo "warning: node output differs from the source raw" >&2
+  rm -f "$work/out.raw"
+  browser_json=$(node bench/wasm/browser-convert.js "$img")
+  t_node=$(field "$node_json" seconds)
+  t_browser=$(field "$browser_json" seconds)
+  peak=$(field "$browser_json" peakRssBytes)
+  tab=$(field "$browser_json" peakRendererRssBytes)
+  tab_before=$(field "$browser_json" rendererRssBeforeBytes)
+  row() { printf '%-8s %-44s %9.2f %13.2f %15.2f\n' "$kind" "$1" "$2" "$(ratio "$t_native" "$2")" "$(ratio "$t_qemu" "$2")"; }
+  row "$native_name" "$t_native"
+  [[ ${native[0]} == qemu-img ]] || row "qemu-img convert" "$t_qemu"
+  row "wasm in node" "$t_node"
+  row "wasm in headless chromium (page, OPFS)" "$t_browser"
+  echo "  chromium peak resident memory: tab (renderer) $((tab / 1048576)) MiB (before converting: $((tab_before / 1048576)) MiB), all processes $((peak / 1048576)) MiB"
+done
+echo "(speed/native above 0.5 meets the issue's target for the browser)"

@@ -1,0 +1,132 @@
+// Operations that go straight to the device: writes too large to cache,
+// discard, write_zeroes and resize. Each one waits for write-backs of the
+// pages it touches, marks its page range busy (so no write-back of those
+// pages starts meanwhile), brings cached pages in step, and logs the range
+// as dropped so readers that read the device concurrently retry.
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "cache/cache_state.hpp"
+
+namespace qcowkit {
+
+using cache::Page;
+
+Status BlockCache::State::write_large(uint64_t offset, ConstByteSpan data, WriteFlags flags) {
+  std::unique_lock lock(mutex);
+  QK_TRY(check_locked(offset, data.size(), true, "write"));
+  const uint64_t end = offset + data.size();
+  const uint64_t first = page_of(offset), last_end = page_of(end - 1) + 1;
+  QK_ASSIGN_OR_RETURN(const uint64_t id, begin_busy_locked(lock, first, last_end));
+  // Pages wholly overwritten are dropped; the edge pages take the new bytes
+  // and keep their state (the device gets the same bytes below).
+  for (uint64_t index : pages_in_locked(first, last_end)) {
+    auto it = pages.find(index);
+    const uint64_t start = page_start(index);
+    if (offset <= start && end >= start + page_bytes(index)) {
+      drop_page_locked(it);
+      continue;
+    }
+    const uint64_t from = std::max(offset, start), to = std::min(end, start + page_size);
+    std::memcpy(it->second.data.get() + (from - start), data.data() + (from - offset), to - from);
+    ++it->second.version;
+  }
+  knowledge.forget(offset, end);
+  log_drop_locked(first, last_end);
+  lock.unlock();
+  Status st = device->write(offset, data, flags);
+  lock.lock();
+  end_busy_locked(id);
+  if (!st.ok()) return with_context(std::move(st).error(), "block cache write-through");
+  return {};
+}
+
+Status BlockCache::State::zero_range(uint64_t offset, uint64_t length, bool discard,
+                                     ZeroFlags flags) {
+  const char* op = discard ? "discard" : "write_zeroes";
+  std::unique_lock lock(mutex);
+  QK_TRY(check_locked(offset, length, true, op));
+  if (length == 0) return {};
+  const uint64_t end = offset + length;
+  const uint64_t first = page_of(offset), last_end = page_of(end - 1) + 1;
+  if (flags.fast_only) {
+    // A fast zero that fails must change nothing, so it cannot be allowed
+    // to drop dirty pages first.
+    for (uint64_t index : pages_in_locked(first, last_end))
+      if (pages.at(index).dirty)
+        return make_error(ENOTSUP, "write_zeroes: fast zero refused, the range holds cached writes");
+  }
+  QK_ASSIGN_OR_RETURN(const uint64_t id, begin_busy_locked(lock, first, last_end));
+  for (uint64_t index : pages_in_locked(first, last_end)) {
+    auto it = pages.find(index);
+    const uint64_t start = page_start(index);
+    if (flags.fast_only || (offset <= start && end >= start + page_bytes(index))) {
+      drop_page_locked(it);
+      continue;
+    }
+    const uint64_t from = std::max(offset, start), to = std::min(end, start + page_size);
+    std::memset(it->second.data.get() + (from - start), 0, to - from);
+    ++it->second.version;
+  }
+  knowledge.forget(offset, end);
+  log_drop_locked(first, last_end);
+  const uint64_t epoch = mutation_epoch;
+  lock.unlock();
+  Status st = discard ? device->discard(offset, length) : device->write_zeroes(offset, length, flags);
+  lock.lock();
+  end_busy_locked(id);
+  if (!st.ok()) return st;
+  // Remember the zeroes unless a write raced with us.
+  if (mutation_epoch == epoch && (!discard || options.discard_reads_zero))
+    knowledge.assign(offset, end,
+                     discard || flags.may_trim ? ExtentKind::hole : ExtentKind::zero);
+  return {};
+}
+
+Status BlockCache::State::resize(uint64_t new_size) {
+  std::unique_lock lock(mutex);
+  if (closed) return make_error(EBADF, "resize: block cache is closed");
+  if (read_only) return make_error(EROFS, "resize: device is read-only");
+  if (new_size % sector_size != 0)
+    return make_error(EINVAL, "resize: new size " + std::to_string(new_size) +
+                                  " is not a multiple of the " + std::to_string(sector_size) +
+                                  "-byte sector size");
+  // Nothing may be written back across the old or new end meanwhile.
+  QK_ASSIGN_OR_RETURN(const uint64_t id, begin_busy_locked(lock, 0, UINT64_MAX));
+  lock.unlock();
+  Status st = device->resize(new_size);
+  lock.lock();
+  end_busy_locked(id);
+  if (!st.ok()) return st;
+  if (new_size < size) {
+    for (uint64_t index : pages_in_locked(page_of(new_size), UINT64_MAX)) {
+      auto it = pages.find(index);
+      const uint64_t start = page_start(index);
+      if (start >= new_size) {
+        drop_page_locked(it);
+        continue;
+      }
+      // The page across the new end: bytes past it must read as zero if
+      // the device grows again.
+      std::memset(it->second.data.get() + (new_size - start), 0, start + page_size - new_size);
+      ++it->second.version;
+    }
+  }
+  knowledge.forget(std::min(size, new_size), UINT64_MAX);
+  log_drop_locked(page_of(std::min(size, new_size)), UINT64_MAX);
+  size = new_size;
+  return {};
+}
+
+Status BlockCache::discard(uint64_t offset, uint64_t length) {
+  return state_->zero_range(offset, length, true, ZeroFlags{});
+}
+
+Status BlockCache::write_zeroes(uint64_t offset, uint64_t length, ZeroFlags flags) {
+  return state_->zero_range(offset, length, false, flags);
+}
+
+Status BlockCache::resize(uint64_t new_size) { return state_->resize(new_size); }
+
+}  // namespace qcowkit

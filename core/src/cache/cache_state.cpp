@@ -1,0 +1,431 @@
+#include "cache/cache_state.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <string>
+
+namespace qcowkit {
+
+using cache::Page;
+using cache::Run;
+
+namespace {
+// Enough recent drops for readers in flight; older readers simply retry.
+constexpr size_t kDropLogLength = 4096;
+// Device writes faster than this are issued one after another.
+constexpr uint64_t kParallelWorthNs = 50'000;
+// Full-size write-back buffers kept for reuse.
+constexpr size_t kSpareRuns = 4;
+}  // namespace
+
+BlockCache::State::State(std::shared_ptr<BlockDevice> dev, const BlockCacheOptions& opts,
+                         DeviceInfo info)
+    : device(std::move(dev)),
+      options(opts),
+      page_size(opts.page_size),
+      writeback_budget(std::max<uint64_t>(
+          opts.page_size, std::min<uint64_t>(opts.max_size / 4, uint64_t{opts.writeback_parallelism} *
+                                                                    opts.max_writeback_bytes))),
+      max_pages((opts.max_size - writeback_budget) / opts.page_size),
+      sector_size(info.sector_size ? info.sector_size : 1),
+      read_only(info.read_only),
+      size(info.size),
+      runner(opts.writeback_parallelism) {
+  pages.reserve(std::min<uint64_t>(max_pages, 1u << 20));
+}
+
+uint64_t BlockCache::State::page_bytes(uint64_t index) const {
+  const uint64_t start = page_start(index);
+  if (start >= size) return 0;
+  return std::min<uint64_t>(page_size, size - start);
+}
+
+Status BlockCache::State::check_locked(uint64_t offset, uint64_t length, bool mutating,
+                                       const char* op) const {
+  if (closed) return make_error(EBADF, std::string(op) + ": block cache is closed");
+  return check_request(DeviceInfo{size, sector_size, read_only}, offset, length, mutating, op);
+}
+
+Page& BlockCache::State::insert_page_locked(uint64_t index, bool zeroed) {
+  Page& page = pages[index];
+  if (!spare_buffers.empty()) {
+    page.data = std::move(spare_buffers.back());
+    spare_buffers.pop_back();
+  } else {
+    page.data.reset(new uint8_t[page_size]);
+  }
+  const uint64_t valid = page_bytes(index);
+  std::memset(page.data.get() + (zeroed ? 0 : valid), 0, page_size - (zeroed ? 0 : valid));
+  page.order = 0;
+  page.referenced = false;
+  page.node = clean_list.insert(clean_list.end(), index);
+  stats.cached_bytes += page_size;
+  update_peak_locked();
+  return page;
+}
+
+void BlockCache::State::mark_dirty_locked(uint64_t, Page& page) {
+  ++page.version;
+  ++mutation_epoch;
+  if (page.dirty) return;
+  dirty_list.splice(dirty_list.end(), clean_list, page.node);
+  page.dirty = true;
+  page.order = next_order++;
+  stats.dirty_bytes += page_size;
+}
+
+void BlockCache::State::touch_locked(Page& page, uint64_t) {
+  // Dirty pages age by when they became dirty; clean ones get a second chance.
+  if (!page.dirty) page.referenced = true;
+}
+
+bool BlockCache::State::evict_clean_locked() {
+  while (!clean_list.empty()) {
+    auto it = pages.find(clean_list.front());
+    if (!it->second.referenced) {
+      drop_page_locked(it);
+      return true;
+    }
+    it->second.referenced = false;
+    clean_list.splice(clean_list.end(), clean_list, it->second.node);
+  }
+  return false;
+}
+
+std::vector<uint64_t> BlockCache::State::pages_in_locked(uint64_t first, uint64_t end) const {
+  std::vector<uint64_t> out;
+  if (first >= end) return out;
+  if (end - first <= pages.size()) {
+    for (uint64_t index = first; index < end; ++index)
+      if (pages.count(index)) out.push_back(index);
+    return out;
+  }
+  for (const auto& [index, page] : pages)
+    if (index >= first && index < end) out.push_back(index);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void BlockCache::State::drop_page_locked(PageMap::iterator it) {
+  Page& page = it->second;
+  if (page.dirty) {
+    dirty_list.erase(page.node);  // pages being written back are never dropped
+    stats.dirty_bytes -= page_size;
+  } else {
+    clean_list.erase(page.node);
+  }
+  stats.cached_bytes -= page_size;
+  log_drop_locked(it->first, it->first + 1);
+  spare_buffers.push_back(std::move(page.data));
+  pages.erase(it);
+}
+
+void BlockCache::State::log_drop_locked(uint64_t first, uint64_t end) {
+  ++drop_epoch;
+  ++mutation_epoch;
+  drop_log.push_back(Drop{drop_epoch, cache::PageRange{first, end}});
+  if (drop_log.size() > kDropLogLength) drop_log.pop_front();
+}
+
+bool BlockCache::State::dropped_since_locked(uint64_t epoch, uint64_t first,
+                                             uint64_t end) const {
+  if (epoch == drop_epoch) return false;
+  if (drop_log.empty() || drop_log.front().epoch > epoch + 1) return true;  // log too short
+  for (auto it = drop_log.rbegin(); it != drop_log.rend() && it->epoch > epoch; ++it)
+    if (it->range.overlaps(first, end)) return true;
+  return false;
+}
+
+bool BlockCache::State::busy_locked(uint64_t first, uint64_t end) const {
+  for (const auto& [id, range] : busy)
+    if (range.overlaps(first, end)) return true;
+  return false;
+}
+
+bool BlockCache::State::writing_in_locked(uint64_t first, uint64_t end) const {
+  for (uint64_t index : pages_in_locked(first, end))
+    if (pages.at(index).writing) return true;
+  return false;
+}
+
+void BlockCache::State::update_peak_locked() {
+  stats.peak_cached_bytes = std::max(stats.peak_cached_bytes, stats.cached_bytes);
+  const uint64_t held = (pages.size() + spare_buffers.size()) * page_size + writeback_bytes;
+  stats.peak_memory_bytes = std::max(stats.peak_memory_bytes, held);
+}
+
+Status BlockCache::State::wait_locked(std::unique_lock<std::mutex>& lock, const char* why) {
+  if (in_flight == 0)
+    return make_error(EDEADLK, std::string("block cache: ") + why +
+                                   " waits for a write-back, but none is in flight");
+  changed.wait(lock);
+  return {};
+}
+
+Result<uint64_t> BlockCache::State::begin_busy_locked(std::unique_lock<std::mutex>& lock,
+                                                    uint64_t first, uint64_t end) {
+  while (writing_in_locked(first, end)) QK_TRY(wait_locked(lock, "a pass-through"));
+  const uint64_t id = next_busy_id++;
+  busy.emplace(id, cache::PageRange{first, end});
+  ++in_flight;
+  return id;
+}
+
+void BlockCache::State::end_busy_locked(uint64_t id) {
+  busy.erase(id);
+  --in_flight;
+  changed.notify_all();
+}
+
+Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
+                                            const std::vector<uint64_t>& indexes, bool fua) {
+  // Plan runs of adjacent pages within the copy budget. Pages that changed
+  // state meanwhile are skipped; callers loop until nothing is left.
+  std::vector<Run> runs;
+  std::vector<uint64_t> run_bytes;
+  uint64_t planned = 0;
+  for (;;) {
+    uint64_t previous = UINT64_MAX;
+    bool eligible = false;
+    for (uint64_t index : indexes) {
+      auto found = pages.find(index);
+      if (found == pages.end() || !found->second.dirty || found->second.writing) continue;
+      const uint64_t bytes = page_bytes(index);
+      if (bytes == 0) continue;  // beyond a shrunken end: nothing to write
+      eligible = true;
+      if (writeback_bytes + planned + bytes > writeback_budget) break;
+      if (runs.empty() || index != previous + 1 ||
+          run_bytes.back() + bytes > options.max_writeback_bytes) {
+        runs.emplace_back();
+        runs.back().first_page = index;
+        run_bytes.push_back(0);
+      }
+      run_bytes.back() += bytes;
+      runs.back().versions.push_back(0);  // filled in below
+      planned += bytes;
+      previous = index;
+    }
+    if (!runs.empty() || !eligible) break;
+    if (!spare_runs.empty()) {  // idle buffers give way before anyone waits
+      writeback_bytes -= spare_runs.size() * options.max_writeback_bytes;
+      spare_runs.clear();
+      continue;
+    }
+    QK_TRY(wait_locked(lock, "write-back (copy budget)"));
+  }
+  if (runs.empty()) return {};
+
+  // Claim the pages; they are copied below without the lock, so writers
+  // that reach a page being copied wait (write() checks `copying`), while
+  // readers and everything else go on.
+  struct Source { const uint8_t* data; uint64_t bytes; };
+  std::vector<Source> sources;
+  sources.reserve(planned / page_size + runs.size());
+  for (size_t r = 0; r < runs.size(); ++r) {
+    Run& run = runs[r];
+    for (size_t k = 0; k < run.versions.size(); ++k) {
+      const uint64_t index = run.first_page + k;
+      Page& page = pages.at(index);
+      sources.push_back(Source{page.data.get(), page_bytes(index)});
+      run.versions[k] = page.version;
+      page.writing = true;
+      page.copying = true;
+      writing_list.splice(writing_list.end(), dirty_list, page.node);
+    }
+  }
+  // Full-size runs reuse spare buffers (already counted in writeback_bytes).
+  uint64_t fresh = 0;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    if (run_bytes[r] == options.max_writeback_bytes && !spare_runs.empty()) {
+      runs[r].data = std::move(spare_runs.back());
+      spare_runs.pop_back();
+      runs[r].pooled = true;
+    } else {
+      fresh += run_bytes[r];
+    }
+  }
+  writeback_bytes += fresh;
+  update_peak_locked();
+  in_flight += runs.size();
+  // Parallel write-back pays off when device writes wait (a disk, a
+  // network, a slow plugin); for a device that answers in microseconds
+  // handing runs to other threads costs more than the writes themselves.
+  const bool parallel = runs.size() > 1 && write_latency_ns >= kParallelWorthNs;
+  lock.unlock();
+
+  size_t source = 0;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    Run& run = runs[r];
+    run.size = run_bytes[r];
+    if (!run.pooled) run.data.reset(new uint8_t[run.size]);
+    uint8_t* out = run.data.get();
+    for (size_t k = 0; k < run.versions.size(); ++k, ++source) {
+      std::memcpy(out, sources[source].data, sources[source].bytes);
+      out += sources[source].bytes;
+    }
+  }
+  lock.lock();
+  for (const Run& run : runs)
+    for (size_t k = 0; k < run.versions.size(); ++k) pages.at(run.first_page + k).copying = false;
+  changed.notify_all();
+  lock.unlock();
+
+  const auto started = std::chrono::steady_clock::now();
+  auto write_run = [&](size_t i) {
+    Run& run = runs[i];
+    run.result = device->write(page_start(run.first_page), ConstByteSpan(run.data.get(), run.size),
+                               WriteFlags{fua});
+  };
+  if (parallel) {
+    runner.run(runs.size(), write_run);
+  } else {
+    for (size_t i = 0; i < runs.size(); ++i) write_run(i);
+  }
+  const uint64_t elapsed = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                     std::chrono::steady_clock::now() - started)
+                                                     .count());
+  lock.lock();
+  // Average time of one device write, as the write-back saw it (a moving
+  // average, so a device that slows down is noticed within a few rounds).
+  const uint64_t per_write = parallel ? elapsed * std::min<uint64_t>(runs.size(), options.writeback_parallelism) / runs.size()
+                                      : elapsed / runs.size();
+  write_latency_ns = (write_latency_ns * 3 + per_write) / 4;
+  in_flight -= runs.size();
+  // Keep a few full-size buffers (they stay counted in writeback_bytes, and
+  // never take more than a quarter of the budget); free the rest.
+  for (Run& run : runs) {
+    const bool keep = run.size == options.max_writeback_bytes && spare_runs.size() < kSpareRuns &&
+                      (spare_runs.size() + 1) * options.max_writeback_bytes <= writeback_budget / 4;
+    if (keep)
+      spare_runs.push_back(std::move(run.data));
+    else
+      writeback_bytes -= run.size;
+  }
+
+  Status first_error;
+  for (Run& run : runs) {
+    for (size_t k = 0; k < run.versions.size(); ++k) {
+      const uint64_t index = run.first_page + k;
+      Page& page = pages.at(index);
+      page.writing = false;
+      if (!run.result.ok()) {
+        // Stays dirty and keeps its age: back into the list by order.
+        auto pos = dirty_list.begin();
+        while (pos != dirty_list.end() && pages.at(*pos).order < page.order) ++pos;
+        dirty_list.splice(pos, writing_list, page.node);
+      } else if (page.version == run.versions[k]) {
+        page.dirty = false;
+        page.referenced = false;
+        clean_list.splice(clean_list.end(), writing_list, page.node);
+        stats.dirty_bytes -= page_size;
+      } else {
+        // Rewritten meanwhile: what we wrote is durable-to-be, the newer
+        // data is dirty as of now.
+        page.order = next_order++;
+        dirty_list.splice(dirty_list.end(), writing_list, page.node);
+      }
+    }
+    if (run.result.ok()) {
+      stats.bytes_written_back += run.size;
+      ++stats.writeback_requests;
+    } else {
+      ++stats.writeback_errors;
+      if (first_error.ok())
+        first_error = with_context(std::move(run.result).error(),
+                                   "block cache write-back of " + std::to_string(run.size) +
+                                       " bytes at offset " +
+                                       std::to_string(page_start(run.first_page)));
+    }
+  }
+  changed.notify_all();
+  return first_error;
+}
+
+Status BlockCache::State::make_room_locked(std::unique_lock<std::mutex>& lock, uint64_t count) {
+  while (pages.size() + count > max_pages) {
+    if (evict_clean_locked()) continue;
+    // Write back the oldest dirty pages: what is needed, or a sixteenth of
+    // the cache so the next writes find room too.
+    const uint64_t wanted = std::max<uint64_t>(pages.size() + count - max_pages,
+                                               std::max<uint64_t>(1, max_pages / 16));
+    std::vector<uint64_t> chosen;
+    for (uint64_t index : dirty_list) {
+      if (!busy.empty() && busy_locked(index, index + 1)) continue;
+      chosen.push_back(index);
+      if (chosen.size() >= wanted) break;
+    }
+    if (chosen.empty()) {
+      QK_TRY(wait_locked(lock, "making room"));
+      continue;
+    }
+    std::sort(chosen.begin(), chosen.end());
+    ++stats.forced_writebacks;
+    QK_TRY(write_back_locked(lock, chosen, false));
+  }
+  return {};
+}
+
+Status BlockCache::State::flush_dirty(uint64_t order_limit) {
+  std::unique_lock lock(mutex);
+  for (;;) {
+    if (closed) return make_error(EBADF, "flush: block cache is closed");
+    std::vector<uint64_t> chosen;
+    // Dirty pages someone else is writing back, or that are busy.
+    bool pending = false;
+    for (uint64_t index : writing_list)
+      if (pages.at(index).order < order_limit) { pending = true; break; }
+    for (uint64_t index : dirty_list) {
+      if (pages.at(index).order >= order_limit) break;  // the list is by age
+      if (!busy.empty() && busy_locked(index, index + 1))
+        pending = true;
+      else
+        chosen.push_back(index);
+    }
+    if (chosen.empty()) {
+      if (!pending) break;
+      QK_TRY(wait_locked(lock, "flush"));
+      continue;
+    }
+    std::sort(chosen.begin(), chosen.end());
+    QK_TRY(write_back_locked(lock, chosen, false));
+  }
+  lock.unlock();
+  return device->flush();
+}
+
+Status BlockCache::State::write_back_range(uint64_t first, uint64_t end, bool fua,
+                                           bool& others_wrote) {
+  std::unique_lock lock(mutex);
+  bool first_pass = true;
+  for (;;) {
+    std::vector<uint64_t> chosen;
+    bool pending = false;
+    uint64_t present = 0;
+    for (uint64_t index : pages_in_locked(first, end)) {
+      const Page& page = pages.at(index);
+      ++present;
+      if (!page.dirty) {
+        if (first_pass) others_wrote = true;
+        continue;
+      }
+      if (page.writing || busy_locked(index, index + 1)) {
+        pending = true;
+        others_wrote = true;
+      } else {
+        chosen.push_back(index);
+      }
+    }
+    // A page already gone was written back (and dropped) by someone else.
+    if (first_pass && present < end - first) others_wrote = true;
+    first_pass = false;
+    if (chosen.empty()) {
+      if (!pending) return {};
+      QK_TRY(wait_locked(lock, "write-through"));
+      continue;
+    }
+    QK_TRY(write_back_locked(lock, chosen, fua));
+  }
+}
+
+}  // namespace qcowkit

@@ -1,0 +1,169 @@
+// The shared state behind a BlockCache and the page bookkeeping every entry
+// point uses. All members are guarded by `mutex`; functions named *_locked
+// expect it held. Device I/O always happens with the mutex released.
+//
+// Invariants:
+//  * a page is on exactly one of the lists dirty_list (dirty, idle, by
+//    age), writing_list (dirty, being written back) or clean_list (clean,
+//    least recently used first); moving between them is a splice, O(1);
+//  * a page being written back is never dropped: whoever wants to drop it
+//    waits on `changed` first;
+//  * page buffers held (pages plus spare_buffers) never exceed max_pages,
+//    and write-back copies (in flight plus spare_runs) never exceed
+//    writeback_budget, so all of it stays within options.max_size;
+//  * every time pages leave the cache or the device changes underneath
+//    them (discard, zero, large write, resize), drop_log records the page
+//    range, so a reader that read the device meanwhile knows to retry.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/parallel_runner.hpp"
+#include "cache/range_knowledge.hpp"
+#include "qcowkit/block_cache.hpp"
+
+namespace qcowkit {
+
+namespace cache {
+
+struct Page {
+  std::unique_ptr<uint8_t[]> data;  // page_size bytes; bytes past the device end are zero
+  uint64_t version = 0;             // bumped by every change to data
+  uint64_t order = 0;               // when it became dirty (dirty pages' age)
+  std::list<uint64_t>::iterator node;  // its entry in one of the three lists
+  bool dirty = false;
+  bool writing = false;             // a write-back of this page is in flight
+  bool copying = false;             // write-back is copying data (writers wait)
+  bool referenced = false;          // clean page read since it was last passed over
+};
+
+struct PageRange {
+  uint64_t first = 0, end = 0;  // page indexes, end exclusive
+  bool overlaps(uint64_t f, uint64_t e) const { return first < e && f < end; }
+};
+
+// One coalesced device write during write-back.
+struct Run {
+  uint64_t first_page = 0;
+  std::vector<uint64_t> versions;  // of each page when it was copied
+  std::unique_ptr<uint8_t[]> data;  // the copy (not zeroed first: it is overwritten)
+  uint64_t size = 0;
+  bool pooled = false;              // data came from spare_runs (max_writeback_bytes long)
+  Status result;
+};
+
+}  // namespace cache
+
+struct BlockCache::State {
+  State(std::shared_ptr<BlockDevice> dev, const BlockCacheOptions& opts, DeviceInfo info);
+
+  std::shared_ptr<BlockDevice> device;
+  BlockCacheOptions options;
+  uint32_t page_size;
+  uint64_t writeback_budget;  // bytes reserved for write-back copies
+  uint64_t max_pages;         // pages that fit in the rest of max_size
+  uint64_t writeback_bytes = 0;  // held by write-back copies (in flight and spare_runs)
+  // Full-size run buffers kept for reuse: sequential write-back would
+  // otherwise fault in a fresh megabyte for every run.
+  std::vector<std::unique_ptr<uint8_t[]>> spare_runs;
+  // Moving average of one device write during write-back; starts high so
+  // the first rounds go in parallel and measure.
+  uint64_t write_latency_ns = 1'000'000;
+  uint32_t sector_size;
+  bool read_only;
+
+  mutable std::mutex mutex;
+  std::condition_variable changed;  // a write-back or a pass-through finished
+
+  using PageMap = std::unordered_map<uint64_t, cache::Page>;
+  PageMap pages;  // page index -> page (hashed: lookups are the hot path)
+  std::list<uint64_t> dirty_list;    // page indexes, oldest dirty first (ascending order)
+  std::list<uint64_t> writing_list;  // page indexes being written back
+  // Clean pages, oldest first; a page read since it was last considered
+  // gets a second chance (CLOCK), so hits cost no reordering.
+  std::list<uint64_t> clean_list;
+  std::vector<std::unique_ptr<uint8_t[]>> spare_buffers;  // from dropped pages, for reuse
+  uint64_t next_order = 1;
+  uint64_t size;
+  bool closed = false;
+
+  uint64_t in_flight = 0;                // write-back runs and pass-throughs running
+  std::map<uint64_t, cache::PageRange> busy;  // id -> range a pass-through is changing
+  uint64_t next_busy_id = 1;
+  uint64_t mutation_epoch = 0;           // bumped by every change to contents
+  uint64_t drop_epoch = 0;
+  struct Drop { uint64_t epoch; cache::PageRange range; };
+  std::deque<Drop> drop_log;             // the most recent drops, oldest first
+
+  cache::RangeKnowledge knowledge;
+  BlockCacheStats stats;
+  cache::ParallelRunner runner;
+
+  // Geometry.
+  uint64_t page_of(uint64_t offset) const { return offset / page_size; }
+  uint64_t page_start(uint64_t index) const { return index * page_size; }
+  // Bytes of the page that lie inside the device.
+  uint64_t page_bytes(uint64_t index) const;
+
+  Status check_locked(uint64_t offset, uint64_t length, bool mutating, const char* op) const;
+
+  // Bookkeeping.
+  // A new clean page; its data is zero only when `zeroed`, else it holds
+  // garbage the caller overwrites (bytes past the device end are zeroed).
+  cache::Page& insert_page_locked(uint64_t index, bool zeroed);
+  // Drops the least recently used clean page; false when there is none.
+  bool evict_clean_locked();
+  void mark_dirty_locked(uint64_t index, cache::Page& page);
+  void touch_locked(cache::Page& page, uint64_t index);
+  void drop_page_locked(PageMap::iterator it);
+  // Indexes of the cached pages in [first, end), ascending.
+  std::vector<uint64_t> pages_in_locked(uint64_t first, uint64_t end) const;
+  void log_drop_locked(uint64_t first, uint64_t end);
+  bool dropped_since_locked(uint64_t epoch, uint64_t first, uint64_t end) const;
+  bool busy_locked(uint64_t first, uint64_t end) const;
+  bool writing_in_locked(uint64_t first, uint64_t end) const;
+  void update_peak_locked();
+
+  // Blocks on `changed` until something in flight finishes. Fails instead
+  // of waiting forever when nothing is in flight (which would be a bug).
+  Status wait_locked(std::unique_lock<std::mutex>& lock, const char* why);
+  // Waits until no page of [first, end) is being written back, then marks
+  // the range busy; returns its id for end_busy_locked.
+  Result<uint64_t> begin_busy_locked(std::unique_lock<std::mutex>& lock, uint64_t first,
+                                     uint64_t end);
+  void end_busy_locked(uint64_t id);
+
+  // Writes back the given dirty, idle pages (ascending indexes), coalesced,
+  // several runs in flight. Releases the lock during the I/O.
+  Status write_back_locked(std::unique_lock<std::mutex>& lock,
+                           const std::vector<uint64_t>& indexes, bool fua);
+  // Makes room for `count` more pages: drops clean pages, then writes back
+  // the oldest dirty ones.
+  Status make_room_locked(std::unique_lock<std::mutex>& lock, uint64_t count);
+  // Writes back every page dirty since before `order_limit`, then flushes.
+  Status flush_dirty(uint64_t order_limit);
+  // Writes back the pages of [first, end) (waiting for write-backs others
+  // started); sets `others_wrote` when some page was cleaned by someone else.
+  Status write_back_range(uint64_t first, uint64_t end, bool fua, bool& others_wrote);
+
+  // Pass-throughs (cache_passthrough.cpp): change the device directly,
+  // keeping cached pages in step.
+  Status write_large(uint64_t offset, ConstByteSpan data, WriteFlags flags);
+  Status zero_range(uint64_t offset, uint64_t length, bool discard, ZeroFlags flags);
+  Status resize(uint64_t new_size);
+
+  // ExtentMode::scan (cache_extents.cpp): reads unknown blocks of the
+  // device's data extents, remembers which are all zero, and returns how far
+  // the answer may reach within the scan budget.
+  Result<uint64_t> scan_blocks(const std::vector<Extent>& device, uint64_t reach);
+};
+
+}  // namespace qcowkit

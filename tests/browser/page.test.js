@@ -1,0 +1,189 @@
+// The web page in headless Chromium (Debian's, driven by playwright-core):
+// pick a qemu-made compressed qcow2, see the info table, the check verdict
+// and the map, convert it to raw, and the download equals the reference
+// raw. Then a raw file is accepted, inspected as raw and converted to qcow2,
+// a backing chain is read once the user picks the backing file too, and the
+// page works offline once loaded.
+// Screenshots are kept in the build directory as test artifacts.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('fs');
+const path = require('path');
+const { execFileSync } = require('child_process');
+const { serveDirectory } = require('./static-server');
+const { launchChromium } = require('./chromium');
+const { interopImages, sameFiles, tmpDir } = require('../wasm/helpers');
+
+const webDir = process.env.QCOWKIT_WEB_DIR || path.resolve(__dirname, '../../build-wasm/wasm/web');
+const artifacts = process.env.QCOWKIT_ARTIFACTS || tmpDir('browser-artifacts');
+fs.mkdirSync(artifacts, { recursive: true });
+
+let server, browser, page;
+
+test.before(async () => {
+  if (!fs.existsSync(path.join(webDir, 'qcowkit.wasm')))
+    throw new Error(`${webDir} has no qcowkit.wasm: build the wasm preset first (make wasm)`);
+  server = await serveDirectory(webDir);
+  browser = await launchChromium();
+  const context = await browser.newContext({ viewport: { width: 1100, height: 1250 }, acceptDownloads: true,
+                                             serviceWorkers: 'block' });
+  page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(server.url);
+});
+
+test.after(async () => {
+  if (browser) await browser.close();
+  if (server) server.close();
+});
+
+async function pick(file) {
+  await page.setInputFiles('#picker', file);
+  await page.waitForSelector('#result:not([hidden])', { timeout: 30000 });
+  await page.waitForFunction(() => document.querySelectorAll('#legend li').length === 4, null, { timeout: 30000 });
+}
+async function infoTable() {
+  return page.$$eval('#info tr', (rows) => Object.fromEntries(rows.map((r) =>
+    [r.querySelector('th').textContent, r.querySelector('td').textContent])));
+}
+async function legend() {
+  return page.$$eval('#legend li', (items) => Object.fromEntries(items.map((li) =>
+    [li.dataset.kind, parseFloat(li.querySelector('.pct').textContent)])));
+}
+async function convertAndDownload(to, options) {
+  await page.check(`input[name="to"][value="${to}"]`);
+  if (options && options.compress) await page.check('#compress');
+  await page.click('#convert');
+  await page.waitForSelector('#download-link', { timeout: 120000 });
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-link')]);
+  const saved = path.join(artifacts, download.suggestedFilename());
+  await download.saveAs(saved);
+  return saved;
+}
+
+test('a compressed qcow2: info, check, map, then conversion to raw equals the reference', async () => {
+  const entry = interopImages().find((e) => e.name === 'zlib');
+  await pick(entry.image);
+  const info = await infoTable();
+  assert.strictEqual(info.Format, 'qcow2');
+  assert.match(info['Virtual size'], /25,178,112 bytes/);
+  assert.match(info['Cluster size'], /64 KiB/);
+  assert.strictEqual(info['Compression type'], 'zlib');
+  assert.strictEqual(info['Refcount bits'], '16');
+  await page.waitForSelector('#check .badge:not(.pending)', { timeout: 30000 });
+  assert.strictEqual(await page.textContent('#check .badge'), 'clean');
+  const shares = await legend();
+  assert.ok(shares.compressed > 10, `compressed share ${shares.compressed}%`);
+  assert.ok(shares.unallocated > 5, `unallocated share ${shares.unallocated}%`);
+  const sum = Object.values(shares).reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(sum - 100) < 0.5, `shares add up to ${sum}%`);
+  // The map canvas was drawn in more than one colour.
+  const colours = await page.$eval('#map', (canvas) => {
+    const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    const seen = new Set();
+    for (let i = 0; i < d.length; i += 4 * 97) seen.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2]);
+    return seen.size;
+  });
+  assert.ok(colours >= 3, `the map shows ${colours} colours`);
+  await page.screenshot({ path: path.join(artifacts, 'page-qcow2.png'), fullPage: true });
+
+  const saved = await convertAndDownload('raw');
+  assert.strictEqual(sameFiles(saved, entry.raw), null);
+  await page.screenshot({ path: path.join(artifacts, 'page-converted.png'), fullPage: true });
+});
+
+test('a raw file: inspected as raw, converted to compressed qcow2 that qemu-img finds equal', async () => {
+  const entry = interopImages().find((e) => e.name === 'v3');
+  await pick(entry.raw);
+  const info = await infoTable();
+  assert.strictEqual(info.Format, 'raw');
+  assert.strictEqual(await page.textContent('#check .badge'), 'no metadata to check (raw)');
+  const saved = await convertAndDownload('qcow2', { compress: true });
+  execFileSync('qemu-img', ['check', '-q', saved]);
+  execFileSync('qemu-img', ['compare', '-q', '-f', 'qcow2', '-F', 'raw', saved, entry.raw]);
+});
+
+test('a qcow2 with a backing file: the note, then the backing picked, conversion equals the chain', async () => {
+  const entry = interopImages().find((e) => e.name === 'backing');
+  await pick(entry.image);
+  assert.ok(await page.isVisible('#backing-note'), 'the backing file note is shown');
+  assert.match((await infoTable())['Backing file'], /backing-base\.qcow2 \(qcow2\) — not opened/);
+  await page.setInputFiles('#backing-picker', entry.backing);
+  await page.waitForFunction(() => /read from/.test(document.querySelector('#info').textContent), null,
+                             { timeout: 30000 });
+  assert.ok(!(await page.isVisible('#backing-note')));
+  await page.waitForFunction(() => document.querySelectorAll('#legend li').length === 4);
+  const saved = await convertAndDownload('raw');
+  assert.strictEqual(sameFiles(saved, entry.raw), null);
+});
+
+test('parallel raw conversion (three workers, one OPFS file) equals the reference', async () => {
+  const entry = interopImages().find((e) => e.name === 'zstd');
+  await page.goto(server.url + '?workers=3&parallelFrom=0');
+  await pick(entry.image);
+  const saved = await convertAndDownload('raw');
+  assert.strictEqual(await page.getAttribute('#download-link', 'data-workers'), '3');
+  assert.strictEqual(sameFiles(saved, entry.raw), null);
+});
+
+test('cancel stops a conversion: no download, and the page can convert again', async () => {
+  const entry = interopImages().find((e) => e.name === 'zlib');
+  await page.goto(server.url);
+  await pick(entry.image);
+  await page.check('input[name="to"][value="raw"]');
+  // Both clicks in one task: the cancel reaches the worker right after the
+  // convert request, before the conversion can finish on its own.
+  await page.evaluate(() => {
+    document.getElementById('convert').click();
+    document.getElementById('cancel').click();
+  });
+  await page.waitForSelector('#convert:not([disabled])');
+  assert.ok(await page.isHidden('#progress'), 'the progress bar is gone');
+  assert.ok(await page.isHidden('#download'), 'nothing is offered for download');
+  assert.ok(await page.isHidden('#error'), 'a cancel is not an error');
+  const saved = await convertAndDownload('raw');
+  assert.strictEqual(sameFiles(saved, entry.raw), null);
+});
+
+test('an encrypted image shows the error from the core, and the page keeps working', async () => {
+  const entry = interopImages().find((e) => e.name === 'zlib');
+  const bytes = fs.readFileSync(entry.image);
+  bytes.writeUInt32BE(1, 32);  // crypt_method 1: AES
+  const hostile = path.join(artifacts, 'encrypted.qcow2');
+  fs.writeFileSync(hostile, bytes);
+  await page.goto(server.url);
+  await page.setInputFiles('#picker', hostile);
+  await page.waitForSelector('#error:not([hidden])', { timeout: 30000 });
+  assert.match(await page.textContent('#error'), /encrypted/);
+  assert.ok(await page.isHidden('#result'));
+  await pick(entry.image);
+  assert.ok(await page.isHidden('#error'));
+  assert.strictEqual((await infoTable()).Format, 'qcow2');
+});
+
+test('once loaded, the page works offline (service worker cache)', async () => {
+  const context = await browser.newContext({ serviceWorkers: 'allow' });
+  try {
+    const offline = await context.newPage();
+    await offline.goto(server.url);
+    await offline.evaluate(() => navigator.serviceWorker.ready);
+    // The first visit installed the cache; go offline and load it again.
+    await context.setOffline(true);
+    await offline.reload();
+    const entry = interopImages().find((e) => e.name === 'zlib');
+    await offline.setInputFiles('#picker', entry.image);
+    await offline.waitForSelector('#result:not([hidden])', { timeout: 30000 });
+    assert.strictEqual(await offline.textContent('#info td'), 'qcow2');
+  } finally {
+    await context.close();
+  }
+});
+
+test('an image with an internal snapshot lists it', async () => {
+  const entry = interopImages().find((e) => e.name === 'snapshot');
+  await page.goto(server.url);
+  await pick(entry.image);
+  assert.match(await page.textContent('#snapshots'), /before-edits \(id 1, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d, vm state 0 B\)/);
+  await page.screenshot({ path: path.join(artifacts, 'page-snapshot.png'), fullPage: true });
+});

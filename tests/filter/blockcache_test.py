@@ -1,0 +1,427 @@
+#!/usr/bin/python3
+"""Integration tests of nbdkit-blockcache-filter against real nbdkit.
+
+Each case starts its own nbdkit on a unix socket in a private temporary
+directory (--exit-with-parent, bounded waits), so nothing outlives the test.
+
+  blockcache_test.py CASE --filter PATH/nbdkit-blockcache-filter.so
+
+Cases:
+  workload-memory     seeded random workload, filter vs no filter, memory plugin
+  workload-file       the same over the file plugin (the file checked after exit)
+  workload-noextents  the same over --filter=noextents memory, read caching on
+  kill                SIGKILL after a flush (from another connection: multi-conn) and
+                      more writes: the flushed data is in the file
+  caps                can_* answers follow the plugin's
+  options             bad option values stop nbdkit with a message naming the option
+  fio-verify          four parallel fio connections write and verify through a 1M cache
+  close               unflushed writes reach the file when the client disconnects,
+                      even through the delay filter
+  flush-error         error filter under ours fails writes: flush reports it, retries later
+  scan-map            blockcache-extents=scan over noextents: nbdinfo --map shows zeroes
+"""
+
+import argparse
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+try:
+    import nbd
+except ImportError:
+    sys.exit("FAIL: the Python libnbd bindings are missing: install the Debian package "
+             "python3-libnbd (and run this with /usr/bin/python3)")
+
+MiB = 1 << 20
+
+
+def need(program, package):
+    if shutil.which(program) is None:
+        sys.exit(f"FAIL: {program} not found: install the Debian package {package}")
+
+
+class Server:
+    """nbdkit in the foreground on a unix socket; stopped or killed by us."""
+
+    def __init__(self, tmp, args, name="nbdkit"):
+        self.sock = os.path.join(tmp, name + ".sock")
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)  # left by an earlier server of the same name
+        self.log = open(os.path.join(tmp, name + ".log"), "w+")
+        self.cmd = ["nbdkit", "-f", "--exit-with-parent", "-U", self.sock] + args
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while not os.path.exists(self.sock):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.fail_with_log("nbdkit did not start")
+            time.sleep(0.02)
+        self.uri = f"nbd+unix:///?socket={self.sock}"
+        self.connect().shutdown()  # serving, not just bound
+
+    def connect(self):
+        # The socket file appears at bind(), a moment before listen(): retry
+        # a refused connection briefly.
+        deadline = time.monotonic() + 10
+        while True:
+            h = nbd.NBD()
+            try:
+                h.connect_uri(self.uri)
+                return h
+            except nbd.Error as e:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.fail_with_log(f"cannot connect to nbdkit: {e}")
+                time.sleep(0.05)
+
+    def fail_with_log(self, what):
+        self.log.flush()
+        self.log.seek(0)
+        sys.exit(f"FAIL: {what}\ncommand: {' '.join(self.cmd)}\n{self.log.read()[-4000:]}")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.fail_with_log("nbdkit did not exit within 60 s of SIGTERM")
+        if rc != 0:
+            self.fail_with_log(f"nbdkit exited with status {rc}")
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def log_text(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+
+def check(condition, message):
+    if not condition:
+        sys.exit("FAIL: " + message)
+
+
+def run_workload(server, size, seed, ops=1500):
+    """Random writes, zeroes, trims, flushes and verified reads over two
+    connections; returns the final contents as the model predicts them."""
+    rng = random.Random(seed)
+    model = bytearray(size)
+    handles = [server.connect(), server.connect()]
+    for i in range(ops):
+        h = rng.choice(handles)
+        length = rng.randint(1, 256) * 512
+        offset = rng.randrange(0, (size - length) // 512) * 512
+        op = rng.random()
+        if op < 0.45:
+            data = rng.randbytes(length)
+            h.pwrite(data, offset, nbd.CMD_FLAG_FUA if rng.random() < 0.02 else 0)
+            model[offset:offset + length] = data
+        elif op < 0.55:
+            h.zero(length, offset, 0 if rng.random() < 0.5 else nbd.CMD_FLAG_NO_HOLE)
+            model[offset:offset + length] = bytes(length)
+        elif op < 0.60:
+            # memory and file both read trimmed ranges back as zeroes.
+            h.trim(length, offset)
+            model[offset:offset + length] = bytes(length)
+        elif op < 0.65:
+            h.flush()
+        else:
+            got = h.pread(length, offset)
+            check(got == model[offset:offset + length],
+                  f"op {i}: read of {length} bytes at {offset} differs from what was written")
+    whole = read_all(handles[0], size)
+    check(whole == model, "final contents differ from what was written")
+    for h in handles:
+        h.shutdown()
+    return hashlib.sha256(model).hexdigest()
+
+
+def read_all(h, size):
+    out = bytearray()
+    for offset in range(0, size, 4 * MiB):
+        out += h.pread(min(4 * MiB, size - offset), offset)
+    return out
+
+
+def case_workload(args, tmp, plugin_kind):
+    size = 32 * MiB
+    seed = 20240601
+    if plugin_kind == "memory":
+        plugin = ["memory", str(size)]
+        ours = ["blockcache-size=1M"]  # small: forces write-back on a full cache
+    elif plugin_kind == "file":
+        path = os.path.join(tmp, "disk.img")
+        plugin = ["file", path]
+        ours = ["blockcache-size=4M"]
+    else:
+        plugin = ["--filter=noextents", "memory", str(size)]
+        ours = ["blockcache-size=2M", "blockcache-read=on"]
+
+    results = {}
+    for name, filter_args in (("plain", []), ("cached", [f"--filter={args.filter}"])):
+        if plugin_kind == "file":
+            with open(path, "wb") as f:
+                f.truncate(size)
+        server = Server(tmp, filter_args + plugin + (ours if filter_args else []), name)
+        results[name] = run_workload(server, size, seed)
+        server.stop()
+        if plugin_kind == "file":
+            with open(path, "rb") as f:
+                on_disk = hashlib.sha256(f.read()).hexdigest()
+            check(on_disk == results[name], f"{name}: the file does not hold the final contents "
+                                            "after nbdkit exited")
+    check(results["plain"] == results["cached"], "the filter changed the workload's result")
+    print(f"ok: {plugin_kind}: same contents with and without the filter ({results['plain'][:16]})")
+
+
+def case_kill(args, tmp):
+    size = 32 * MiB
+    path = os.path.join(tmp, "disk.img")
+    with open(path, "wb") as f:
+        f.truncate(size)
+    server = Server(tmp, [f"--filter={args.filter}", "file", path, "blockcache-size=64M"])
+    h = server.connect()
+    other = server.connect()
+    check(h.can_multi_conn(), "the filter does not advertise multi-conn")
+    rng = random.Random(7)
+    flushed = {}
+    for _ in range(200):
+        offset = rng.randrange(0, (size // 2 - 65536) // 4096) * 4096
+        data = rng.randbytes(rng.randint(1, 16) * 4096)
+        h.pwrite(data, offset)
+        for k in range(0, len(data), 4096):
+            flushed[offset + k] = data[k:k + 4096]
+    other.flush()  # multi-conn: a flush on any connection covers all of them
+    unflushed = rng.randbytes(4 * MiB)
+    h.pwrite(unflushed, size // 2)  # never flushed, in the other half
+    server.kill()
+    with open(path, "rb") as f:
+        disk = f.read()
+    for offset, block in flushed.items():
+        check(disk[offset:offset + 4096] == block,
+              f"flushed data at offset {offset} is missing from the file after SIGKILL")
+    # The cache really held the unflushed writes (so the test tested it).
+    check(disk[size // 2:size // 2 + len(unflushed)] != unflushed,
+          "unflushed writes reached the file: nothing was cached")
+    print(f"ok: {len(flushed)} flushed blocks survived SIGKILL")
+
+
+def case_flush_error(args, tmp):
+    size = 16 * MiB
+    path = os.path.join(tmp, "disk.img")
+    trigger = os.path.join(tmp, "fail-writes")
+    with open(path, "wb") as f:
+        f.truncate(size)
+    server = Server(tmp, [f"--filter={args.filter}", "--filter=error", "file", path,
+                          "error-pwrite=EIO", "error-pwrite-rate=100%",
+                          f"error-pwrite-file={trigger}"])
+    h = server.connect()
+    rng = random.Random(11)
+    data = rng.randbytes(2 * MiB)
+    h.pwrite(data, MiB)
+    open(trigger, "w").close()
+    try:
+        h.flush()
+        check(False, "flush succeeded although every plugin write failed")
+    except nbd.Error as e:
+        check(e.errnum == 5, f"flush failed with {e.errnum} ({e}), expected EIO")
+    # Still readable, more writes still accepted; a second flush fails too.
+    check(h.pread(len(data), MiB) == data, "data was lost from the cache after a failed flush")
+    more = rng.randbytes(MiB)
+    h.pwrite(more, 8 * MiB)
+    try:
+        h.flush()
+        check(False, "second flush succeeded although writes still fail")
+    except nbd.Error:
+        pass
+    os.unlink(trigger)
+    h.flush()
+    server.kill()  # no close-time write-back: the flush alone must have done it
+    with open(path, "rb") as f:
+        disk = f.read()
+    check(disk[MiB:MiB + len(data)] == data, "data written before the failed flush was lost")
+    check(disk[8 * MiB:9 * MiB] == more, "data written after the failed flush was lost")
+    check("write-back" in server.log_text(), "the failed write-back was not logged")
+    print("ok: failed flushes reported EIO, the retry wrote everything")
+
+
+def case_caps(args, tmp):
+    need("nbdinfo", "libnbd-bin")
+    ours = f"--filter={args.filter}"
+    cases = [
+        # (stack, expected answers)
+        ([ours, "memory", "64M"],
+         dict(can_fua=True, can_zero=True, can_fast_zero=True, can_trim=True, can_flush=True,
+              can_multi_conn=True, is_read_only=False, can_cache=False)),
+        ([ours, "--filter=fua", "memory", "64M"],  # fuamode=none: FUA done with a flush
+         dict(can_fua=True)),
+        ([ours, "--filter=nozero", "memory", "64M", "zeromode=none"],  # zeroes written here
+         dict(can_zero=True, can_fast_zero=False)),
+        ([ours, "memory", "64M", "blockcache-read=on"], dict(can_cache=True)),
+        (["-r", ours, "memory", "64M"], dict(is_read_only=True)),
+    ]
+    import json
+    for stack, expected in cases:
+        server = Server(tmp, stack, "caps")
+        out = subprocess.run(["nbdinfo", "--json", server.uri], capture_output=True, text=True,
+                             timeout=60)
+        server.stop()
+        check(out.returncode == 0, f"nbdinfo failed: {out.stderr}")
+        info = json.loads(out.stdout)["exports"][0]
+        for key, value in expected.items():
+            check(info.get(key) == value,
+                  f"{' '.join(stack)}: {key} is {info.get(key)}, expected {value}")
+    # Extents off: no base:allocation, so nothing claims to know sparseness.
+    server = Server(tmp, [ours, "memory", "64M", "blockcache-extents=off"], "caps")
+    h = server.connect()
+    check(not h.can_meta_context(nbd.CONTEXT_BASE_ALLOCATION),
+          "blockcache-extents=off still offers base:allocation")
+    h.shutdown()
+    server.stop()
+    print(f"ok: can_* answers as expected in {len(cases) + 1} stacks")
+
+
+def case_fio_verify(args, tmp):
+    need("fio", "fio")
+    server = Server(tmp, [f"--filter={args.filter}", "--filter=delay", "memory", "256M",
+                          "wdelay=1ms", "rdelay=1ms", "blockcache-size=1M",
+                          "blockcache-read=on"])
+    out = subprocess.run(["fio", "--ioengine=nbd", f"--uri={server.uri}", "--name=verify",
+                          "--rw=randwrite", "--bs=4k,64k", "--bsrange=4k-64k", "--iodepth=16",
+                          "--fsync=32", "--numjobs=4", "--size=16M", "--offset_increment=32M",
+                          "--verify=crc32c", "--verify_fatal=1", "--verify_state_save=0",
+                          "--group_reporting"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp)
+    server.stop()
+    check(out.returncode == 0 and "err= 0" in out.stdout,
+          f"fio reported errors:\n{out.stdout[-3000:]}\n{out.stderr[-2000:]}")
+    check("read: IOPS=" in out.stdout, "fio did not read anything back to verify")
+    print("ok: fio wrote and verified 64 MiB over 4 connections through a 1 MiB cache")
+
+
+def case_options(args, tmp):
+    bad = [("blockcache-mode=fast", "blockcache-mode"),
+           ("blockcache-size=1K", "blockcache-size"),
+           ("blockcache-size=lots", "blockcache-size"),
+           ("blockcache-read=maybe", "blockcache-read"),
+           ("blockcache-extents=guess", "blockcache-extents"),
+           ("blockcache-page=3000", "blockcache-page"),
+           ("blockcache-threads=0", "blockcache-threads"),
+           ("blockcache-bogus=1", "blockcache-bogus")]
+    for option, name in bad:
+        out = subprocess.run(["nbdkit", "-f", "-U", os.path.join(tmp, "never.sock"),
+                              f"--filter={args.filter}", "memory", "1M", option],
+                             capture_output=True, text=True, timeout=30)
+        check(out.returncode != 0, f"nbdkit accepted {option}")
+        check(name in out.stderr, f"{option}: the error does not name {name}: {out.stderr}")
+    help_text = subprocess.run(["nbdkit", f"--filter={args.filter}", "memory", "--help"],
+                               capture_output=True, text=True, timeout=30).stdout
+    for name in ("blockcache-size", "blockcache-mode", "blockcache-read", "blockcache-extents",
+                 "blockcache-scan-block"):
+        check(name in help_text, f"--help does not list {name}")
+    print(f"ok: {len(bad)} bad options refused with a clear message; --help lists the options")
+
+
+def case_close(args, tmp):
+    size = 16 * MiB
+    path = os.path.join(tmp, "disk.img")
+    with open(path, "wb") as f:
+        f.truncate(size)
+    server = Server(tmp, [f"--filter={args.filter}", "--filter=delay", "file", path,
+                          "wdelay=1ms"])
+    h = server.connect()
+    data = random.Random(5).randbytes(3 * MiB)
+    h.pwrite(data, MiB)  # no flush
+    h.shutdown()
+    server.stop()
+    with open(path, "rb") as f:
+        disk = f.read()
+    check(disk[MiB:MiB + len(data)] == data, "unflushed writes were lost when the client left")
+    check("error" not in server.log_text(), "errors at close: " + server.log_text()[-2000:])
+    print("ok: a disconnect wrote everything back")
+
+
+def parse_map(text):
+    extents = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3:
+            extents.append((int(parts[0]), int(parts[1]), int(parts[2])))
+    return extents
+
+
+def nbdinfo_map(uri):
+    out = subprocess.run(["nbdinfo", "--map", uri], capture_output=True, text=True, timeout=120)
+    check(out.returncode == 0, f"nbdinfo --map failed: {out.stderr}")
+    return parse_map(out.stdout)
+
+
+def case_scan_map(args, tmp):
+    need("nbdinfo", "libnbd-bin")
+    size = 64 * MiB
+    block = 64 * 1024
+    data_blocks = {3, 4, 100, 511, 1023}
+    server = Server(tmp, [f"--filter={args.filter}", "--filter=noextents", "memory", str(size),
+                          "blockcache-extents=scan", f"blockcache-scan-block={block}"])
+    h = server.connect()
+    for b in data_blocks:
+        h.pwrite(b"\x01" * 512, b * block + 4096)
+    h.flush()
+    h.shutdown()
+    extents = nbdinfo_map(server.uri)
+    covered = 0
+    for offset, length, kind in extents:
+        check(offset == covered, f"map is not contiguous at {offset}")
+        covered += length
+        for b in range(offset // block, (offset + length + block - 1) // block):
+            is_data = b in data_blocks
+            check((kind & 2 == 0) == is_data,
+                  f"block {b} reported as type {kind}, expected {'data' if is_data else 'zero'}")
+    check(covered == size, f"map covers {covered} bytes, not {size}")
+    zero_bytes = sum(length for _, length, kind in extents if kind & 2)
+    server.stop()
+    # Without our filter the same stack reports no zeroes at all.
+    plain = Server(tmp, ["--filter=noextents", "memory", str(size)], "plain")
+    plain_zero = sum(length for _, length, kind in nbdinfo_map(plain.uri) if kind & 2)
+    plain.stop()
+    check(plain_zero == 0, "noextents unexpectedly reported zeroes by itself")
+    print(f"ok: scan found {zero_bytes} zero bytes of {size}; noextents alone reports none")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("case")
+    parser.add_argument("--filter", required=True)
+    args = parser.parse_args()
+    need("nbdkit", "nbdkit")
+    check(os.path.exists(args.filter), f"filter {args.filter} is not built")
+    with tempfile.TemporaryDirectory(prefix="blockcache-test-") as tmp:
+        if args.case.startswith("workload-"):
+            case_workload(args, tmp, args.case[len("workload-"):])
+        elif args.case == "kill":
+            case_kill(args, tmp)
+        elif args.case == "flush-error":
+            case_flush_error(args, tmp)
+        elif args.case == "fio-verify":
+            case_fio_verify(args, tmp)
+        elif args.case == "options":
+            case_options(args, tmp)
+        elif args.case == "close":
+            case_close(args, tmp)
+        elif args.case == "caps":
+            case_caps(args, tmp)
+        elif args.case == "scan-map":
+            case_scan_map(args, tmp)
+        else:
+            sys.exit(f"unknown case {args.case}")
+
+
+if __name__ == "__main__":
+    main()

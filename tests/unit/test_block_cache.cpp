@@ -1,0 +1,583 @@
+// BlockCache over MemoryDevice and FaultyDevice: write-back, eviction
+// order, coalescing, FUA, failures, resize, the memory bound, extents and
+// parallel use.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "qcowkit/block_cache.hpp"
+#include "qcowkit/block_ops.hpp"
+#include "qcowkit/faulty_device.hpp"
+#include "qcowkit/memory_device.hpp"
+#include "test_support.hpp"
+
+using namespace qcowkit;
+using namespace qcowkit::test;
+
+namespace {
+
+constexpr uint32_t kPage = 4096;
+
+// Wraps a device and records the writes that reach it; can also hide the
+// device's extents, as an nbdkit plugin without extents support would.
+class RecordingDevice final : public BlockDevice {
+ public:
+  struct Write { uint64_t offset, length; bool fua; };
+
+  explicit RecordingDevice(std::shared_ptr<BlockDevice> inner, bool hide_extents = false)
+      : inner_(std::move(inner)), hide_extents_(hide_extents) {}
+
+  std::vector<Write> writes() const { std::lock_guard l(m_); return writes_; }
+  void clear() { std::lock_guard l(m_); writes_.clear(); reads_ = 0; flushes_ = 0; }
+  uint64_t reads() const { std::lock_guard l(m_); return reads_; }
+  uint64_t flushes() const { std::lock_guard l(m_); return flushes_; }
+  uint64_t bytes_written() const {
+    std::lock_guard l(m_);
+    uint64_t n = 0;
+    for (auto& w : writes_) n += w.length;
+    return n;
+  }
+
+  DeviceInfo info() const override { return inner_->info(); }
+  Status read(uint64_t o, ByteSpan b) override {
+    { std::lock_guard l(m_); ++reads_; }
+    return inner_->read(o, b);
+  }
+  Status write(uint64_t o, ConstByteSpan d, WriteFlags f) override {
+    { std::lock_guard l(m_); writes_.push_back(Write{o, d.size(), f.fua}); }
+    return inner_->write(o, d, f);
+  }
+  Status flush() override { { std::lock_guard l(m_); ++flushes_; } return inner_->flush(); }
+  Status discard(uint64_t o, uint64_t n) override { return inner_->discard(o, n); }
+  Status write_zeroes(uint64_t o, uint64_t n, ZeroFlags f) override {
+    return inner_->write_zeroes(o, n, f);
+  }
+  Status resize(uint64_t n) override { return inner_->resize(n); }
+  Result<std::vector<Extent>> extents(uint64_t o, uint64_t n) override {
+    if (hide_extents_) return std::vector<Extent>{Extent{o, n, ExtentKind::data}};
+    return inner_->extents(o, n);
+  }
+  Status close() override { return inner_->close(); }
+
+ private:
+  std::shared_ptr<BlockDevice> inner_;
+  bool hide_extents_;
+  mutable std::mutex m_;
+  std::vector<Write> writes_;
+  uint64_t reads_ = 0, flushes_ = 0;
+};
+
+std::unique_ptr<BlockCache> make_cache(std::shared_ptr<BlockDevice> dev, BlockCacheOptions o = {}) {
+  auto cache = BlockCache::create(std::move(dev), o);
+  INFO((cache.ok() ? std::string() : cache.error().message));
+  REQUIRE(cache.ok());
+  return std::move(cache).value();
+}
+
+std::vector<Extent> all_extents(BlockDevice& dev) {
+  std::vector<Extent> out;
+  REQUIRE_OK(for_each_extent(dev, 0, dev.info().size, [&](const Extent& e) {
+    out.push_back(e);
+    return Status{};
+  }));
+  return out;
+}
+
+ExtentKind kind_at(const std::vector<Extent>& extents, uint64_t offset) {
+  for (const auto& e : extents)
+    if (offset >= e.offset && offset < e.offset + e.length) return e.kind;
+  FAIL("no extent covers offset " << offset);
+  return ExtentKind::data;
+}
+
+}  // namespace
+
+TEST_CASE("BlockCache: writes stay in memory until flush", "[cache]") {
+  auto mem = std::make_shared<MemoryDevice>(4u << 20);
+  auto rec = std::make_shared<RecordingDevice>(mem);
+  auto cache = make_cache(rec);
+  auto data = pattern_bytes(3 * kPage + 100, 1);
+  REQUIRE_OK(cache->write(10000, data));
+  REQUIRE(rec->writes().empty());
+  REQUIRE(is_all_zero(read_all(*mem, 10000, data.size())));
+  REQUIRE(read_all(*cache, 10000, data.size()) == data);
+  REQUIRE_OK(cache->flush());
+  REQUIRE(read_all(*mem, 10000, data.size()) == data);
+  REQUIRE(rec->flushes() == 1);
+  REQUIRE(cache->stats().dirty_bytes == 0);
+}
+
+TEST_CASE("BlockCache: a reused caller buffer does not change cached data", "[cache]") {
+  auto mem = std::make_shared<MemoryDevice>(1u << 20);
+  auto cache = make_cache(mem);
+  std::vector<uint8_t> buf(kPage, 0xaa);
+  REQUIRE_OK(cache->write(0, buf));
+  std::fill(buf.begin(), buf.end(), 0x55);
+  REQUIRE_OK(cache->write(kPage, buf));
+  std::fill(buf.begin(), buf.end(), 0x00);
+  auto back = read_all(*cache, 0, 2 * kPage);
+  REQUIRE(std::all_of(back.begin(), back.begin() + kPage, [](uint8_t b) { return b == 0xaa; }));
+  REQUIRE(std::all_of(back.begin() + kPage, back.end(), [](uint8_t b) { return b == 0x55; }));
+}
+
+TEST_CASE("BlockCache: partial-page writes keep the device's bytes around them", "[cache]") {
+  auto mem = std::make_shared<MemoryDevice>(1u << 20, 512);
+  auto original = pattern_bytes(3 * kPage, 2);
+  REQUIRE_OK(mem->write(0, original));
+  auto cache = make_cache(mem);
+  auto patch = pattern_bytes(1024, 3);
+  REQUIRE_OK(cache->write(kPage + 512, patch));
+  std::memcpy(original.data() + kPage + 512, patch.data(), patch.size());
+  REQUIRE(read_all(*cache, 0, original.size()) == original);
+  REQUIRE_OK(cache->flush());
+  REQUIRE(read_all(*mem, 0, original.size()) == original);
+}
+
+TEST_CASE("BlockCache: flush coalesces adjacent pages into one write, in offset order", "[cache]") {
+  auto rec = std::make_shared<RecordingDevice>(std::make_shared<MemoryDevice>(8u << 20));
+  BlockCacheOptions o;
+  o.writeback_parallelism = 1;  // so the device sees the submission order
+  auto cache = make_cache(rec, o);
+  // 16 adjacent pages written in a scrambled order, and two lone pages.
+  std::vector<uint64_t> order = {7, 3, 15, 0, 9, 1, 12, 4, 14, 2, 8, 11, 5, 13, 6, 10};
+  for (uint64_t p : order) REQUIRE_OK(cache->write((64 + p) * kPage, pattern_bytes(kPage, p)));
+  REQUIRE_OK(cache->write(1000 * kPage, pattern_bytes(kPage, 99)));
+  REQUIRE_OK(cache->write(10 * kPage, pattern_bytes(kPage, 98)));
+  REQUIRE_OK(cache->flush());
+  auto writes = rec->writes();
+  REQUIRE(writes.size() == 3);
+  REQUIRE(writes[0].offset == 10 * kPage);
+  REQUIRE(writes[1].offset == 64 * kPage);
+  REQUIRE(writes[1].length == 16 * kPage);
+  REQUIRE(writes[2].offset == 1000 * kPage);
+  REQUIRE(cache->stats().writeback_requests == 3);
+}
+
+TEST_CASE("BlockCache: a full cache writes back its oldest dirty pages, not all of them", "[cache]") {
+  auto rec = std::make_shared<RecordingDevice>(std::make_shared<MemoryDevice>(64u << 20));
+  BlockCacheOptions o;
+  o.max_size = 128 * kPage;
+  o.writeback_parallelism = 1;
+  auto cache = make_cache(rec, o);
+  // Pages dirtied in a scrambled order, none adjacent (so no coalescing),
+  // until the cache is full and a write forces a write-back.
+  std::vector<uint64_t> order;
+  for (uint64_t i = 0; rec->writes().empty(); ++i) {
+    const uint64_t p = (i * 37) % 1000 * 2;
+    order.push_back(p);
+    REQUIRE_OK(cache->write(p * kPage, pattern_bytes(kPage, p)));
+    REQUIRE(i < 1000);
+  }
+  REQUIRE(cache->stats().forced_writebacks == 1);
+  auto writes = rec->writes();
+  const size_t n = writes.size();
+  INFO(n << " pages written back of " << order.size() - 1 << " dirty");
+  REQUIRE(n * 4 <= order.size());  // a part of the cache, not all of it
+  // Exactly the oldest n pages, in offset order.
+  std::vector<uint64_t> oldest(order.begin(), order.begin() + n);
+  std::sort(oldest.begin(), oldest.end());
+  for (size_t i = 0; i < n; ++i) REQUIRE(writes[i].offset == oldest[i] * kPage);
+  // Everything still reads back.
+  for (uint64_t p : order) REQUIRE(read_all(*cache, p * kPage, kPage) == pattern_bytes(kPage, p));
+}
+
+TEST_CASE("BlockCache: FUA writes are durable before they return", "[cache][fua]") {
+  auto durable = std::make_shared<MemoryDevice>(1u << 20);
+  auto faulty = std::make_shared<FaultyDevice>(durable);
+  auto cache = make_cache(faulty);
+  auto a = pattern_bytes(2 * kPage, 4), b = pattern_bytes(kPage, 5);
+  REQUIRE_OK(cache->write(0, a, WriteFlags{true}));
+  REQUIRE_OK(cache->write(8 * kPage, b));
+  faulty->power_cut();
+  REQUIRE(read_all(*durable, 0, a.size()) == a);
+  REQUIRE(is_all_zero(read_all(*durable, 8 * kPage, kPage)));
+}
+
+TEST_CASE("BlockCache: write-through mode writes before acknowledging", "[cache]") {
+  auto rec = std::make_shared<RecordingDevice>(std::make_shared<MemoryDevice>(1u << 20));
+  BlockCacheOptions o;
+  o.policy = CachePolicy::write_through;
+  auto cache = make_cache(rec, o);
+  REQUIRE_OK(cache->write(kPage, pattern_bytes(kPage, 6)));
+  REQUIRE(rec->writes().size() == 1);
+  REQUIRE(cache->stats().dirty_bytes == 0);
+}
+
+TEST_CASE("BlockCache: unsafe mode ignores flush, close still writes back", "[cache]") {
+  auto mem = std::make_shared<MemoryDevice>(1u << 20);
+  auto rec = std::make_shared<RecordingDevice>(mem);
+  BlockCacheOptions o;
+  o.policy = CachePolicy::unsafe;
+  auto cache = make_cache(rec, o);
+  auto data = pattern_bytes(kPage, 7);
+  REQUIRE_OK(cache->write(0, data));
+  REQUIRE_OK(cache->flush());
+  REQUIRE(rec->writes().empty());
+  REQUIRE_OK(cache->close());
+  REQUIRE(rec->writes().size() == 1);
+}
+
+TEST_CASE("BlockCache: a failed write-back keeps the data and a later flush writes it",
+          "[cache][faulty]") {
+  auto durable = std::make_shared<MemoryDevice>(4u << 20);
+  auto faulty = std::make_shared<FaultyDevice>(durable);
+  auto cache = make_cache(faulty);
+  auto data = pattern_bytes(64 * kPage, 8);
+  REQUIRE_OK(cache->write(0, data));
+  faulty->fail_range(16 * kPage, kPage, ENOSPC, FaultOp::write);
+  auto st = cache->flush();
+  REQUIRE_FALSE(st.ok());
+  REQUIRE(st.error().code == ENOSPC);
+  REQUIRE(st.error().message.find("write-back") != std::string::npos);
+  REQUIRE(cache->stats().writeback_errors >= 1);
+  REQUIRE(cache->stats().dirty_bytes > 0);
+  REQUIRE(read_all(*cache, 0, data.size()) == data);  // nothing lost
+  faulty->clear_faults();
+  REQUIRE_OK(cache->flush());
+  faulty->power_cut();
+  REQUIRE(read_all(*durable, 0, data.size()) == data);
+}
+
+TEST_CASE("BlockCache: a write that needs room reports a failed write-back", "[cache][faulty]") {
+  auto faulty = std::make_shared<FaultyDevice>(std::make_shared<MemoryDevice>(4u << 20));
+  BlockCacheOptions o;
+  o.max_size = 16 * kPage;
+  auto cache = make_cache(faulty, o);
+  for (uint64_t p = 0; p < 16; ++p) REQUIRE_OK(cache->write(p * kPage, pattern_bytes(kPage, p)));
+  faulty->fail_nth(1, EIO, FaultOp::write, true);
+  auto st = cache->write(100 * kPage, pattern_bytes(kPage, 100));
+  REQUIRE_FALSE(st.ok());
+  REQUIRE(st.error().code == EIO);
+  faulty->clear_faults();
+  REQUIRE_OK(cache->write(100 * kPage, pattern_bytes(kPage, 100)));
+  for (uint64_t p = 0; p < 16; ++p) REQUIRE(read_all(*cache, p * kPage, kPage) == pattern_bytes(kPage, p));
+  REQUIRE_OK(cache->close());
+}
+
+TEST_CASE("BlockCache: close fails and keeps the data when write-back fails", "[cache][faulty]") {
+  auto durable = std::make_shared<MemoryDevice>(1u << 20);
+  auto faulty = std::make_shared<FaultyDevice>(durable);
+  auto cache = make_cache(faulty);
+  auto data = pattern_bytes(kPage, 9);
+  REQUIRE_OK(cache->write(0, data));
+  faulty->fail_nth(1, EIO, FaultOp::write);
+  REQUIRE_FALSE(cache->close().ok());
+  REQUIRE(read_all(*cache, 0, kPage) == data);
+  REQUIRE_OK(cache->close());
+  REQUIRE(read_all(*durable, 0, kPage) == data);
+  std::vector<uint8_t> buf(512);
+  REQUIRE(cache->read(0, buf).error().code == EBADF);
+}
+
+TEST_CASE("BlockCache: resize drops cached data beyond the new end", "[cache]") {
+  auto mem = std::make_shared<MemoryDevice>(1u << 20, 512);
+  auto cache = make_cache(mem);
+  const uint64_t size = 1u << 20;
+  REQUIRE_OK(cache->write(size - 3 * kPage, pattern_bytes(3 * kPage, 10)));
+  const uint64_t new_size = size - 2 * kPage - 1024;  // inside a cached page
+  REQUIRE_OK(cache->resize(new_size));
+  REQUIRE(cache->info().size == new_size);
+  REQUIRE(cache->write(new_size, pattern_bytes(512, 1)).error().code == ERANGE);
+  REQUIRE_OK(cache->resize(size));
+  auto expect = pattern_bytes(3 * kPage, 10);
+  std::memset(expect.data() + (new_size - (size - 3 * kPage)), 0, size - new_size);
+  REQUIRE(read_all(*cache, size - 3 * kPage, 3 * kPage) == expect);
+  REQUIRE_OK(cache->flush());
+  REQUIRE(read_all(*mem, size - 3 * kPage, 3 * kPage) == expect);
+  REQUIRE(mem->info().size == size);
+}
+
+TEST_CASE("BlockCache: memory stays under the bound for a 10x larger workload", "[cache]") {
+  const uint64_t size = 16u << 20;
+  auto mem = std::make_shared<MemoryDevice>(size);
+  auto reference = std::make_shared<MemoryDevice>(size);
+  BlockCacheOptions o;
+  o.max_size = 1u << 20;
+  o.cache_reads = true;
+  auto cache = make_cache(mem, o);
+  std::mt19937_64 rng(11);
+  uint64_t written = 0;
+  while (written < 10 * o.max_size) {
+    const uint64_t len = (1 + rng() % 16) * 512;
+    const uint64_t off = rng() % ((size - len) / 512) * 512;
+    auto data = pattern_bytes(len, rng());
+    REQUIRE_OK(cache->write(off, data));
+    REQUIRE_OK(reference->write(off, data));
+    written += len;
+    if (rng() % 4 == 0) {
+      const uint64_t roff = rng() % ((size - 65536) / 512) * 512;
+      REQUIRE(read_all(*cache, roff, 65536) == read_all(*reference, roff, 65536));
+    }
+  }
+  const auto stats = cache->stats();
+  REQUIRE(stats.peak_memory_bytes <= o.max_size);
+  REQUIRE(stats.peak_memory_bytes > o.max_size / 2);  // it did use the memory
+  REQUIRE(stats.forced_writebacks > 0);
+  REQUIRE_OK(cache->flush());
+  REQUIRE(read_all(*mem, 0, size) == read_all(*reference, 0, size));
+}
+
+TEST_CASE("BlockCache: writes larger than the cache go straight to the device", "[cache]") {
+  auto rec = std::make_shared<RecordingDevice>(std::make_shared<MemoryDevice>(8u << 20));
+  BlockCacheOptions o;
+  o.max_size = 256 * kPage;
+  auto cache = make_cache(rec, o);
+  auto small = pattern_bytes(kPage, 12);
+  REQUIRE_OK(cache->write(2 * kPage, small));  // cached, then overwritten below
+  auto big = pattern_bytes(512 * kPage, 13);
+  REQUIRE_OK(cache->write(kPage, big));
+  REQUIRE(rec->writes().size() == 1);
+  REQUIRE(read_all(*cache, kPage, big.size()) == big);
+  REQUIRE_OK(cache->flush());
+  REQUIRE(read_all(*cache, kPage, big.size()) == big);
+}
+
+TEST_CASE("BlockCache: read caching serves repeated reads from memory", "[cache]") {
+  auto mem = std::make_shared<MemoryDevice>(1u << 20);
+  REQUIRE_OK(mem->write(0, pattern_bytes(8 * kPage, 14)));
+  auto rec = std::make_shared<RecordingDevice>(mem);
+  BlockCacheOptions o;
+  o.cache_reads = true;
+  auto cache = make_cache(rec, o);
+  auto first = read_all(*cache, 1000, 5 * kPage);
+  const uint64_t device_reads = rec->reads();
+  auto second = read_all(*cache, 1000, 5 * kPage);
+  REQUIRE(first == second);
+  REQUIRE(rec->reads() == device_reads);
+  REQUIRE(cache->stats().read_hits == 1);
+  REQUIRE(cache->stats().read_misses == 1);
+}
+
+TEST_CASE("BlockCache: discard and write_zeroes drop cached data and show in extents", "[cache]") {
+  auto mem = std::make_shared<MemoryDevice>(4u << 20);
+  auto rec = std::make_shared<RecordingDevice>(mem, /*hide_extents=*/true);
+  auto cache = make_cache(rec);
+  auto data = pattern_bytes(64 * kPage, 15);
+  REQUIRE_OK(cache->write(0, data));
+  REQUIRE_OK(cache->write_zeroes(4 * kPage, 4 * kPage));
+  REQUIRE_OK(cache->discard(16 * kPage, 8 * kPage));
+  REQUIRE_OK(cache->write_zeroes(kPage + 512, 1024));  // inside a page
+  std::memset(data.data() + 4 * kPage, 0, 4 * kPage);
+  std::memset(data.data() + 16 * kPage, 0, 8 * kPage);
+  std::memset(data.data() + kPage + 512, 0, 1024);
+  REQUIRE(read_all(*cache, 0, data.size()) == data);
+  auto extents = all_extents(*cache);
+  REQUIRE(kind_at(extents, 0) == ExtentKind::data);
+  REQUIRE(kind_at(extents, 4 * kPage) == ExtentKind::zero);
+  REQUIRE(kind_at(extents, 16 * kPage) == ExtentKind::hole);
+  REQUIRE(kind_at(extents, 40 * kPage) == ExtentKind::data);
+  REQUIRE(kind_at(extents, 100 * kPage) == ExtentKind::data);  // the device says so
+  // A write forgets the zeroes it touches.
+  REQUIRE_OK(cache->write(5 * kPage, pattern_bytes(kPage, 16)));
+  REQUIRE(kind_at(all_extents(*cache), 5 * kPage) == ExtentKind::data);
+  REQUIRE_OK(cache->flush());
+  REQUIRE(read_all(*mem, 16 * kPage, 8 * kPage) == std::vector<uint8_t>(8 * kPage, 0));
+}
+
+TEST_CASE("BlockCache: scan mode finds zero blocks on a device without extents", "[cache]") {
+  const uint64_t size = 4u << 20, block = 64u << 10;
+  auto mem = std::make_shared<MemoryDevice>(size);
+  REQUIRE_OK(mem->write(block, pattern_bytes(100, 17)));
+  REQUIRE_OK(mem->write(10 * block + 5000, pattern_bytes(100, 18)));
+  auto rec = std::make_shared<RecordingDevice>(mem, /*hide_extents=*/true);
+  BlockCacheOptions o;
+  o.extents = ExtentMode::scan;
+  o.scan_block = block;
+  o.scan_limit = 16 * block;  // forces several calls
+  auto cache = make_cache(rec, o);
+  auto extents = all_extents(*cache);
+  for (uint64_t b = 0; b < size / block; ++b) {
+    const bool data = b == 1 || b == 10;
+    INFO("block " << b);
+    REQUIRE((kind_at(extents, b * block) == ExtentKind::data) == data);
+  }
+  REQUIRE(cache->stats().scanned_bytes == size);
+  // The answer is remembered ...
+  const uint64_t reads = rec->reads();
+  extents = all_extents(*cache);
+  REQUIRE(rec->reads() == reads);
+  // ... until a write touches a block.
+  REQUIRE_OK(cache->write(20 * block, pattern_bytes(512, 19)));
+  REQUIRE(kind_at(all_extents(*cache), 20 * block) == ExtentKind::data);
+  REQUIRE_OK(cache->flush());
+  REQUIRE(kind_at(all_extents(*cache), 20 * block) == ExtentKind::data);
+  REQUIRE(kind_at(all_extents(*cache), 21 * block) == ExtentKind::zero);
+}
+
+TEST_CASE("BlockCache: extents mode off reports data only", "[cache]") {
+  BlockCacheOptions o;
+  o.extents = ExtentMode::off;
+  auto cache = make_cache(std::make_shared<MemoryDevice>(1u << 20), o);
+  auto extents = all_extents(*cache);
+  REQUIRE(extents.size() == 1);
+  REQUIRE(extents[0].kind == ExtentKind::data);
+}
+
+TEST_CASE("BlockCache: rejects options that make no sense", "[cache]") {
+  auto mem = std::make_shared<MemoryDevice>(1u << 20, 4096);
+  BlockCacheOptions o;
+  o.page_size = 3000;
+  REQUIRE(BlockCache::create(mem, o).error().code == EINVAL);
+  o.page_size = 2048;  // smaller than the sector
+  REQUIRE(BlockCache::create(mem, o).error().code == EINVAL);
+  o = {};
+  o.max_size = 4 * kPage;
+  REQUIRE(BlockCache::create(mem, o).error().code == EINVAL);
+  o = {};
+  o.extents = ExtentMode::scan;
+  o.scan_block = 1000;
+  REQUIRE(BlockCache::create(mem, o).error().code == EINVAL);
+  REQUIRE(BlockCache::create(nullptr).error().code == EINVAL);
+}
+
+TEST_CASE("BlockCache: matches a plain device under a random workload", "[cache]") {
+  const uint64_t size = 8u << 20;
+  for (uint64_t seed : {1, 2, 3}) {
+    auto mem = std::make_shared<MemoryDevice>(size, 512);
+    auto reference = std::make_shared<MemoryDevice>(size, 512);
+    BlockCacheOptions o;
+    o.max_size = 32 * kPage;
+    o.cache_reads = seed % 2 == 0;
+    auto cache = make_cache(mem, o);
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < 2000; ++i) {
+      const uint64_t len = (1 + rng() % 64) * 512;
+      const uint64_t off = rng() % ((size - len) / 512) * 512;
+      switch (rng() % 8) {
+        case 0: REQUIRE_OK(cache->write_zeroes(off, len)); REQUIRE_OK(reference->write_zeroes(off, len)); break;
+        case 1: REQUIRE_OK(cache->discard(off, len)); REQUIRE_OK(reference->discard(off, len)); break;
+        case 2: REQUIRE_OK(cache->flush()); break;
+        case 3: REQUIRE(read_all(*cache, off, len) == read_all(*reference, off, len)); break;
+        default: {
+          auto data = pattern_bytes(len, rng());
+          REQUIRE_OK(cache->write(off, data, WriteFlags{rng() % 50 == 0}));
+          REQUIRE_OK(reference->write(off, data));
+        }
+      }
+    }
+    REQUIRE(read_all(*cache, 0, size) == read_all(*reference, 0, size));
+    REQUIRE_OK(cache->flush());
+    REQUIRE(read_all(*mem, 0, size) == read_all(*reference, 0, size));
+  }
+}
+
+TEST_CASE("BlockCache: parallel writers, readers and flushers lose nothing", "[cache][threads]") {
+  const uint64_t size = 16u << 20;
+  auto mem = std::make_shared<MemoryDevice>(size);
+  BlockCacheOptions o;
+  o.max_size = 64 * kPage;
+  o.cache_reads = true;
+  auto cache = make_cache(mem, o);
+  constexpr int kThreads = 4;
+  const uint64_t region = size / kThreads;
+  std::vector<std::vector<uint8_t>> expect(kThreads, std::vector<uint8_t>(region, 0));
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(100 + t);
+      const uint64_t base = t * region;
+      for (int i = 0; i < 1500 && !failed; ++i) {
+        const uint64_t len = (1 + rng() % 8) * 512;
+        const uint64_t off = rng() % ((region - len) / 512) * 512;
+        const unsigned op = rng() % 10;
+        if (op < 6) {
+          auto data = pattern_bytes(len, rng());
+          if (!cache->write(base + off, data).ok()) failed = true;
+          std::memcpy(expect[t].data() + off, data.data(), len);
+        } else if (op < 7) {
+          if (!cache->write_zeroes(base + off, len).ok()) failed = true;
+          std::memset(expect[t].data() + off, 0, len);
+        } else if (op < 8) {
+          if (!cache->flush().ok()) failed = true;
+        } else {
+          std::vector<uint8_t> buf(len);
+          if (!cache->read(base + off, buf).ok() ||
+              std::memcmp(buf.data(), expect[t].data() + off, len) != 0)
+            failed = true;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  REQUIRE_FALSE(failed);
+  REQUIRE(cache->stats().peak_memory_bytes <= o.max_size);
+  REQUIRE_OK(cache->flush());
+  for (int t = 0; t < kThreads; ++t) REQUIRE(read_all(*mem, t * region, region) == expect[t]);
+}
+
+namespace {
+
+// A device whose writes take a while, counting how many overlap.
+class SlowDevice final : public BlockDevice {
+ public:
+  explicit SlowDevice(std::shared_ptr<BlockDevice> inner) : inner_(std::move(inner)) {}
+  int max_in_flight() const { return max_; }
+
+  DeviceInfo info() const override { return inner_->info(); }
+  Status read(uint64_t o, ByteSpan b) override { return inner_->read(o, b); }
+  Status write(uint64_t o, ConstByteSpan d, WriteFlags f) override {
+    const int now = ++in_flight_;
+    int seen = max_.load();
+    while (now > seen && !max_.compare_exchange_weak(seen, now)) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    --in_flight_;
+    return inner_->write(o, d, f);
+  }
+  Status flush() override { return inner_->flush(); }
+  Status discard(uint64_t o, uint64_t n) override { return inner_->discard(o, n); }
+  Status write_zeroes(uint64_t o, uint64_t n, ZeroFlags f) override {
+    return inner_->write_zeroes(o, n, f);
+  }
+  Status resize(uint64_t n) override { return inner_->resize(n); }
+  Result<std::vector<Extent>> extents(uint64_t o, uint64_t n) override { return inner_->extents(o, n); }
+  Status close() override { return inner_->close(); }
+
+ private:
+  std::shared_ptr<BlockDevice> inner_;
+  std::atomic<int> in_flight_{0}, max_{0};
+};
+
+}  // namespace
+
+TEST_CASE("BlockCache: write-back to a slow device keeps several writes in flight", "[cache][threads]") {
+  auto mem = std::make_shared<MemoryDevice>(16u << 20);
+  auto slow = std::make_shared<SlowDevice>(mem);
+  BlockCacheOptions o;
+  o.writeback_parallelism = 8;
+  auto cache = make_cache(slow, o);
+  for (uint64_t p = 0; p < 64; ++p) REQUIRE_OK(cache->write(p * 2 * kPage, pattern_bytes(kPage, p)));
+  REQUIRE_OK(cache->flush());
+  REQUIRE(slow->max_in_flight() > 1);
+  REQUIRE(slow->max_in_flight() <= 8);
+  for (uint64_t p = 0; p < 64; ++p) REQUIRE(read_all(*mem, p * 2 * kPage, kPage) == pattern_bytes(kPage, p));
+}
+
+TEST_CASE("BlockCache: with scan, sparse_copy skips zeroes of a device without extents",
+          "[cache]") {
+  const uint64_t size = 8u << 20, block = 64u << 10;
+  auto mem = std::make_shared<MemoryDevice>(size);
+  REQUIRE_OK(mem->write(3 * block, pattern_bytes(block, 20)));
+  REQUIRE_OK(mem->write(100 * block + 512, pattern_bytes(512, 21)));
+  auto no_extents = std::make_shared<RecordingDevice>(mem, /*hide_extents=*/true);
+  CopyOptions copy;
+  copy.detect_zeroes = false;  // only the source's extents may say what is zero
+
+  MemoryDevice plain_copy(size);
+  REQUIRE_OK(sparse_copy(*no_extents, plain_copy, copy));
+  REQUIRE(plain_copy.allocated_bytes() == size);  // everything looked like data
+
+  BlockCacheOptions o;
+  o.extents = ExtentMode::scan;
+  o.scan_block = block;
+  auto cache = make_cache(no_extents, o);
+  MemoryDevice scanned_copy(size);
+  REQUIRE_OK(sparse_copy(*cache, scanned_copy, copy));
+  REQUIRE(scanned_copy.allocated_bytes() == 2 * block);
+  REQUIRE(read_all(scanned_copy, 0, size) == read_all(*mem, 0, size));
+}

@@ -1,0 +1,64 @@
+// Converter: copies an opened image into a new raw or qcow2 file, a bounded
+// step at a time, so the JS side can report progress and cancel between
+// steps (a worker cannot receive a message while wasm code runs).
+//
+// Memory stays bounded whatever the image size: one chunk buffer, plus the
+// qcow2 writer's bounded metadata cache.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "image_session.hpp"
+
+namespace qcowkit::wasm {
+
+struct ConvertOptions {
+  ImageFormat to = ImageFormat::raw;
+  bool compress = false;          // qcow2 only: deflate every cluster that shrinks
+  uint32_t cluster_size = 65536;  // qcow2 only
+  // Raw only: copy just [part_start, part_end) into a destination that is
+  // already the image's size and reads as zeroes. Several converters (in
+  // several workers) can so fill one file in parallel.
+  bool part = false;
+  uint64_t part_start = 0, part_end = 0;
+};
+
+struct ConvertProgress {
+  uint64_t done = 0, total = 0;  // bytes of the guest address space walked
+  bool finished = false;
+};
+
+class Converter {
+ public:
+  // `destination` is truncated to nothing first.
+  static Result<std::unique_ptr<Converter>> start(ImageSession& source,
+                                                  std::shared_ptr<BlockDevice> destination,
+                                                  const ConvertOptions& options);
+
+  // Converts at least one chunk and about `budget` bytes of guest space at
+  // most; after the last one it flushes the destination and reports finished.
+  Result<ConvertProgress> step(uint64_t budget);
+  ConvertProgress progress() const { return progress_; }
+  // Releases the destination (flushing it). The caller deletes a cancelled one.
+  Status close();
+
+ private:
+  Converter(ImageSession& source, std::shared_ptr<BlockDevice> destination,
+            std::unique_ptr<Qcow2Image> qcow2, const ConvertOptions& options);
+  Status copy_data(uint64_t offset, uint64_t length);
+  Status write_clusters(uint64_t offset, ConstByteSpan data);
+  BlockDevice& target() { return qcow2_ ? static_cast<BlockDevice&>(*qcow2_) : *destination_; }
+
+  ImageSession& source_;
+  std::shared_ptr<BlockDevice> destination_;
+  std::unique_ptr<Qcow2Image> qcow2_;
+  ConvertOptions options_;
+  ConvertProgress progress_;  // relative to [begin_, end_)
+  uint64_t begin_ = 0, end_ = 0;
+  std::vector<uint8_t> buffer_;
+  uint64_t copied_until_ = 0;  // guest bytes before this are in the destination
+  bool closed_ = false;
+};
+
+}  // namespace qcowkit::wasm

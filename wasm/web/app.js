@@ -1,0 +1,231 @@
+// The page: hands files to worker.js and draws what it reports.
+'use strict';
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const COLS = 160, ROWS = 32;  // map grid: COLS * ROWS bins (worker.js MAP_BINS)
+  const KINDS = [
+    { key: 'data', label: 'data', colour: '--data' },
+    { key: 'compressed', label: 'compressed', colour: '--compressed' },
+    { key: 'zero', label: 'zero', colour: '--zero' },
+    { key: 'unallocated', label: 'unallocated', colour: '--unallocated' },
+  ];
+  const worker = new Worker('worker.js');
+  let current = null;   // {name, info}
+  let downloadUrl = null;
+
+  function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
+  function bytes(n) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+    let i = 0, v = n;
+    while (v >= 1024 && i < units.length - 1) { v /= 1024; ++i; }
+    return (i ? v.toFixed(v < 10 ? 2 : 1).replace(/\.0+$/, '') : v) + ' ' + units[i];
+  }
+  function bytesExact(n) { return bytes(n) + (n >= 1024 ? ' (' + n.toLocaleString('en') + ' bytes)' : ''); }
+  function el(tag, props, children) {
+    const e = document.createElement(tag);
+    const { dataset, ...rest } = props || {};
+    Object.assign(e, rest);
+    Object.assign(e.dataset, dataset || {});
+    for (const c of children || []) e.append(c);
+    return e;
+  }
+  function showError(message) {
+    $('error').textContent = message;
+    $('error').hidden = !message;
+  }
+
+  // ---- opening ----
+  // `backing`: the backing file, when the user picked it for `file`.
+  function openFile(file, backing) {
+    if (!file) return;
+    showError('');
+    $('result').hidden = true;
+    $('download').hidden = true;
+    $('progress').hidden = true;
+    current = { name: file.name, file, backing };
+    worker.postMessage({ type: 'open', file, backing });
+  }
+  $('pick-backing').addEventListener('click', () => $('backing-picker').click());
+  $('backing-picker').addEventListener('change', (e) => {
+    if (current && e.target.files[0]) openFile(current.file, e.target.files[0]);
+  });
+  $('pick').addEventListener('click', () => $('picker').click());
+  $('picker').addEventListener('change', (e) => openFile(e.target.files[0]));
+  const drop = $('drop');
+  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    openFile(e.dataTransfer.files[0]);
+  });
+
+  // ---- info ----
+  function renderInfo(info, size) {
+    const rows = [['Format', info.format], ['Virtual size', bytesExact(info.virtualSize)],
+                  ['File size', bytesExact(size)]];
+    if (info.format === 'qcow2') {
+      rows.push(['Version', info.version + ' (compat ' + info.compat + ')']);
+      rows.push(['Cluster size', bytesExact(info.clusterSize)]);
+      rows.push(['Refcount bits', String(info.refcountBits)]);
+      rows.push(['Compression type', info.compressionType]);
+      const tags = [];
+      if (info.lazyRefcounts) tags.push('lazy refcounts');
+      if (info.extendedL2) tags.push('extended L2');
+      if (info.dirty) tags.push('dirty');
+      if (info.corrupt) tags.push('corrupt');
+      if (info.bitmaps.length) tags.push(info.bitmaps.length + ' bitmap' + (info.bitmaps.length > 1 ? 's' : ''));
+      if (info.dataFile) tags.push('external data file');
+      rows.push(['Features', tags.length ? tags.map((t) => el('span', { className: 'tag', textContent: t })) : 'none']);
+      const backingState = current.backing ? ' — read from ' + current.backing.name : ' — not opened';
+      rows.push(['Backing file', info.backingFile
+        ? info.backingFile + (info.backingFormat ? ' (' + info.backingFormat + ')' : '') + backingState
+        : 'none']);
+      if (info.dataFile) rows.push(['Data file', info.dataFile]);
+    }
+    $('backing-note').hidden = !(info.backingFile && !current.backing);
+    const table = $('info');
+    table.replaceChildren(...rows.map(([k, v]) =>
+      el('tr', {}, [el('th', { textContent: k }), el('td', {}, Array.isArray(v) ? v : [v])])));
+    const snaps = info.snapshots || [];
+    $('snapshots').replaceChildren(snaps.length
+      ? el('ul', { className: 'snaps' }, snaps.map((s) => el('li', {
+          textContent: s.name + ' (id ' + s.id + ', ' + new Date(s.dateSec * 1000).toISOString().slice(0, 19).replace('T', ' ') +
+                       ', vm state ' + bytes(s.vmStateSize) + ')' })))
+      : (info.format === 'qcow2' ? 'none' : 'not applicable'));
+    $('check').replaceChildren(el('span', { className: 'badge pending', textContent: 'checking…' }));
+  }
+
+  function renderCheck(report) {
+    const box = $('check');
+    if (!report) {
+      box.replaceChildren(el('span', { className: 'badge na', textContent: 'no metadata to check (raw)' }));
+      return;
+    }
+    const verdict = report.corruptions ? ['corrupt', report.corruptions + ' corruption' + (report.corruptions > 1 ? 's' : '')]
+                  : report.leaks ? ['leaks', report.leaks + ' leaked cluster' + (report.leaks > 1 ? 's' : '')]
+                  : ['clean', 'clean'];
+    const facts = [['Corruptions', report.corruptions], ['Leaks', report.leaks],
+                   ['Allocated clusters', report.allocatedClusters + ' of ' + report.totalClusters],
+                   ['Compressed clusters', report.compressedClusters],
+                   ['Fragmented', report.fragmentedClusters], ['Image end', bytes(report.imageEndOffset)]];
+    box.replaceChildren(el('span', { className: 'badge ' + verdict[0], textContent: verdict[1] }),
+      el('dl', {}, facts.flatMap(([k, v]) => [el('dt', { textContent: k }), el('dd', { textContent: String(v) })])));
+    if (report.messages.length)
+      box.append(el('p', { className: 'muted', textContent: report.messages.slice(0, 3).join(' · ') }));
+  }
+
+  // ---- map ----
+  function renderMap(summary) {
+    const canvas = $('map');
+    // The canvas matches its on-screen size in device pixels; cell edges
+    // are snapped to whole pixels so the grid looks even.
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = Math.round(canvas.parentElement.clientWidth * dpr) - Math.round(40 * dpr);
+    const cw = canvas.width / COLS;
+    canvas.height = Math.round(cw * ROWS);
+    canvas.style.width = (canvas.width / dpr) + 'px';
+    const ctx = canvas.getContext('2d');
+    const ch = canvas.height / ROWS;
+    const colours = Object.fromEntries(KINDS.map((k) => [k.key, css(k.colour)]));
+    ctx.fillStyle = css('--card') || '#fff';
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    for (let i = 0; i < summary.bins; ++i) {
+      // A bin takes the colour of whatever holds most of it.
+      let best = null, most = 0;
+      for (const k of KINDS) if (summary[k.key][i] > most) { most = summary[k.key][i]; best = k.key; }
+      if (!best) continue;  // past the end of a small image
+      ctx.fillStyle = colours[best];
+      const col = i % COLS, row = Math.floor(i / COLS);
+      const x = Math.round(col * cw), y = Math.round(row * ch);
+      ctx.fillRect(x, y, Math.round((col + 1) * cw) - x - 1, Math.round((row + 1) * ch) - y - 1);
+    }
+    const total = KINDS.reduce((s, k) => s + summary.totals[k.key], 0) || 1;
+    $('legend').replaceChildren(...KINDS.map((k) => el('li', { dataset: { kind: k.key } }, [
+      el('span', { className: 'swatch', style: 'background:' + colours[k.key] }),
+      el('span', { textContent: k.label }),
+      el('span', { className: 'pct', textContent: (100 * summary.totals[k.key] / total).toFixed(1) + '%' })])));
+  }
+
+  // ---- convert ----
+  const form = $('convert-form');
+  function syncForm() { form.classList.toggle('raw', form.elements.to.value === 'raw'); }
+  form.addEventListener('change', syncForm);
+  syncForm();
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (!current) return;
+    const to = form.elements.to.value;
+    const base = current.name.replace(/\.(qcow2|img|raw|bin)$/i, '');
+    const name = base + (to === 'raw' ? '.raw' : (current.info.format === 'qcow2' ? '.converted.qcow2' : '.qcow2'));
+    $('convert').disabled = true;
+    $('cancel').hidden = false;
+    current.convertStart = performance.now();
+    $('download').hidden = true;
+    setProgress(0, 0);
+    $('progress').hidden = false;
+    const params = new URLSearchParams(location.search);  // ?workers=N&parallelFrom=BYTES
+    worker.postMessage({ type: 'convert', to, name, compress: to === 'qcow2' && $('compress').checked,
+                         clusterSize: Number($('cluster-size').value),
+                         workers: Number(params.get('workers')) || undefined,
+                         parallelFrom: params.has('parallelFrom') ? Number(params.get('parallelFrom')) : undefined });
+  });
+  $('cancel').addEventListener('click', () => worker.postMessage({ type: 'cancel' }));
+  function setProgress(done, total) {
+    const pct = total ? (100 * done / total) : 0;
+    $('progress').querySelector('.bar').style.width = pct + '%';
+    $('progress').querySelector('.label').textContent = total
+      ? pct.toFixed(0) + '%  ·  ' + bytes(done) + ' of ' + bytes(total) : 'starting…';
+  }
+  function convertDone() { $('convert').disabled = false; $('cancel').hidden = true; }
+  async function offerDownload(msg) {
+    let file;
+    if (msg.bytes) {
+      file = new Blob([msg.bytes]);
+    } else {
+      const root = await navigator.storage.getDirectory();
+      const dir = await root.getDirectoryHandle(msg.dir);
+      file = await (await dir.getFileHandle(msg.name)).getFile();
+    }
+    if (downloadUrl) URL.revokeObjectURL(downloadUrl);
+    downloadUrl = URL.createObjectURL(file);
+    const link = el('a', { id: 'download-link', href: downloadUrl, download: msg.name, textContent: 'Download ' + msg.name });
+    link.dataset.workers = msg.workers;
+    const seconds = (performance.now() - current.convertStart) / 1000;
+    const rate = current.info.virtualSize / Math.max(seconds, 0.001);
+    const workers = msg.workers > 1 ? ', ' + msg.workers + ' workers' : '';
+    $('download').replaceChildren(link, ' ', el('span', { className: 'muted',
+      textContent: '(' + bytes(msg.size) + '; converted in ' + seconds.toFixed(1) + ' s, ' + bytes(rate) + '/s' + workers + ')' }));
+    $('download').hidden = false;
+  }
+
+  worker.onmessage = (event) => {
+    const msg = event.data;
+    switch (msg.type) {
+      case 'info':
+        current.info = msg.info;
+        $('file-name').textContent = msg.name;
+        renderInfo(msg.info, msg.size);
+        form.elements.to.value = msg.info.format === 'raw' ? 'qcow2' : 'raw';
+        syncForm();
+        $('result').hidden = false;
+        break;
+      case 'map': renderMap(msg.summary); break;
+      case 'check': renderCheck(msg.report); break;
+      case 'check-error':
+        $('check').replaceChildren(el('span', { className: 'badge corrupt', textContent: 'check failed' }),
+                                   el('p', { className: 'muted', textContent: msg.message }));
+        break;
+      case 'map-error': showError('Map: ' + msg.message); break;
+      case 'progress': setProgress(msg.done, msg.total); break;
+      case 'converted': convertDone(); offerDownload(msg).catch((e) => showError(e.message)); break;
+      case 'cancelled': convertDone(); $('progress').hidden = true; break;
+      case 'error': convertDone(); showError(msg.message + (msg.errno ? ' (' + msg.errno + ')' : '')); break;
+    }
+  };
+  worker.onerror = (e) => showError('The worker failed: ' + e.message);
+
+  // Offline use: cache the page and the module once loaded.
+  if ('serviceWorker' in navigator && location.protocol !== 'file:')
+    navigator.serviceWorker.register('sw.js').catch(() => { /* the page still works online */ });
+})();

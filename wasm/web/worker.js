@@ -1,0 +1,239 @@
+// The page's worker: owns the qcowkit module and the opened image, so File
+// reads (FileReaderSync) and OPFS writes (sync access handles) can be
+// synchronous without freezing the page. Messages in: open, convert,
+// cancel. Messages out: info, check, map, progress, converted, cancelled,
+// error (each error carries the core's message and errno name). The same
+// script also runs as a helper for parallel conversions (message in: part;
+// out: part-progress, part-done, part-error).
+'use strict';
+importScripts('qcowkit.js');
+
+const MAP_BINS = 160 * 32;  // must match the canvas grid in app.js
+const OUTPUT_DIR = 'qcowkit-output';
+
+let qk = null;
+let image = null;
+let base = null;  // the backing image, when the user picked one
+let currentFile = null, currentBacking = null;  // what helper workers open too
+let abort = null;
+let converting = Promise.resolve();  // the running conversion, if any
+
+function report(type, e) {
+  // A RuntimeError means the module itself died (an abort, which the core
+  // is built never to reach): the next file gets a fresh module.
+  if (e instanceof WebAssembly.RuntimeError) { qk = null; image = base = null; }
+  postMessage({ type, message: e && e.message ? e.message : String(e), errno: e && e.errno });
+}
+
+async function module() {
+  if (!qk) qk = await createQcowkit();
+  return qk;
+}
+
+async function open(file, backing) {
+  const q = await module();
+  // A new file while converting: stop the conversion before closing its source.
+  if (abort) abort.abort();
+  await converting.catch(() => {});
+  for (const old of [image, base]) {
+    try { if (old) old.close(); } catch (e) { /* the old file may be gone */ }
+  }
+  image = base = null;
+  currentFile = file;
+  currentBacking = backing;
+  try {
+    if (backing) base = q.open(backing);
+    image = q.open(file, { backing: base || undefined });
+  } catch (e) {
+    if (base) base.close();
+    image = base = null;
+    return report('error', e);
+  }
+  const info = image.info();
+  postMessage({ type: 'info', info, name: file.name, size: file.size });
+  // Let the info paint before the slower walks.
+  await new Promise((r) => setTimeout(r, 0));
+  try {
+    postMessage({ type: 'map', summary: image.mapSummary(MAP_BINS) });
+  } catch (e) {
+    report('map-error', e);
+  }
+  if (info.format === 'qcow2') {
+    try {
+      postMessage({ type: 'check', report: image.check() });
+    } catch (e) {
+      report('check-error', e);
+    }
+  } else {
+    postMessage({ type: 'check', report: null });
+  }
+}
+
+// Raw conversions of large images are split across this worker and helper
+// workers (each with its own module), all writing one OPFS file through
+// 'readwrite-unsafe' sync access handles. The options may lower the size
+// threshold or cap the worker count (the page passes ?workers=&parallelFrom=).
+const PARALLEL_FROM = 256 << 20;
+// Each worker adds its own module and read buffers to the tab (a 4 GiB
+// conversion peaks near 0.5 GiB with one worker, 0.7 GiB with two), so
+// two is the default, whatever the core count.
+const DEFAULT_WORKERS = 2;
+const PART_ALIGN = 4 << 20;  // parts start on the converter's chunk boundaries
+
+async function outputDir() {
+  const root = navigator.storage && navigator.storage.getDirectory ? await navigator.storage.getDirectory() : null;
+  if (!root || typeof FileSystemFileHandle === 'undefined' ||
+      !FileSystemFileHandle.prototype.createSyncAccessHandle) return null;
+  return root;
+}
+
+// Where the output goes: an OPFS file written through a sync access handle
+// (never the whole image in memory), or, where OPFS is missing, memory.
+// `shared` asks for a handle other workers can open at the same time; null
+// when the browser cannot.
+async function openOutput(name, shared) {
+  const root = await outputDir();
+  if (root) {
+    // Earlier outputs are dropped so they do not fill the origin's quota.
+    try { await root.removeEntry(OUTPUT_DIR, { recursive: true }); } catch (e) { /* none yet */ }
+    const dir = await root.getDirectoryHandle(OUTPUT_DIR, { create: true });
+    const handle = await dir.getFileHandle(name, { create: true });
+    let access;
+    if (shared) {
+      try {
+        access = await handle.createSyncAccessHandle({ mode: 'readwrite-unsafe' });
+      } catch (e) {
+        return null;
+      }
+    } else {
+      access = await handle.createSyncAccessHandle();
+    }
+    return { device: new qk.devices.OpfsDevice(access), opfs: true, shared: !!shared,
+             finish() { access.flush(); access.close(); } };
+  }
+  if (shared) return null;
+  const memory = new qk.devices.MemoryDevice();
+  return { device: memory, opfs: false, finish() {} };
+}
+
+async function openSharedPart(name) {
+  const root = await outputDir();
+  const dir = await root.getDirectoryHandle(OUTPUT_DIR);
+  const handle = await dir.getFileHandle(name);
+  const access = await handle.createSyncAccessHandle({ mode: 'readwrite-unsafe' });
+  return { device: new qk.devices.OpfsDevice(access), finish() { access.flush(); access.close(); } };
+}
+
+// [start, end) ranges, one per worker, on PART_ALIGN boundaries.
+function splitParts(size, count) {
+  const step = Math.ceil(size / count / PART_ALIGN) * PART_ALIGN;
+  const parts = [];
+  for (let start = 0; start < size; start += step) parts.push({ start, end: Math.min(size, start + step) });
+  return parts;
+}
+
+function progressReporter() {
+  let last = 0;
+  return (done, total) => {
+    const now = Date.now();
+    if (now - last > 50 || done === total) { last = now; postMessage({ type: 'progress', done, total }); }
+  };
+}
+
+async function convert(options) {
+  if (!image) return report('error', new Error('open an image first'));
+  // Made before the first await, so a cancel that arrives while the output
+  // is being opened is not lost.
+  abort = new AbortController();
+  const name = options.name;
+  const size = image.info().virtualSize;
+  const workers = Math.max(1, Math.min(options.workers ||
+                                       Math.min(DEFAULT_WORKERS, navigator.hardwareConcurrency || 1), 8));
+  const parallelFrom = options.parallelFrom !== undefined ? options.parallelFrom : PARALLEL_FROM;
+  let output = null;
+  if (options.to === 'raw' && workers > 1 && size >= parallelFrom && size > PART_ALIGN)
+    output = await openOutput(name, true);
+  const parallel = !!output;
+  if (!output) output = await openOutput(name, false);
+  const helpers = [];
+  try {
+    if (parallel) {
+      await convertInParts(output, size, workers, helpers);
+    } else {
+      await image.convert({ to: options.to, compress: options.compress, clusterSize: options.clusterSize,
+                            output: output.device, signal: abort.signal }, progressReporter());
+    }
+    const outSize = output.device.size();
+    output.finish();
+    if (output.opfs) {
+      postMessage({ type: 'converted', name, size: outSize, dir: OUTPUT_DIR, workers: parallel ? helpers.length + 1 : 1 });
+    } else {
+      const bytes = output.device.bytes().slice();
+      postMessage({ type: 'converted', name, size: outSize, bytes, workers: 1 }, [bytes.buffer]);
+    }
+  } catch (e) {
+    try { output.finish(); } catch (ignored) { /* already closed */ }
+    report(e && e.errno === 'ECANCELED' ? 'cancelled' : 'error', e);
+  } finally {
+    for (const h of helpers) h.terminate();
+    abort = null;
+  }
+
+  async function convertInParts(out, total, count, spawned) {
+    out.device.truncate(0);  // a fresh file of the right size reads as zeroes
+    out.device.truncate(total);
+    const parts = splitParts(total, count);
+    const done = new Array(parts.length).fill(0);
+    const reportProgress = progressReporter();
+    const sum = () => done.reduce((a, b) => a + b, 0);
+    const helperRuns = parts.slice(1).map((part, i) => new Promise((resolve, reject) => {
+      const helper = new Worker('worker.js');
+      spawned.push(helper);
+      helper.onmessage = (event) => {
+        const msg = event.data;
+        if (msg.type === 'part-progress') { done[i + 1] = msg.done; reportProgress(sum(), total); }
+        else if (msg.type === 'part-done') resolve();
+        else if (msg.type === 'part-error') reject(Object.assign(new Error(msg.message), { errno: msg.errno }));
+      };
+      helper.onerror = (e) => reject(new Error('a helper worker failed: ' + e.message));
+      helper.postMessage({ type: 'part', file: currentFile, backing: currentBacking, name, part });
+    }));
+    const cancelled = new Promise((resolve, reject) => abort.signal.addEventListener('abort', () =>
+      reject(Object.assign(new Error('conversion cancelled'), { errno: 'ECANCELED' }))));
+    const mine = image.convert({ to: 'raw', output: out.device, part: parts[0], signal: abort.signal },
+                               (d) => { done[0] = d; reportProgress(sum(), total); });
+    await Promise.race([Promise.all([mine, ...helperRuns]), cancelled]);
+  }
+}
+
+// A helper worker: converts one part into the shared OPFS file.
+async function convertPart(msg) {
+  const q = await module();
+  let base = null, source = null, out = null;
+  try {
+    if (msg.backing) base = q.open(msg.backing);
+    source = q.open(msg.file, { backing: base || undefined });
+    out = await openSharedPart(msg.name);
+    await source.convert({ to: 'raw', output: out.device, part: msg.part },
+                         (done) => postMessage({ type: 'part-progress', done }));
+    out.finish();
+    out = null;
+    postMessage({ type: 'part-done' });
+  } catch (e) {
+    report('part-error', e);
+  } finally {
+    if (out) try { out.finish(); } catch (ignored) { /* closing anyway */ }
+    if (source) source.close();
+    if (base) base.close();
+  }
+}
+
+onmessage = (event) => {
+  const msg = event.data;
+  const run = msg.type === 'open' ? open(msg.file, msg.backing)
+            : msg.type === 'convert' ? (converting = convert(msg))
+            : msg.type === 'part' ? convertPart(msg)
+            : msg.type === 'cancel' ? Promise.resolve(abort && abort.abort())
+            : Promise.reject(new Error('unknown message ' + msg.type));
+  run.catch((e) => report('error', e));
+};
