@@ -76,7 +76,16 @@ Status BlockCache::State::zero_range(uint64_t offset, uint64_t length, bool disc
   Status st = discard ? device->discard(offset, length) : device->write_zeroes(offset, length, flags);
   lock.lock();
   end_busy_locked(id);
-  if (!st.ok()) return st;
+  if (!st.ok()) {
+    // The edge pages already read as zero there while the device may still
+    // hold the old bytes: make them dirty, so write-back brings the device
+    // in step with what readers of the cache have seen.
+    for (uint64_t index : pages_in_locked(first, last_end)) {
+      auto it = pages.find(index);
+      if (it != pages.end()) mark_dirty_locked(index, it->second);
+    }
+    return st;
+  }
   // Remember the zeroes unless a write raced with us.
   if (mutation_epoch == epoch && (!discard || options.discard_reads_zero))
     knowledge.assign(offset, end,
