@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: qcowkit's nbdkit qcow2 plugin, qemu-nbd on the same
+qcow2 image, nbdkit's file plugin on the equivalent raw file.
+
+Rows: sequential read (nbdcopy URI null:), sequential write into an empty
+image (nbdcopy raw URI), 4K random read / write (fio's nbd engine, iodepth 16,
+1 and 4 jobs), on a fully allocated image and a sparse half-full one. Each
+cell is the median of several runs; ratios are printed, never asserted.
+usage: bench_plugin.py PLUGIN SCRATCH_DIR"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+PLUGIN = os.path.abspath(sys.argv[1])
+SCRATCH = os.path.abspath(sys.argv[2])
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+SIZE_MIB = int(os.environ.get("BENCH_SIZE_MIB", "1024"))
+FIO_SECONDS = int(os.environ.get("BENCH_FIO_SECONDS", "4"))
+MiB = 1 << 20
+SOCK = os.path.join(SCRATCH, "bench.sock")
+URI = f"nbd+unix:///?socket={SOCK}"
+SERVERS = ["qcowkit", "qemu-nbd", "raw-file"]
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, **kw)
+
+
+def make_raw(path, sparse):
+    """1 GiB of incompressible data; `sparse` leaves every other MiB a hole."""
+    with open(path, "wb") as f:
+        f.truncate(SIZE_MIB * MiB)
+        chunk = os.urandom(MiB)
+        for i in range(SIZE_MIB):
+            if sparse and i % 2:
+                continue
+            f.seek(i * MiB)
+            # Vary each MiB cheaply so nothing dedups or compresses.
+            f.write(i.to_bytes(8, "little") + chunk[8:])
+
+
+def prepare():
+    os.makedirs(SCRATCH, exist_ok=True)
+    images = {}
+    for kind in ("full", "sparse"):
+        raw = os.path.join(SCRATCH, f"{kind}.raw")
+        qcow = os.path.join(SCRATCH, f"{kind}.qcow2")
+        if not os.path.exists(raw):
+            make_raw(raw, kind == "sparse")
+        if not os.path.exists(qcow):
+            sh("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow)
+        images[kind] = (raw, qcow)
+    return images
+
+
+@contextmanager
+def serve(server, raw, qcow):
+    if os.path.exists(SOCK):
+        os.unlink(SOCK)
+    if server == "qcowkit":
+        cmd = ["nbdkit", "-f", "-U", SOCK, "--exit-with-parent", PLUGIN, qcow]
+    elif server == "qemu-nbd":
+        # writeback: qemu-nbd's fast mode, the same page-cache use as ours.
+        cmd = ["qemu-nbd", "--persistent", "--shared=8", f"--socket={SOCK}", "-f", "qcow2",
+               "--cache=writeback", qcow]
+    else:
+        cmd = ["nbdkit", "-f", "-U", SOCK, "--exit-with-parent", "file", raw]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if os.path.exists(SOCK):
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"{server} exited at startup")
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"{server} did not start")
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def timed(*args):
+    start = time.monotonic()
+    sh(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - start
+
+
+def fio_iops(rw, jobs):
+    out = subprocess.run(
+        ["fio", "--name=bench", "--ioengine=nbd", f"--uri={URI}", f"--rw={rw}", "--bs=4k",
+         "--iodepth=16", f"--numjobs={jobs}", f"--runtime={FIO_SECONDS}", "--time_based",
+         f"--size={SIZE_MIB}M", "--group_reporting", "--output-format=json"],
+        check=True, capture_output=True, text=True).stdout
+    data = json.loads(out[out.index("{"):])
+    job = data["jobs"][0]
+    return job["read" if rw == "randread" else "write"]["iops"]
+
+
+def fresh_targets(kind):
+    """Empty targets for the write row: a new qcow2 and a new raw file."""
+    qcow = os.path.join(SCRATCH, f"empty-{kind}.qcow2")
+    raw = os.path.join(SCRATCH, f"empty-{kind}.raw")
+    for p in (qcow, raw):
+        if os.path.exists(p):
+            os.unlink(p)
+    sh("qemu-img", "create", "-q", "-f", "qcow2", qcow, f"{SIZE_MIB}M")
+    with open(raw, "wb") as f:
+        f.truncate(SIZE_MIB * MiB)
+    return raw, qcow
+
+
+def writable_copy(server, raw, qcow):
+    """A copy of the file that `server` serves, for random writes."""
+    if server == "raw-file":
+        copy = raw + ".w"
+        sh("cp", "--sparse=always", raw, copy)
+        return copy, qcow
+    copy = qcow + ".w"
+    sh("cp", "--sparse=always", qcow, copy)
+    return raw, copy
+
+
+def measure(kind, raw, qcow, row, server):
+    if row == "seq read (s)":
+        with serve(server, raw, qcow):
+            return timed("nbdcopy", URI, "null:")
+    if row == "seq write (s)":
+        er, eq = fresh_targets(kind)
+        with serve(server, er, eq):
+            return timed("nbdcopy", "--flush", raw, URI)
+    rw, jobs = row.split()[1], int(row.split()[2][1])
+    rw = "randread" if rw == "read" else "randwrite"
+    with serve(server, raw, qcow):
+        return fio_iops(rw, jobs)
+
+
+ROWS = ["seq read (s)", "seq write (s)", "4k read j1 (IOPS)", "4k read j4 (IOPS)",
+        "4k write j1 (IOPS)", "4k write j4 (IOPS)"]
+
+
+def main():
+    images = prepare()
+    print(f"{SIZE_MIB} MiB images, median of {RUNS} runs; qemu-nbd --cache=writeback; "
+          f"fio nbd engine bs=4k iodepth=16, {FIO_SECONDS} s")
+    print(f"{'image':7} {'row':18} {'qcowkit':>10} {'qemu-nbd':>10} {'raw-file':>10}"
+          f" {'vs qemu-nbd':>12} {'vs raw':>8}")
+    for kind, (raw, qcow) in images.items():
+        for row in ROWS:
+            medians = {}
+            for server in SERVERS:
+                # Random writes go to one copy per server and row; its runs
+                # then see the same image evolve the same way for every server.
+                r, q = writable_copy(server, raw, qcow) if "write j" in row else (raw, qcow)
+                values = [measure(kind, r, q, row, server) for _ in range(RUNS)]
+                medians[server] = statistics.median(values)
+            ours, qemu, ceiling = (medians[s] for s in SERVERS)
+            # Ratio > 1 means qcowkit is better (less time, or more IOPS).
+            if row.endswith("(s)"):
+                vs_qemu, vs_raw = qemu / ours, ceiling / ours
+            else:
+                vs_qemu, vs_raw = ours / qemu, ours / ceiling
+            print(f"{kind:7} {row:18} {ours:10.2f} {qemu:10.2f} {ceiling:10.2f}"
+                  f" {vs_qemu:11.2f}x {vs_raw:7.2f}x", flush=True)
+    print("ratios: above 1.00 means qcowkit is faster (vs raw: share of the raw-file ceiling)")
+
+
+if __name__ == "__main__":
+    main()

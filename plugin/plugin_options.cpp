@@ -1,0 +1,81 @@
+#include "plugin_options.hpp"
+
+namespace qcowkit::plugin {
+
+const char* const plugin_config_help =
+    "[file=]IMAGE           The qcow2 image to serve (required).\n"
+    "create=SIZE            Create IMAGE with this virtual size if it is missing.\n"
+    "cluster-size=SIZE      Cluster size for create= (512 .. 2M, default 64K).\n"
+    "compat=0.10|1.1        qcow2 version for create= (default 1.1).\n"
+    "metadata-cache=SIZE    Memory for cached L2 and refcount tables (default 32M).\n"
+    "trim=deallocate|zero|off\n"
+    "                       What a trim does: free clusters (default), only zero\n"
+    "                       the range, or trim is not offered.\n"
+    "backing=false|true     Open the image's backing file; only a file in the\n"
+    "                       image's own directory (default false: an image with\n"
+    "                       a backing file is refused).\n"
+    "locking=true|false     Lock the image the way QEMU does (default true).";
+
+const char* to_string(TrimMode mode) {
+  switch (mode) {
+    case TrimMode::deallocate: return "deallocate";
+    case TrimMode::zero: return "zero";
+    case TrimMode::off: return "off";
+  }
+  return "?";
+}
+
+namespace {
+
+Error bad_value(const std::string& key, const std::string& value, const std::string& why) {
+  return make_error(EINVAL, key + "=" + value + ": " + why);
+}
+
+bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+}  // namespace
+
+Status apply_option(PluginOptions& options, const std::string& key, const std::string& value,
+                    const ValueParsers& parsers) {
+  if (key == "file") {
+    if (value.empty()) return bad_value(key, value, "the image path is empty");
+    options.file = value;
+  } else if (key == "create") {
+    QK_ASSIGN_OR_RETURN(uint64_t size, parsers.parse_size(value));
+    if (size == 0) return bad_value(key, value, "the virtual size must be above zero");
+    options.create_size = size;
+  } else if (key == "cluster-size") {
+    QK_ASSIGN_OR_RETURN(uint64_t size, parsers.parse_size(value));
+    if (!is_power_of_two(size) || size < 512 || size > (2u << 20))
+      return bad_value(key, value, "must be a power of two from 512 to 2M");
+    options.cluster_size = static_cast<uint32_t>(size);
+  } else if (key == "compat") {
+    if (value == "0.10" || value == "v2") options.version = 2;
+    else if (value == "1.1" || value == "v3") options.version = 3;
+    else return bad_value(key, value, "must be 0.10 or 1.1");
+  } else if (key == "metadata-cache") {
+    QK_ASSIGN_OR_RETURN(uint64_t size, parsers.parse_size(value));
+    if (size < (64u << 10)) return bad_value(key, value, "must be at least 64K");
+    options.metadata_cache = size;
+  } else if (key == "trim") {
+    if (value == "deallocate" || value == "discard") options.trim = TrimMode::deallocate;
+    else if (value == "zero") options.trim = TrimMode::zero;
+    else if (value == "off" || value == "ignore") options.trim = TrimMode::off;
+    else return bad_value(key, value, "must be deallocate, zero or off");
+  } else if (key == "backing") {
+    QK_ASSIGN_OR_RETURN(options.allow_backing, parsers.parse_bool(value));
+  } else if (key == "locking") {
+    QK_ASSIGN_OR_RETURN(options.locking, parsers.parse_bool(value));
+  } else {
+    return make_error(EINVAL, "unknown parameter '" + key + "' (see nbdkit qcow2 --help)");
+  }
+  return {};
+}
+
+Status validate_options(const PluginOptions& options) {
+  if (options.file.empty())
+    return make_error(EINVAL, "the image is missing: give file=IMAGE (or just IMAGE)");
+  return {};
+}
+
+}  // namespace qcowkit::plugin
