@@ -13,6 +13,15 @@ namespace qcowkit {
 
 using cache::Page;
 
+// After a pass-through operation failed at the device, the cached pages it
+// changed are the truth readers have seen: dirty, write-back makes it so.
+void BlockCache::State::mark_range_pages_dirty_locked(uint64_t first, uint64_t end) {
+  for (uint64_t index : pages_in_locked(first, end)) {
+    auto it = pages.find(index);
+    if (it != pages.end()) mark_dirty_locked(index, it->second);
+  }
+}
+
 Status BlockCache::State::write_large(uint64_t offset, ConstByteSpan data, WriteFlags flags) {
   std::unique_lock lock(mutex);
   QK_TRY(check_locked(offset, data.size(), true, "write"));
@@ -38,7 +47,12 @@ Status BlockCache::State::write_large(uint64_t offset, ConstByteSpan data, Write
   Status st = device->write(offset, data, flags);
   lock.lock();
   end_busy_locked(id);
-  if (!st.ok()) return with_context(std::move(st).error(), "block cache write-through");
+  if (!st.ok()) {
+    // As in zero_range: the edge pages show the new bytes the device may
+    // lack; dirty, they reach it on the next write-back.
+    mark_range_pages_dirty_locked(first, last_end);
+    return with_context(std::move(st).error(), "block cache write-through");
+  }
   return {};
 }
 
@@ -76,7 +90,13 @@ Status BlockCache::State::zero_range(uint64_t offset, uint64_t length, bool disc
   Status st = discard ? device->discard(offset, length) : device->write_zeroes(offset, length, flags);
   lock.lock();
   end_busy_locked(id);
-  if (!st.ok()) return st;
+  if (!st.ok()) {
+    // The edge pages already read as zero there while the device may still
+    // hold the old bytes: make them dirty, so write-back brings the device
+    // in step with what readers of the cache have seen.
+    mark_range_pages_dirty_locked(first, last_end);
+    return st;
+  }
   // Remember the zeroes unless a write raced with us.
   if (mutation_epoch == epoch && (!discard || options.discard_reads_zero))
     knowledge.assign(offset, end,

@@ -122,6 +122,7 @@ struct BlockCache::State {
   // Drops the least recently used clean page; false when there is none.
   bool evict_clean_locked();
   void mark_dirty_locked(uint64_t index, cache::Page& page);
+  void mark_range_pages_dirty_locked(uint64_t first, uint64_t end);
   void touch_locked(cache::Page& page, uint64_t index);
   void drop_page_locked(PageMap::iterator it);
   // Indexes of the cached pages in [first, end), ascending.

@@ -27,6 +27,12 @@ Result<uint64_t> Qcow2Image::Impl::refcount_locked(uint64_t cluster_index) {
 
 Status Qcow2Image::Impl::adjust_refcount_locked(uint64_t cluster_index, int64_t delta) {
   const uint64_t block_index = cluster_index / refblock_entries_;
+  // A cluster without a refcount block has refcount 0: dropping it is
+  // corruption (say, a hostile entry pointing far past the end), and must
+  // not grow the refcount table out to wherever the entry pointed.
+  if (delta < 0 && (block_index >= reftable_.size() || reftable_[block_index] == 0))
+    return corruption_locked("refcount of cluster " + hex(cluster_index * cluster_size_) +
+                             " would drop below zero");
   QK_TRY(ensure_refcount_block_locked(block_index));
   QK_ASSIGN_OR_RETURN(TablePtr block,
                       load_table_locked(reftable_[block_index], TableKind::refcount_block));
@@ -93,6 +99,9 @@ Status Qcow2Image::Impl::ensure_refcount_block_locked(uint64_t block_index) {
 Status Qcow2Image::Impl::grow_refcount_table_locked(uint64_t min_entries) {
   const uint64_t entries_per_cluster = cluster_size_ / 8;
   const uint64_t old_entries = reftable_.size();
+  // Refuse before planning: the plan below is as large as the table.
+  if (min_entries > kMaxRefcountTableBytes / 8)
+    return make_error(EFBIG, "the refcount table would grow past 8 MiB; the image is too large");
   uint64_t want = std::max(min_entries, old_entries + old_entries / 2 + 1);
   const uint64_t start = (file_->info().size + cluster_size_ - 1) / cluster_size_;
 
