@@ -119,6 +119,15 @@ Status BlockCache::read(uint64_t offset, ByteSpan buffer) {
       ++s.stats.read_hits;
       return {};
     }
+    // A discard, zero or large write in flight over these pages is changing
+    // the device under us, and it logged its drop before it started: a read
+    // of the device now could see the old bytes without noticing. Wait for
+    // it to finish, then look at the cache again.
+    if (!s.busy.empty() && s.busy_locked(first, last + 1)) {
+      QK_TRY(s.wait_locked(lock, "read"));
+      QK_TRY(s.check_locked(offset, buffer.size(), false, "read"));
+      continue;
+    }
     const uint64_t epoch = s.drop_epoch;
     const bool fill = s.options.cache_reads;
     const uint64_t device_size = s.size;
@@ -208,6 +217,13 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
       auto f = fills.find(index);
       if (f != fills.end() && !s.dropped_since_locked(f->second.epoch, index, index + 1)) continue;
       need.push_back(index);
+    }
+    if (!need.empty() && !s.busy.empty() && s.busy_locked(need.front(), need.back() + 1)) {
+      // As in read(): the device bytes around the write are being changed
+      // by a pass-through; read them once it is done.
+      QK_TRY(s.wait_locked(lock, "write"));
+      QK_TRY(s.check_locked(offset, data.size(), true, "write"));
+      continue;
     }
     if (!need.empty()) {
       const uint64_t epoch = s.drop_epoch;

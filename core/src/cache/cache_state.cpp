@@ -191,6 +191,9 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
     for (uint64_t index : indexes) {
       auto found = pages.find(index);
       if (found == pages.end() || !found->second.dirty || found->second.writing) continue;
+      // Callers chose pages that were not busy, but the copy-budget wait
+      // below releases the lock: a pass-through may have claimed them since.
+      if (!busy.empty() && busy_locked(index, index + 1)) continue;
       const uint64_t bytes = page_bytes(index);
       if (bytes == 0) continue;  // beyond a shrunken end: nothing to write
       eligible = true;
