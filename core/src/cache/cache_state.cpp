@@ -165,7 +165,11 @@ Status BlockCache::State::wait_locked(std::unique_lock<std::mutex>& lock, const 
 
 Result<uint64_t> BlockCache::State::begin_busy_locked(std::unique_lock<std::mutex>& lock,
                                                     uint64_t first, uint64_t end) {
-  while (writing_in_locked(first, end)) QK_TRY(wait_locked(lock, "a pass-through"));
+  // Overlapping pass-throughs go one at a time: they change cached pages in
+  // the order they take the lock, and the device must see them in that
+  // order too, or a clean page and the device disagree afterwards.
+  while (writing_in_locked(first, end) || busy_locked(first, end))
+    QK_TRY(wait_locked(lock, "a pass-through"));
   const uint64_t id = next_busy_id++;
   busy.emplace(id, cache::PageRange{first, end});
   ++in_flight;

@@ -136,8 +136,9 @@ struct BlockCache::State {
   // Blocks on `changed` until something in flight finishes. Fails instead
   // of waiting forever when nothing is in flight (which would be a bug).
   Status wait_locked(std::unique_lock<std::mutex>& lock, const char* why);
-  // Waits until no page of [first, end) is being written back, then marks
-  // the range busy; returns its id for end_busy_locked.
+  // Waits until no page of [first, end) is being written back or busy with
+  // another pass-through, then marks the range busy; returns its id for
+  // end_busy_locked.
   Result<uint64_t> begin_busy_locked(std::unique_lock<std::mutex>& lock, uint64_t first,
                                      uint64_t end);
   void end_busy_locked(uint64_t id);
