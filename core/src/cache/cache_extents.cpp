@@ -45,6 +45,9 @@ Result<uint64_t> BlockCache::State::scan_blocks(const std::vector<Extent>& devic
         for (uint64_t index : s.pages_in_locked(s.page_of(b), s.page_of(end - 1) + 1))
           if (s.pages.at(index).dirty) { dirty = true; break; }
         if (dirty) continue;
+        // A pass-through in flight is changing the block on the device (its
+        // epoch bump came before ours): what we read could be half of it.
+        if (!s.busy.empty() && s.busy_locked(s.page_of(b), s.page_of(end - 1) + 1)) continue;
         if (end - b > budget && !jobs.empty()) {
           reach = std::max(b, device.front().offset);
           goto planned;
