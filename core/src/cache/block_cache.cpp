@@ -228,11 +228,16 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
     if (!need.empty()) {
       const uint64_t epoch = s.drop_epoch;
       const bool locked_read = ++fill_attempts > kUnlockedReadAttempts;
+      // The device size may change once the lock is released (a resize
+      // then logs a drop, so the fill is read again).
+      std::vector<uint64_t> need_bytes;
+      for (uint64_t index : need) need_bytes.push_back(s.page_bytes(index));
       if (!locked_read) lock.unlock();
-      for (uint64_t index : need) {
+      for (size_t i = 0; i < need.size(); ++i) {
+        const uint64_t index = need[i];
         Fill fill{std::vector<uint8_t>(s.page_size, 0), epoch};
         Status st = s.device->read(s.page_start(index),
-                                   ByteSpan(fill.data.data(), s.page_bytes(index)));
+                                   ByteSpan(fill.data.data(), need_bytes[i]));
         if (!st.ok())
           return with_context(std::move(st).error(), "block cache write (reading the rest of a page)");
         fills[index] = std::move(fill);
