@@ -139,11 +139,12 @@ class Pipeline {
     room_.notify_all();
   }
 
+  // Counting and reporting under one lock keeps the reported totals in
+  // order when several workers finish at once.
   void report_progress(uint64_t bytes) {
-    uint64_t done = done_ += bytes;
-    if (!options_.progress) return;
     std::lock_guard lock(progress_mutex_);
-    options_.progress(std::min(done, src_size_), src_size_);
+    const uint64_t done = done_ += bytes;
+    if (options_.progress) options_.progress(std::min(done, src_size_), src_size_);
   }
 
   void work() {
