@@ -180,8 +180,7 @@ static Result<bool> compare_refcounts(Qcow2Image::Impl& im, const ReferenceCount
   bool too_low = false;
   uint64_t highest = 0;
   const uint64_t cs = im.cluster_size_;
-  const uint64_t covered = std::max<uint64_t>(refs.clusters(), 0);
-  for (uint64_t c = 0; c < covered; ++c) {
+  for (uint64_t c = 0; c < refs.clusters(); ++c) {
     QK_ASSIGN_OR_RETURN(uint64_t stored, im.refcount_locked(c));
     const uint64_t wanted = refs.count(c);
     if (stored || wanted) highest = c + 1;
