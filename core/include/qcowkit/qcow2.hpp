@@ -47,6 +47,10 @@ struct Qcow2OpenOptions {
   // The external data file, for images that use one; required to open them.
   std::shared_ptr<BlockDevice> data_file;
   uint64_t metadata_cache_bytes = 32u << 20;  // bound on cached L2 and refcount blocks
+  // Serve an internal snapshot (by ID, then name) instead of the active
+  // layer: the image reads as the snapshot did, at its virtual size. Needs
+  // read_only; ENOENT when there is no such snapshot.
+  std::string snapshot;
   const CodecSet* codecs = nullptr;           // nullptr: builtin_codecs()
 };
 

@@ -52,6 +52,7 @@ class Qcow2Image::Impl {
 
   // open.cpp
   Status load(const Qcow2OpenOptions& options);
+  Status load_snapshot_view(const std::string& id_or_name);
 
   // mapping.cpp: the run starting at guest_offset (at most max_length bytes,
   // never crossing an L2 table).
