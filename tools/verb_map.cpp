@@ -21,7 +21,9 @@ const char kHelp[] =
     "reads as zeroes, what is compressed. JSON rows carry qemu-img's fields\n"
     "(start, length, depth, present, zero, data, compressed, offset).\n"
     "--backing-chain opens the backing files too (depth counts the layers).\n"
-    "-U (--force-share) reads without taking the image's lock.\n";
+    "-U (--force-share) reads without taking the image's lock.\n"
+    "--bitmap NAME lists instead what the persistent bitmap NAME marks dirty:\n"
+    "rows of start, length and dirty (true or false), for incremental backups.\n";
 
 int chain_length(const OpenedImage& image) {
   return 1 + (image.backing ? chain_length(*image.backing) : 0);
@@ -151,13 +153,35 @@ void write_human(const std::vector<MapRow>& rows) {
   }
 }
 
+// A bitmap's runs clipped to [from, to): JSON rows as map prints them, or a
+// human table.
+void write_bitmap_rows(const std::vector<Extent>& ranges, uint64_t from, uint64_t to, bool json) {
+  std::string out = json ? "[" : "";
+  if (!json) std::printf("%-16s %-16s %s\n", "Offset", "Length", "Dirty");
+  for (const Extent& e : ranges) {
+    const uint64_t a = std::max(e.offset, from), b = std::min(e.offset + e.length, to);
+    if (a >= b) continue;
+    const bool dirty = e.kind == ExtentKind::data;
+    if (!json) {
+      std::printf("0x%-14" PRIx64 " 0x%-14" PRIx64 " %s\n", a, b - a, dirty ? "yes" : "no");
+      continue;
+    }
+    JsonWriter row(false);
+    row.begin_object().field("start", a).field("length", b - a).field("dirty", dirty).end_object();
+    const std::string text = row.str();
+    out += (out.size() > 1 ? ",\n{ " : "{ ") + text.substr(1, text.size() - 2) + "}";
+  }
+  if (json) std::printf("%s]\n", out.c_str());
+}
+
 }  // namespace
 
 int run_map(const VerbArgs& raw_args) {
   int status = 0;
   auto args = parse_verb_args("map", kHelp, raw_args,
                               {output_option(), {'f', nullptr, true}, {0, "backing-chain", false},
-                               {0, "start-offset", true}, {0, "max-length", true}, {'U', "force-share", false}},
+                               {0, "start-offset", true}, {0, "max-length", true}, {'U', "force-share", false},
+                               {0, "bitmap", true}},
                               status);
   if (!args) return status;
   auto format = output_format(*args);
@@ -187,6 +211,13 @@ int run_map(const VerbArgs& raw_args) {
     auto n = parse_size(*v);
     if (!n.ok()) return usage_error("map", n.error().message);
     length = std::min(*n, length);
+  }
+  if (auto bitmap = args->last("bitmap")) {
+    if (!image->qcow2) return report_error("map", make_error(ENOTSUP, path + ": raw images have no bitmaps"));
+    auto ranges = image->qcow2->bitmap_ranges(*bitmap);
+    if (!ranges.ok()) return report_error("map", with_context(ranges.error(), path));
+    write_bitmap_rows(*ranges, start, start + length, *format == OutputFormat::json);
+    return 0;
   }
   auto rows = image_rows(*image, start, length, 0);
   if (!rows.ok()) return report_error("map", with_context(rows.error(), path));

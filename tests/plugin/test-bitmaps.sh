@@ -6,6 +6,7 @@
 # killed mid-session leaves them marked in use, as QEMU does after a crash.
 source "$(dirname "$0")/lib.sh"
 require qemu-nbd qemu-utils
+: "${QCOWKIT_TOOL:?QCOWKIT_TOOL must point at the qcowkit tool}"
 
 image=$work/bitmaps.qcow2
 qemu-img create -q -f qcow2 "$image" 64M
@@ -39,6 +40,16 @@ want_coarse=$'1048576 1048576\n10485760 1048576\n20971520 1048576\n31457280 1048
 got=$(dirty_map coarse)
 [[ $got == "$want_coarse" ]] || fail "bitmap 'coarse' dirty ranges: got [$got], want [$want_coarse]"
 
+# qcowkit map --bitmap reads the same dirty ranges back, without QEMU.
+{
+  got=$("$QCOWKIT_TOOL" map --bitmap fine --output=json "$image" |
+        "$py" -c 'import json, sys
+for row in json.load(sys.stdin):
+    if row["dirty"]: print(row["start"], row["length"])')
+  [[ $got == "$want_fine" ]] || fail "qcowkit map --bitmap fine: got [$got], want [$want_fine]"
+  "$QCOWKIT_TOOL" map --bitmap nosuch "$image" 2>/dev/null && fail "map --bitmap of an unknown bitmap succeeded"
+}
+
 # A server killed after writing leaves the bitmaps in use (inconsistent).
 sock=$work/kill.sock
 start_server "$sock" "$image"
@@ -48,4 +59,6 @@ info=$(qemu-img info --output=json "$image")
 grep -q '"in-use"' <<<"$info" || fail "bitmaps not marked in use after a killed server: $info"
 out=$(qemu-img check "$image" 2>&1); status=$?
 ((status == 0 || status == 3)) || fail "qemu-img check after the kill found corruption: $out"
+"$QCOWKIT_TOOL" map --bitmap fine "$image" 2>"$work/map.err" && fail "map --bitmap read an inconsistent bitmap"
+grep -q inconsistent "$work/map.err" || fail "map --bitmap: no word of the bitmap being inconsistent"
 echo "test-bitmaps: two bitmaps maintained, in-use after a kill"

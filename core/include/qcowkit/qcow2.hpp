@@ -174,6 +174,12 @@ class Qcow2Image final : public BlockDevice {
   Status delete_snapshot(const std::string& id_or_name);
   Status apply_snapshot(const std::string& id_or_name);
 
+  // What the persistent bitmap `name` marks dirty, as on disk: contiguous
+  // extents from 0 to the virtual size, `data` for dirty runs (whole
+  // granules) and `hole` for clean ones. ENOENT for an unknown bitmap,
+  // EINVAL for one marked in use (inconsistent after an unclean close).
+  Result<std::vector<Extent>> bitmap_ranges(const std::string& name);
+
   // True when zeroing [offset, offset + length) needs metadata updates only.
   bool can_zero_fast(uint64_t offset, uint64_t length);
 

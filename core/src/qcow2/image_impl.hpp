@@ -139,6 +139,7 @@ class Qcow2Image::Impl {
   Status set_bitmaps_in_use_locked(bool in_use);
   void mark_bitmaps_dirty(uint64_t offset, uint64_t length);
   Status persist_bitmaps_locked();
+  Result<std::vector<Extent>> bitmap_ranges(const std::string& name);  // bitmap_ranges.cpp
   std::mutex bitmap_mutex_;                  // guards tracked_bitmaps_[*].set_bits
   std::vector<TrackedBitmap> tracked_bitmaps_;  // fixed by the first write
   bool bitmaps_in_use_ = false;              // we set their in-use flags on disk

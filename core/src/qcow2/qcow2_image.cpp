@@ -114,6 +114,10 @@ Status Qcow2Image::delete_snapshot(const std::string& id_or_name) {
   return impl_->delete_snapshot(id_or_name);
 }
 
+Result<std::vector<Extent>> Qcow2Image::bitmap_ranges(const std::string& name) {
+  return impl_->bitmap_ranges(name);
+}
+
 Status Qcow2Image::apply_snapshot(const std::string& id_or_name) {
   return impl_->apply_snapshot(id_or_name);
 }
