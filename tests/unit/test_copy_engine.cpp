@@ -343,7 +343,7 @@ TEST_CASE("engine: a granule coarser than the extents walks back, never skips", 
   // Data runs a little past a granule boundary, then a hole: the hole's
   // start is rounded up to the next granule, before the extent just read.
   MemoryDevice src(8 * MiB);
-  for (uint64_t at : {0ull, 3 * MiB + 64 * KiB, 5 * MiB})
+  for (uint64_t at : {uint64_t{0}, 3 * MiB + 64 * KiB, 5 * MiB})
     REQUIRE_OK(src.write(at, pattern_bytes(64 * KiB + 4096, at)));
   MemoryDevice dst(8 * MiB);
   DeviceSink sink(dst, {});
