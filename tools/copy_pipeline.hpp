@@ -1,15 +1,15 @@
-// The copy engine behind `qcowkit convert`: walks the source's extents,
-// reads and inspects chunks on several threads, and writes them to the
-// destination, skipping zeroes.
+// What `qcowkit convert` asks of the core's copy engine (qcowkit/copy_engine.hpp):
+// walk the source's extents, read and inspect chunks in parallel on the
+// core's executor, and write them to the destination, skipping zeroes.
 //
 // * Holes and zero extents in the source are never read; the destination is
 //   new and reads as zeroes already, so they cost nothing.
 // * Inside data, runs of zero bytes at least `min_sparse` long are not
 //   written either (qemu-img convert -S); min_sparse 0 writes every byte.
-// * Chunks are read (and inspected) on every thread; with in_order they are
+// * Chunks are read (and inspected) in parallel; with in_order they are
 //   written in source order, so a qcow2 destination is laid out
-//   sequentially, otherwise each thread writes its own chunks at once.
-// * Compressed output: every thread compresses whole clusters; the packed
+//   sequentially, otherwise each chunk is written as soon as it is ready.
+// * Compressed output: clusters are compressed in parallel; the packed
 //   clusters are stored in source order, so compression never waits for the
 //   image's metadata lock and the file is laid out sequentially.
 #pragma once
@@ -24,11 +24,11 @@ namespace qcowkit::cli {
 
 struct CopyPipelineOptions {
   uint64_t min_sparse = 4096;        // bytes; 0: write everything, holes too
-  unsigned threads = 0;              // 0: one per core, at least 4
+  unsigned threads = 0;              // requests in flight (-m); 0: 4
   uint32_t granule = 65536;          // destination cluster size (job alignment)
   // Compressed output, when both are set. compress_cluster runs on every
   // thread, once per non-zero cluster (granule; the short last one comes
-  // zero-padded to a whole granule), and returns the packed bytes, or an
+  // zero-padded to a whole granule), on any thread, and returns the packed bytes, or an
   // empty vector when they would not be smaller. store_packed then runs in
   // source order, one call at a time; clusters that did not shrink are
   // written to dst as they are.

@@ -9,6 +9,7 @@
 #include "prefix_device.hpp"
 #include "progress_bar.hpp"
 #include "qcowkit/block_ops.hpp"
+#include "qcowkit/copy_engine.hpp"
 #include "verbs.hpp"
 
 namespace qcowkit::cli {
@@ -26,33 +27,46 @@ const char kHelp[] =
 constexpr int kExitDifferent = 1;
 constexpr int kExitError = 2;
 
-// The first non-zero byte at or after `from`, if any.
-Result<std::optional<uint64_t>> first_nonzero(BlockDevice& device, uint64_t from) {
-  const uint64_t size = device.info().size;
-  const uint32_t sector = device.info().sector_size ? device.info().sector_size : 1;
-  std::optional<uint64_t> found;
-  std::vector<uint8_t> buffer;
-  // Extents start at a sector boundary; the bytes before `from` inside the
-  // first sector are skipped when scanning.
-  uint64_t start = from / sector * sector;
-  Status walked = for_each_extent(device, start, size - start, [&](const Extent& e) -> Status {
-    if (found || e.kind != ExtentKind::data) return {};
-    for (uint64_t pos = e.offset; pos < e.offset + e.length && !found;) {
-      uint64_t n = std::min<uint64_t>(e.offset + e.length - pos, 1 << 20);
-      buffer.resize(n);
-      QK_TRY(device.read(pos, ByteSpan(buffer)));
-      for (uint64_t i = 0; i < n; ++i) {
-        if (buffer[i] && pos + i >= from) {
-          found = pos + i;
-          break;
-        }
+// Finds the first non-zero byte at or after `from` on the copy engine:
+// holes are never read, chunks are scanned in parallel, the first find in
+// device order stops the walk.
+class FirstNonzeroSink : public CopySink {
+ public:
+  explicit FirstNonzeroSink(uint64_t from) : from_(from) {}
+  Status prepare(CopyChunk& chunk) override {
+    for (uint64_t i = chunk.offset < from_ ? from_ - chunk.offset : 0; i < chunk.length; ++i) {
+      if (chunk.data[i]) {
+        chunk.found = chunk.offset + i;
+        break;
       }
-      pos += n;
     }
     return {};
-  });
-  if (!walked.ok()) return walked.error();
-  return found;
+  }
+  Result<Flow> commit(CopyChunk& chunk) override {
+    if (!chunk.found) return Flow::proceed;
+    found = chunk.found;
+    return Flow::stop;
+  }
+  std::optional<uint64_t> found;
+
+ private:
+  const uint64_t from_;
+};
+
+Result<std::optional<uint64_t>> first_nonzero(BlockDevice& device, uint64_t from) {
+  const uint32_t sector = device.info().sector_size ? device.info().sector_size : 1;
+  FirstNonzeroSink sink(from);
+  CopyEngineOptions options;
+  // Extents start at a sector boundary; the bytes before `from` inside the
+  // first sector are skipped when scanning.
+  options.begin = from / sector * sector;
+  options.alignment = sector;
+  options.chunk_size = (uint64_t{1} << 20) / sector * sector;
+  if (options.chunk_size == 0) options.chunk_size = sector;
+  options.operation = "compare";
+  QK_ASSIGN_OR_RETURN(auto engine, CopyEngine::create(device, sink, options));
+  QK_TRY(engine->run());
+  return sink.found;
 }
 
 }  // namespace

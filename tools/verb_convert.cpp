@@ -1,9 +1,9 @@
 // qcowkit convert: copies an image into a new raw or qcow2 file (sparse,
-// optionally compressed on every core), with qemu-img convert's options.
+// optionally compressed in parallel), with qemu-img convert's options, on
+// the core's copy engine.
 #include <unistd.h>
 
 #include <cstdio>
-#include <thread>
 
 #include "args.hpp"
 #include "cli_common.hpp"
@@ -24,11 +24,11 @@ const char kHelp[] =
     "Copies the virtual contents of IN into a new file OUT (which must not exist).\n"
     "  -O       output format (default raw, as qemu-img)\n"
     "  -c       store qcow2 clusters compressed (zlib; -o compression_type=zstd),\n"
-    "           compressing on every core\n"
+    "           compressing in parallel\n"
     "  -o       qcow2 creation options, as for 'qcowkit create'\n"
     "  -S       zero runs of at least BYTES are left unallocated (default 4K);\n"
     "           -S 0 writes every byte\n"
-    "  -m       worker threads (default: one per core, at least 4)\n"
+    "  -m       requests in flight, run on the core's executor (default 4)\n"
     "  -p       progress bar on a terminal\n"
     "  --backing-chain  read through IN's backing files (never opened otherwise)\n"
     "  -t       output cache mode: unsafe (default, as qemu-img: nothing is flushed\n"
@@ -157,7 +157,7 @@ int run_convert(const VerbArgs& raw_args) {
   // guest order. A raw file does not care.
   copy.in_order = target->qcow2 != nullptr && !args->has("W");
   if (compress) {
-    // Compress here, on every pipeline thread, with the codec the image
+    // Compress in the engine's prepare stage, in parallel, with the codec the image
     // records; the image only stores the packed clusters, in order.
     const Codec* codec = builtin_codecs().get(create.compression_type);
     if (!codec) {

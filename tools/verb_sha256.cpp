@@ -7,6 +7,7 @@
 #include "cli_common.hpp"
 #include "image_open.hpp"
 #include "progress_bar.hpp"
+#include "qcowkit/copy_engine.hpp"
 #include "qcowkit/sha256.hpp"
 #include "verbs.hpp"
 
@@ -22,26 +23,40 @@ const char kHelp[] =
 
 constexpr uint64_t kChunk = 4u << 20;
 
-Result<Sha256::Digest> hash_device(BlockDevice& device, ProgressBar& progress) {
-  Sha256 hash;
-  const uint64_t size = device.info().size;
-  std::vector<uint8_t> buffer(kChunk);
-  const std::vector<uint8_t> zeroes(kChunk, 0);
-  QK_TRY(for_each_extent(device, 0, size, [&](const Extent& e) -> Status {
-    for (uint64_t pos = e.offset; pos < e.offset + e.length;) {
-      uint64_t n = std::min<uint64_t>(e.offset + e.length - pos, kChunk);
-      if (e.kind == ExtentKind::data) {
-        QK_TRY(device.read(pos, ByteSpan(buffer.data(), n)));
-        hash.update(ConstByteSpan(buffer.data(), n));
-      } else {
-        hash.update(ConstByteSpan(zeroes.data(), n));
-      }
-      pos += n;
-      progress.update(pos, size);
+// Hashes chunks as the copy engine commits them, in order; holes arrive
+// unread and are hashed as the zeroes they read as.
+class HashSink : public CopySink {
+ public:
+  Result<Flow> commit(CopyChunk& chunk) override {
+    if (chunk.mapped) {
+      hash_.update(ConstByteSpan(chunk.data.data(), chunk.length));
+      return Flow::proceed;
     }
-    return {};
-  }));
-  return hash.finish();
+    static const std::vector<uint8_t> zeroes(kChunk, 0);
+    for (uint64_t left = chunk.length; left > 0;) {
+      const uint64_t n = std::min<uint64_t>(left, kChunk);
+      hash_.update(ConstByteSpan(zeroes.data(), n));
+      left -= n;
+    }
+    return Flow::proceed;
+  }
+  Sha256::Digest digest() { return hash_.finish(); }
+
+ private:
+  Sha256 hash_;
+};
+
+Result<Sha256::Digest> hash_device(BlockDevice& device, ProgressBar& progress) {
+  HashSink sink;
+  CopyEngineOptions options;
+  options.chunk_size = kChunk;
+  options.deliver_unmapped = true;
+  options.operation = "sha256";
+  if (progress.active())
+    options.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
+  QK_ASSIGN_OR_RETURN(auto engine, CopyEngine::create(device, sink, options));
+  QK_TRY(engine->run());
+  return sink.digest();
 }
 
 }  // namespace

@@ -2,12 +2,15 @@
 """qcowkit vs qemu-img on the same files, in one run; prints ratios.
 
 usage: bench/cli/bench_cli.py [--virtual-gib N] [--data-gib N] [--workdir DIR]
+                              [--repeat N] [--only SUBSTRING]
 
 Makes a sparse raw image (100 GiB virtual, --data-gib of data spread over
-it: part random, part text-like, so it compresses as real disks do), then
-times each row with qemu-img and with build/tools/qcowkit (--repeat runs
-each, alternating, fastest kept). A ratio above 1 means qcowkit was faster.
-Nothing is asserted: the numbers are printed.
+it: part random, part text-like, so it compresses as real disks do), plus
+the inputs of issue 13's convert rows (1 GiB of random data, a 4 GiB sparse
+raw with 1 GiB of data, compressible text and a compressed qcow2 of it),
+then times each row with qemu-img and with build/tools/qcowkit (--repeat
+runs each, alternating which goes first, the median kept). A ratio above 1
+means qcowkit was faster. Nothing is asserted: the numbers are printed.
 """
 import argparse
 import os
@@ -44,6 +47,34 @@ def make_source(path, virtual, data, seed=1):
             f.write(bytes(chunk[:run]))
 
 
+def make_random(path, size, seed=2):
+    """`size` bytes of incompressible data, no holes."""
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        for _ in range(size // (8 << 20)):
+            f.write(rng.randbytes(8 << 20))
+
+
+def make_text(path, size, seed=3):
+    """`size` bytes of text-like data that compresses about 3:1."""
+    rng = random.Random(seed)
+    words = [b"block", b"inode", b"qcow2", b"cluster", b"refcount", b"kernel", b"library",
+             b"config", b"the", b"of", b"and", b"partition", b"journal", b"superblock"]
+    with open(path, "wb") as f:
+        block = bytearray()
+        while len(block) < (8 << 20):
+            block += b" ".join(rng.choice(words) for _ in range(4096)) + b"\n"
+        block = bytes(block[:8 << 20])
+        for i in range(size // (8 << 20)):
+            f.write(block[i:] + block[:i])
+
+
+def make_if_missing(path, maker, *args):
+    if not os.path.exists(path):
+        print(f"making {path}", flush=True)
+        maker(path, *args)
+
+
 def timed(cmd):
     """(wall seconds, CPU seconds) of one run of `cmd`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -70,7 +101,8 @@ def main():
     parser.add_argument("--data-gib", type=float, default=1.0)
     parser.add_argument("--workdir", default=os.path.join(ROOT, "build", "bench-cli"))
     parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per tool and row, alternating; the fastest counts")
+                        help="runs per tool and row, alternating; the median counts")
+    parser.add_argument("--only", default="", help="run only the rows whose name contains this")
     args = parser.parse_args()
     for tool in ("qemu-img",):
         if shutil.which(tool) is None:
@@ -91,7 +123,34 @@ def main():
     if not os.path.exists(base):
         subprocess.run(["qemu-img", "convert", "-O", "qcow2", src, base], check=True)
 
+    # Issue 13's rows: each input made once, kept between runs.
+    rand = w("random-1g.raw")
+    make_if_missing(rand, make_random, 1 << 30)
+    sparse4 = w("sparse-4g.raw")
+    make_if_missing(sparse4, make_source, 4 << 30, 1 << 30)
+    text = w("text-1g.raw")
+    make_if_missing(text, make_text, 1 << 30)
+    packed = w("text-zlib.qcow2")
+    if not os.path.exists(packed):
+        subprocess.run(["qemu-img", "convert", "-c", "-O", "qcow2", text, packed], check=True)
+
     rows = [
+        ("convert raw -> qcow2 (1 GiB random)",
+         ["qemu-img", "convert", "-O", "qcow2", rand, "{out}"],
+         [QCOWKIT, "convert", "-O", "qcow2", rand, "{out}"], "out.qcow2"),
+        ("convert 4G sparse raw -> qcow2",
+         ["qemu-img", "convert", "-O", "qcow2", sparse4, "{out}"],
+         [QCOWKIT, "convert", "-O", "qcow2", sparse4, "{out}"], "out.qcow2"),
+        ("convert text -> qcow2 -c zlib",
+         ["qemu-img", "convert", "-c", "-O", "qcow2", text, "{out}"],
+         [QCOWKIT, "convert", "-c", "-O", "qcow2", text, "{out}"], "out-zlib.qcow2"),
+        ("convert text -> qcow2 -c zstd",
+         ["qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", text, "{out}"],
+         [QCOWKIT, "convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", text, "{out}"],
+         "out-zstd.qcow2"),
+        ("convert compressed qcow2 -> raw",
+         ["qemu-img", "convert", "-O", "raw", packed, "{out}"],
+         [QCOWKIT, "convert", "-O", "raw", packed, "{out}"], "out.raw"),
         ("convert qcow2 -> raw",
          ["qemu-img", "convert", "-O", "raw", base, "{out}"],
          [QCOWKIT, "convert", "-O", "raw", base, "{out}"], "out.raw"),
@@ -112,30 +171,37 @@ def main():
     ]
     print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.1f}")
     print("ratio = qemu-img / qcowkit (> 1: qcowkit faster); wall-clock, then CPU seconds")
-    print(f"{'row':34} {'qemu-img s':>11} {'qcowkit s':>10} {'ratio':>6} {'cpu qemu':>9} {'cpu ours':>9} {'ratio':>6}")
+    print(f"{'row':38} {'qemu-img s':>11} {'qcowkit s':>10} {'ratio':>6} {'cpu qemu':>9} {'cpu ours':>9} {'ratio':>6}")
     for name, theirs, ours, out in rows:
-        # Alternate the tools and keep each one's fastest run: this machine's
-        # disk and CPUs are shared, and single runs vary by 2x or more.
-        best = {}
+        if args.only and args.only not in name:
+            continue
+        # Alternate the tools (and which goes first) and keep each one's
+        # median run: this machine's disk and CPUs are shared, and single
+        # runs vary by 2x or more.
+        runs_of = {"qemu": [], "ours": []}
         runs = max(1, args.repeat)
         attempt = 0
         while attempt < runs:
             attempt += 1
-            for tool, cmd in (("qemu", theirs), ("ours", ours)):
+            order = (("qemu", theirs), ("ours", ours))
+            for tool, cmd in (order if attempt % 2 else order[::-1]):
                 target = w(out) if out else None
                 if target:
                     fresh(target)
+                # Start each run with no dirty pages from the last one: the
+                # kernel's writeback of those would be billed to whoever runs next.
+                os.sync()
                 result = timed([c.replace("{out}", target) if target else c for c in cmd])
                 if target:
                     os.unlink(target)
-                if tool not in best or result[0] < best[tool][0]:
-                    best[tool] = result
+                runs_of[tool].append(result)
             # Rows that take well under a second are mostly process start-up
             # and scheduling noise: give them more runs.
-            if attempt == 1 and max(best["qemu"][0], best["ours"][0]) < 0.5:
+            if attempt == 1 and max(runs_of["qemu"][0][0], runs_of["ours"][0][0]) < 0.5:
                 runs = max(runs, 15)
-        (wall_q, cpu_q), (wall_o, cpu_o) = best["qemu"], best["ours"]
-        print(f"{name:34} {wall_q:11.3f} {wall_o:10.3f} {wall_q / wall_o:6.2f} "
+        median = lambda rs: sorted(rs)[len(rs) // 2]
+        (wall_q, cpu_q), (wall_o, cpu_o) = median(runs_of["qemu"]), median(runs_of["ours"])
+        print(f"{name:38} {wall_q:11.3f} {wall_o:10.3f} {wall_q / wall_o:6.2f} "
               f"{cpu_q:9.3f} {cpu_o:9.3f} {cpu_q / max(cpu_o, 1e-6):6.2f}", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 

@@ -62,90 +62,55 @@ Converter::Converter(ImageSession& source, std::shared_ptr<BlockDevice> destinat
       destination_(std::move(destination)),
       qcow2_(std::move(qcow2)),
       options_(options) {
-  begin_ = options.part ? options.part_start : 0;
-  end_ = options.part ? options.part_end : source_.virtual_size();
-  progress_.total = end_ - begin_;
-  copied_until_ = begin_;
+  progress_.total = options.part ? options.part_end - options.part_start : source.virtual_size();
+}
+
+// Sets up the sink and the engine: the destination reads as zeroes (new, or
+// a part of a file of zeroes), so only data is written; a qcow2 target gets
+// whole clusters (compressed when asked), a short source end padded.
+Status Converter::begin() {
+  BlockDevice& src = source_.guest();
+  DeviceSinkOptions sink;
+  sink.destination_is_zero = true;
+  sink.source_size = src.info().size;
+  sink.flush_at_end = true;
+  sink.operation = "convert";
+  CopyEngineOptions engine;
+  engine.chunk_size = kChunk;
+  engine.operation = "convert";
+  if (options_.part) {
+    engine.begin = options_.part_start;
+    engine.end = options_.part_end;
+  }
+  if (qcow2_) {
+    const uint64_t cs = options_.cluster_size;
+    engine.granule = cs;
+    sink.cluster_size = cs;
+    if (options_.compress) {
+      const Codec* codec = js_codecs().get(qcow2_->details().compression_type);
+      if (!codec) return make_error(ENOTSUP, "convert: no codec to compress with");
+      Qcow2Image* image = qcow2_.get();
+      sink.compress_cluster = [codec, cs](ConstByteSpan cluster) {
+        return codec->compress(cluster, cs - 1);
+      };
+      sink.store_packed = [image](uint64_t offset, ConstByteSpan packed) {
+        return image->store_compressed(offset, packed);
+      };
+    }
+  }
+  sink_ = std::make_unique<DeviceSink>(target(), std::move(sink));
+  QK_ASSIGN_OR_RETURN(engine_, CopyEngine::create(src, *sink_, engine));
+  return {};
 }
 
 Result<ConvertProgress> Converter::step(uint64_t budget) {
   if (closed_) return make_error(EBADF, "convert: the conversion was closed");
-  BlockDevice& src = source_.guest();
-  const uint64_t pos = begin_ + progress_.done;
-  const uint64_t end = std::min(end_, pos + std::max(budget, kChunk));
-  // Zero and unallocated ranges need nothing: the destination starts empty.
-  QK_TRY(for_each_extent(src, pos, end - pos, [&](const Extent& e) -> Status {
-    if (e.kind != ExtentKind::data) return {};
-    // For qcow2, whole destination clusters are copied so each can be
-    // compressed; copied_until_ keeps a cluster from being written twice.
-    const uint64_t align = qcow2_ ? options_.cluster_size : 1;
-    const uint64_t from = std::max(e.offset / align * align, copied_until_);
-    const uint64_t to = std::min(round_up(e.offset + e.length, align), end_);
-    if (from >= to) return {};
-    copied_until_ = to;
-    return copy_data(from, to - from);
-  }));
-  progress_.done = end - begin_;
-  if (progress_.done == progress_.total && !progress_.finished) {
-    QK_TRY(target().flush());
-    progress_.finished = true;
-  }
+  if (!engine_) QK_TRY(begin());
+  QK_ASSIGN_OR_RETURN(CopyProgress p, engine_->step(std::max(budget, kChunk)));
+  progress_.done = p.done;
+  progress_.total = p.total;
+  progress_.finished = p.finished;
   return progress_;
-}
-
-Status Converter::copy_data(uint64_t offset, uint64_t length) {
-  BlockDevice& src = source_.guest();
-  const uint64_t end = offset + length;
-  // Chunks end on multiples of kChunk, hence on cluster boundaries too.
-  for (uint64_t pos = offset; pos < end;) {
-    const uint64_t n = std::min(end - pos, kChunk - pos % kChunk);
-    buffer_.assign(n, 0);
-    QK_TRY(src.read(pos, ByteSpan(buffer_)));
-    if (qcow2_) {
-      // A source whose size is not whole sectors: its tail is padded with
-      // zeroes up to the end of the (rounded-up) image.
-      const uint64_t image_size = qcow2_->info().size;
-      if (pos + n == end_ && image_size > end_)
-        buffer_.resize(image_size - pos, 0);
-      QK_TRY(write_clusters(pos, buffer_));
-    } else if (!is_all_zero(buffer_)) {
-      QK_TRY(destination_->write(pos, buffer_));
-    }
-    pos += n;
-  }
-  return {};
-}
-
-// Writes one chunk into the new qcow2 image cluster by cluster, skipping
-// clusters that are all zero (they stay unallocated) and joining runs of
-// data clusters into one write when not compressing.
-Status Converter::write_clusters(uint64_t offset, ConstByteSpan data) {
-  const uint64_t cs = options_.cluster_size;
-  const uint64_t image_size = qcow2_->info().size;
-  size_t run_start = 0, run_length = 0;
-  auto flush_run = [&]() -> Status {
-    if (run_length == 0) return {};
-    Status st = qcow2_->write(offset + run_start, data.subspan(run_start, run_length));
-    run_length = 0;
-    return st;
-  };
-  for (size_t at = 0; at < data.size();) {
-    // The first piece may start mid-cluster when an extent does.
-    const uint64_t guest = offset + at;
-    size_t n = static_cast<size_t>(std::min<uint64_t>(cs - guest % cs, data.size() - at));
-    ConstByteSpan piece = data.subspan(at, n);
-    if (is_all_zero(piece)) {
-      QK_TRY(flush_run());
-    } else if (options_.compress && guest % cs == 0 && (n == cs || guest + n == image_size)) {
-      QK_TRY(flush_run());
-      QK_TRY(qcow2_->write_compressed(guest, piece));
-    } else {
-      if (run_length == 0) run_start = at;
-      run_length += n;
-    }
-    at += n;
-  }
-  return flush_run();
 }
 
 Status Converter::close() {

@@ -1,15 +1,19 @@
-// Converter: copies an opened image into a new raw or qcow2 file, a bounded
-// step at a time, so the JS side can report progress and cancel between
-// steps (a worker cannot receive a message while wasm code runs).
+// Converter: copies an opened image into a new raw or qcow2 file on the
+// core's copy engine, a bounded step at a time (CopyEngine::step), so the JS
+// side can report progress and cancel between steps (a worker cannot
+// receive a message while wasm code runs).
 //
-// Memory stays bounded whatever the image size: one chunk buffer, plus the
-// qcow2 writer's bounded metadata cache.
+// Memory stays bounded whatever the image size: one chunk buffer (the
+// engine runs one request at a time without threads), plus the qcow2
+// writer's bounded metadata cache.
 #pragma once
 
 #include <memory>
 #include <vector>
 
 #include "image_session.hpp"
+#include "qcowkit/copy_engine.hpp"
+#include "qcowkit/device_sink.hpp"
 
 namespace qcowkit::wasm {
 
@@ -46,18 +50,16 @@ class Converter {
  private:
   Converter(ImageSession& source, std::shared_ptr<BlockDevice> destination,
             std::unique_ptr<Qcow2Image> qcow2, const ConvertOptions& options);
-  Status copy_data(uint64_t offset, uint64_t length);
-  Status write_clusters(uint64_t offset, ConstByteSpan data);
+  Status begin();
   BlockDevice& target() { return qcow2_ ? static_cast<BlockDevice&>(*qcow2_) : *destination_; }
 
   ImageSession& source_;
   std::shared_ptr<BlockDevice> destination_;
   std::unique_ptr<Qcow2Image> qcow2_;
   ConvertOptions options_;
-  ConvertProgress progress_;  // relative to [begin_, end_)
-  uint64_t begin_ = 0, end_ = 0;
-  std::vector<uint8_t> buffer_;
-  uint64_t copied_until_ = 0;  // guest bytes before this are in the destination
+  ConvertProgress progress_;  // relative to the range converted
+  std::unique_ptr<DeviceSink> sink_;
+  std::unique_ptr<CopyEngine> engine_;
   bool closed_ = false;
 };
 

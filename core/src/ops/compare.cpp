@@ -1,13 +1,12 @@
-// compare: reads both devices side by side, skipping ranges both report as
-// zero or hole, and finds the first byte that differs.
-#include <algorithm>
-#include <atomic>
+// compare: the copy engine walks the first device (counting the second's
+// extents too, so ranges both report as zero or hole are not read); each
+// chunk's prepare reads the second device and finds the first differing
+// byte; commits come in order, so the first difference (or the first error)
+// in device order is the answer.
 #include <cstring>
-#include <mutex>
 
+#include "ops/engine_options.hpp"
 #include "ops/op_support.hpp"
-#include "ops/request_pool.hpp"
-#include "ops/segment_walker.hpp"
 #include "qcowkit/block_ops.hpp"
 
 namespace qcowkit {
@@ -25,37 +24,33 @@ std::optional<size_t> first_mismatch(const uint8_t* a, const uint8_t* b, size_t 
   return pos;
 }
 
-// What the requests found: the lowest differing offset, and the failure at
-// the lowest offset. Whichever comes first in the device is the answer.
-class Findings {
+class CompareSink : public CopySink {
  public:
-  void difference_at(uint64_t offset) {
-    std::lock_guard lock(mutex_);
-    if (!difference_ || offset < *difference_) difference_ = offset;
-    found_.store(true, std::memory_order_release);
-  }
-  Status error_at(uint64_t offset, Error error) {
-    std::lock_guard lock(mutex_);
-    if (!error_ || offset < error_offset_) {
-      error_offset_ = offset;
-      error_ = error;
-    }
-    return error;
-  }
-  bool found() const { return found_.load(std::memory_order_acquire); }
-  // The difference, unless an error came before it (then we cannot know).
-  Result<std::optional<uint64_t>> answer() const {
-    std::lock_guard lock(mutex_);
-    if (error_ && (!difference_ || error_offset_ < *difference_)) return *error_;
-    return difference_;
+  explicit CompareSink(BlockDevice& other) : other_(other) {}
+
+  Status prepare(CopyChunk& chunk) override {
+    // Per call: prepare runs on several threads at once, and a buffer kept
+    // per thread would outlive the comparison.
+    std::vector<uint8_t> buffer;
+    QK_TRY(ops::ensure_buffer(buffer, static_cast<size_t>(chunk.length), kOp));
+    ByteSpan theirs(buffer.data(), chunk.length);
+    if (auto st = other_.read(chunk.offset, theirs); !st.ok())
+      return ops::failed_at(kOp, "read of the second device", chunk.offset, st.error());
+    if (auto at = first_mismatch(chunk.data.data(), theirs.data(), chunk.length))
+      chunk.found = chunk.offset + *at;
+    return {};
   }
 
+  Result<Flow> commit(CopyChunk& chunk) override {
+    if (!chunk.found) return Flow::proceed;
+    difference = chunk.found;
+    return Flow::stop;
+  }
+
+  std::optional<uint64_t> difference;  // the first, once the engine has run
+
  private:
-  mutable std::mutex mutex_;
-  std::optional<uint64_t> difference_;
-  std::optional<Error> error_;
-  uint64_t error_offset_ = 0;
-  std::atomic<bool> found_{false};
+  BlockDevice& other_;
 };
 
 }  // namespace
@@ -69,76 +64,13 @@ Result<CompareResult> compare(BlockDevice& a, BlockDevice& b, const OpOptions& o
     result.sizes_differ = true;
     return result;
   }
-  const uint64_t alignment = ops::common_alignment(ia, ib);
-  QK_ASSIGN_OR_RETURN(const uint64_t chunk,
-                      ops::chunk_size_for(options.chunk_size, alignment, kOp));
-  QK_ASSIGN_OR_RETURN(const unsigned parallelism, ops::parallelism_for(options.parallelism, kOp));
-  const size_t buffer_size = static_cast<size_t>(std::min(chunk, ia.size));
-
-  ops::ProgressMeter progress(options.progress, ia.size);
-  Findings findings;
-  ops::RequestPool pool(parallelism);
-  // Two buffers per slot: memory is bounded by 2 x parallelism x chunk.
-  std::vector<std::vector<uint8_t>> a_buffers(pool.slots()), b_buffers(pool.slots());
-
-  auto compare_chunk = [&](uint64_t offset, size_t length, unsigned slot) -> Status {
-    for (auto* buffer : {&a_buffers[slot], &b_buffers[slot]})
-      if (auto st = ops::ensure_buffer(*buffer, buffer_size, kOp); !st.ok())
-        return findings.error_at(offset, std::move(st).error());
-    ByteSpan da(a_buffers[slot].data(), length), db(b_buffers[slot].data(), length);
-    if (auto st = a.read(offset, da); !st.ok())
-      return findings.error_at(
-          offset, ops::failed_at(kOp, "read of the first device", offset, st.error()));
-    if (auto st = b.read(offset, db); !st.ok())
-      return findings.error_at(
-          offset, ops::failed_at(kOp, "read of the second device", offset, st.error()));
-    if (auto at = first_mismatch(da.data(), db.data(), length))
-      findings.difference_at(offset + *at);
-    progress.add(length);
-    return {};
-  };
-
-  ops::SegmentWalker walker(a, &b, ia.size, alignment, kOp);
-  Status walk_status;
-  bool stopped = false;
-  while (!stopped && !findings.found()) {
-    auto next = walker.next();
-    if (!next.ok()) {
-      walk_status = std::move(next).error();
-      break;
-    }
-    if (!next->has_value()) break;
-    const ops::Segment segment = **next;
-    if (!segment.mapped) {
-      progress.add(segment.length);
-      continue;
-    }
-    // Requests follow the chunk grid, so they line up with fold's chunks.
-    const uint64_t end = segment.offset + segment.length;
-    for (uint64_t pos = segment.offset; pos < end && !findings.found();) {
-      const uint64_t piece_end = std::min(end, (pos / chunk + 1) * chunk);
-      const size_t length = static_cast<size_t>(piece_end - pos);
-      auto request = [=, &compare_chunk](unsigned slot) {
-        return compare_chunk(pos, length, slot);
-      };
-      if (!pool.submit(request)) {
-        stopped = true;
-        break;
-      }
-      pos = piece_end;
-    }
-  }
-  // Requests record their own failures with offsets; the pool's copy of the
-  // first one adds nothing. The walker only fails past every request made.
-  (void)pool.finish();
-  QK_ASSIGN_OR_RETURN(const std::optional<uint64_t> first, findings.answer());
-  if (!first) QK_TRY(walk_status);
-  progress.finish();  // equal, or a first difference: either way the work is done
-  if (first) {
-    result.first_difference = first;
-    return result;
-  }
-  result.equal = true;
+  QK_ASSIGN_OR_RETURN(CopyEngineOptions engine, ops::engine_options(options, ia, ib, kOp));
+  engine.also_mapped = &b;
+  engine.in_order = true;
+  CompareSink sink(b);
+  QK_TRY(ops::run_engine(a, sink, engine));
+  result.first_difference = sink.difference;
+  result.equal = !sink.difference;
   return result;
 }
 

@@ -1,65 +1,57 @@
-// fold, fold_mapped, fold_unmapped: visit a device's contents (or its
-// unmapped ranges) in order. The callback is usually stateful, so these run
-// sequentially, one chunk buffer at a time.
-#include <algorithm>
-
+// fold, fold_mapped: the copy engine reads ahead while the callback (usually
+// stateful) is called in order, one chunk at a time. fold_unmapped needs no
+// data, only the extent walk.
+#include "copy/segment_walker.hpp"
+#include "ops/engine_options.hpp"
 #include "ops/op_support.hpp"
-#include "ops/segment_walker.hpp"
 #include "qcowkit/block_ops.hpp"
 
 namespace qcowkit {
 namespace {
 
-// Reads [offset, end) in pieces along the chunk grid and hands each to fn.
-Status fold_range(BlockDevice& device, uint64_t offset, uint64_t end, uint64_t chunk,
-                  std::vector<uint8_t>& buffer, const FoldFn& fn, const char* operation) {
-  while (offset < end) {
-    const uint64_t piece_end = std::min(end, (offset / chunk + 1) * chunk);
-    ByteSpan data(buffer.data(), static_cast<size_t>(piece_end - offset));
-    if (auto st = device.read(offset, data); !st.ok())
-      return ops::failed_at(operation, "read", offset, st.error());
-    QK_TRY(fn(offset, data));
-    offset = piece_end;
+class FoldSink : public CopySink {
+ public:
+  explicit FoldSink(const FoldFn& fn) : fn_(fn) {}
+  Result<Flow> commit(CopyChunk& chunk) override {
+    QK_TRY(fn_(chunk.offset, ConstByteSpan(chunk.data.data(), chunk.length)));
+    return Flow::proceed;
   }
-  return {};
+
+ private:
+  const FoldFn& fn_;
+};
+
+Status fold_with(BlockDevice& device, uint64_t chunk_size, const FoldFn& fn, bool use_extents,
+                 const char* operation) {
+  const DeviceInfo info = device.info();
+  OpOptions options;
+  options.chunk_size = chunk_size;
+  QK_ASSIGN_OR_RETURN(CopyEngineOptions engine,
+                      ops::engine_options(options, info, info, operation));
+  engine.use_extents = use_extents;
+  // Chunks may be large (up to kMaxChunkSize): read one ahead, no more.
+  engine.workers = std::min(engine.workers, 2u);
+  engine.max_queued = 1;
+  FoldSink sink(fn);
+  return ops::run_engine(device, sink, engine);
 }
 
 }  // namespace
 
 Status fold(BlockDevice& device, uint64_t chunk_size, const FoldFn& fn) {
-  constexpr const char* kOp = "fold";
-  const DeviceInfo info = device.info();
-  QK_ASSIGN_OR_RETURN(const uint64_t chunk,
-                      ops::chunk_size_for(chunk_size, ops::common_alignment(info, info), kOp));
-  std::vector<uint8_t> buffer;
-  QK_TRY(ops::ensure_buffer(buffer, static_cast<size_t>(std::min(chunk, info.size)), kOp));
-  return fold_range(device, 0, info.size, chunk, buffer, fn, kOp);
+  return fold_with(device, chunk_size, fn, /*use_extents=*/false, "fold");
 }
 
 Status fold_mapped(BlockDevice& device, uint64_t chunk_size, const FoldFn& fn) {
-  constexpr const char* kOp = "fold_mapped";
-  const DeviceInfo info = device.info();
-  const uint64_t alignment = ops::common_alignment(info, info);
-  QK_ASSIGN_OR_RETURN(const uint64_t chunk, ops::chunk_size_for(chunk_size, alignment, kOp));
-  std::vector<uint8_t> buffer;
-  ops::SegmentWalker walker(device, nullptr, info.size, alignment, kOp);
-  for (;;) {
-    QK_ASSIGN_OR_RETURN(const std::optional<ops::Segment> segment, walker.next());
-    if (!segment) return {};
-    if (!segment->mapped) continue;
-    // Allocated only once there is data: folding an empty device costs nothing.
-    QK_TRY(ops::ensure_buffer(buffer, static_cast<size_t>(std::min(chunk, info.size)), kOp));
-    QK_TRY(fold_range(device, segment->offset, segment->offset + segment->length, chunk, buffer,
-                      fn, kOp));
-  }
+  return fold_with(device, chunk_size, fn, /*use_extents=*/true, "fold_mapped");
 }
 
 Status fold_unmapped(BlockDevice& device, const RangeFn& fn) {
   constexpr const char* kOp = "fold_unmapped";
   const DeviceInfo info = device.info();
-  ops::SegmentWalker walker(device, nullptr, info.size, ops::common_alignment(info, info), kOp);
+  engine::SegmentWalker walker(device, nullptr, info.size, ops::common_alignment(info, info), kOp);
   for (;;) {
-    QK_ASSIGN_OR_RETURN(const std::optional<ops::Segment> segment, walker.next());
+    QK_ASSIGN_OR_RETURN(const std::optional<engine::Segment> segment, walker.next());
     if (!segment) return {};
     // The walker merges zero and hole extents, so each range is maximal.
     if (!segment->mapped) QK_TRY(fn(segment->offset, segment->length));

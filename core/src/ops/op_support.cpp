@@ -46,11 +46,6 @@ Status check_copy_devices(const DeviceInfo& src, const DeviceInfo& dst, const ch
   return {};
 }
 
-Error failed_at(const char* operation, const char* what, uint64_t offset, const Error& cause) {
-  return make_error(cause.code, std::string(operation) + ": " + what + " failed at offset " +
-                                    std::to_string(offset) + ": " + cause.message);
-}
-
 Status ensure_buffer(std::vector<uint8_t>& buffer, size_t size, const char* operation) {
   if (buffer.size() >= size) return {};
   try {
@@ -60,23 +55,6 @@ Status ensure_buffer(std::vector<uint8_t>& buffer, size_t size, const char* oper
                                   std::to_string(size) + "-byte buffer");
   }
   return {};
-}
-
-void ProgressMeter::add(uint64_t bytes) {
-  if (!fn_) return;
-  std::lock_guard lock(mutex_);
-  done_ += bytes;
-  fn_(done_, total_);
-  reported_total_ = done_ == total_;
-}
-
-void ProgressMeter::finish() {
-  if (!fn_) return;
-  std::lock_guard lock(mutex_);
-  if (reported_total_) return;
-  done_ = total_;
-  fn_(done_, total_);
-  reported_total_ = true;
 }
 
 }  // namespace qcowkit::ops

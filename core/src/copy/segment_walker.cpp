@@ -1,20 +1,28 @@
-#include "ops/segment_walker.hpp"
+#include "copy/segment_walker.hpp"
 
 #include <algorithm>
 #include <string>
 
-#include "ops/op_support.hpp"
+#include "copy/request_geometry.hpp"
 
-namespace qcowkit::ops {
+namespace qcowkit::engine {
 
 SegmentWalker::SegmentWalker(BlockDevice& first, BlockDevice* second, uint64_t size,
-                             uint64_t alignment, const char* operation)
-    : size_(size), alignment_(alignment ? alignment : 1), operation_(operation) {
+                             uint64_t alignment, const char* operation, uint64_t begin)
+    : size_(size), alignment_(alignment ? alignment : 1), operation_(operation), position_(begin) {
   first_.device = &first;
   second_.device = second;
 }
 
 Result<Extent> SegmentWalker::extent_at(Cursor& cursor, uint64_t offset) {
+  // A segment rounded to a coarse alignment may end before the extent just
+  // looked at: step back to the one holding `offset`, or ask again.
+  while (cursor.index > 0 && cursor.index <= cursor.extents.size() &&
+         (cursor.index == cursor.extents.size() || cursor.extents[cursor.index].offset > offset) &&
+         cursor.extents[cursor.index - 1].offset + cursor.extents[cursor.index - 1].length > offset)
+    --cursor.index;
+  if (cursor.index < cursor.extents.size() && cursor.extents[cursor.index].offset > offset)
+    cursor.index = cursor.extents.size();
   while (cursor.index < cursor.extents.size() &&
          cursor.extents[cursor.index].offset + cursor.extents[cursor.index].length <= offset)
     ++cursor.index;
@@ -76,4 +84,4 @@ Result<std::optional<Segment>> SegmentWalker::next() {
   return std::optional<Segment>(Segment{start, end - start, mapped});
 }
 
-}  // namespace qcowkit::ops
+}  // namespace qcowkit::engine

@@ -14,7 +14,7 @@
 
 #include "qcowkit/block_device.hpp"
 
-namespace qcowkit::ops {
+namespace qcowkit::engine {
 
 struct Segment {
   uint64_t offset = 0;
@@ -24,9 +24,10 @@ struct Segment {
 
 class SegmentWalker {
  public:
-  // `second` may be null. Both devices must be at least `size` bytes.
+  // `second` may be null. Both devices must be at least `size` bytes. The
+  // walk covers [begin, size); `begin` must be a multiple of `alignment`.
   SegmentWalker(BlockDevice& first, BlockDevice* second, uint64_t size, uint64_t alignment,
-                const char* operation);
+                const char* operation, uint64_t begin = 0);
 
   // The next segment from where the last one ended; nullopt at the end.
   Result<std::optional<Segment>> next();
@@ -52,4 +53,4 @@ class SegmentWalker {
   uint64_t position_ = 0;
 };
 
-}  // namespace qcowkit::ops
+}  // namespace qcowkit::engine
