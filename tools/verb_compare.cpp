@@ -16,13 +16,14 @@ namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit compare [-f FMT] [-F FMT] [-s] [-p] [--backing-chain] A B\n"
+    "usage: qcowkit compare [-f FMT] [-F FMT] [-s] [-p] [-U] [--backing-chain] A B\n"
     "\n"
     "Compares the virtual contents of A and B (raw or qcow2; -f and -F name their\n"
     "formats). Without -s, images of different sizes are equal when the larger\n"
     "one holds only zeroes past the end of the smaller; with -s they differ.\n"
     "Exit status: 0 identical, 1 different (the first differing byte offset is\n"
-    "printed), 2 an error stopped the comparison.\n";
+    "printed), 2 an error stopped the comparison. -U (--force-share) reads\n"
+    "without taking the images' locks.\n";
 
 constexpr int kExitDifferent = 1;
 constexpr int kExitError = 2;
@@ -76,7 +77,7 @@ int run_compare(const VerbArgs& raw_args) {
   auto args = parse_verb_args("compare", kHelp, raw_args,
                               {{'f', nullptr, true}, {'F', nullptr, true}, {'s', nullptr, false},
                                {'p', nullptr, false}, {'q', nullptr, false},
-                               {0, "backing-chain", false}},
+                               {0, "backing-chain", false}, {'U', "force-share", false}},
                               status);
   if (!args) return status;
   if (args->positionals.size() != 2) return usage_error("compare", "expected two images, A and B");
@@ -85,6 +86,7 @@ int run_compare(const VerbArgs& raw_args) {
   for (int i = 0; i < 2; ++i) {
     options[i].contents_needed = true;
     options[i].follow_backing = args->has("backing-chain");
+    options[i].lock = !args->has("force-share");
     if (auto f = args->last(format_flags[i])) {
       auto name = parse_format_name(*f);
       if (!name.ok()) return usage_error("compare", name.error().message);

@@ -19,7 +19,7 @@ namespace {
 
 const char kHelp[] =
     "usage: qcowkit convert [-f raw|qcow2] [-O raw|qcow2] [-c] [-o OPTIONS] [-S BYTES]\n"
-    "                       [-m THREADS] [-t CACHE] [-W] [-p] [-q] [--backing-chain] IN OUT\n"
+    "                       [-m THREADS] [-t CACHE] [-W] [-p] [-q] [-U] [--backing-chain] IN OUT\n"
     "\n"
     "Copies the virtual contents of IN into a new file OUT (which must not exist).\n"
     "  -O       output format (default raw, as qemu-img)\n"
@@ -37,7 +37,8 @@ const char kHelp[] =
     "  -W       allow out-of-order writes: faster, but a qcow2 output's clusters may\n"
     "           be laid out less sequentially (compressed clusters are always stored\n"
     "           in order; raw outputs take any order anyway)\n"
-    "  -T, -U   accepted for qemu-img compatibility; they change nothing\n";
+    "  -U       (--force-share) read IN without taking its lock\n"
+    "  -T       accepted for qemu-img compatibility; it changes nothing\n";
 
 struct Target {
   std::shared_ptr<FileDevice> file;
@@ -83,7 +84,7 @@ int run_convert(const VerbArgs& raw_args) {
        {'t', nullptr, true}, {'W', nullptr, false},
        // Accepted so qemu-img command lines run unchanged: the source cache
        // mode means nothing here.
-       {'T', nullptr, true}},
+       {'T', nullptr, true}, {'U', "force-share", false}},
       status);
   if (!args) return status;
   if (args->positionals.size() != 2) return usage_error("convert", "expected IN and OUT");
@@ -93,6 +94,7 @@ int run_convert(const VerbArgs& raw_args) {
   ImageOpenOptions in_options;
   in_options.contents_needed = true;
   in_options.follow_backing = args->has("backing-chain");
+  in_options.lock = !args->has("force-share");
   if (auto f = args->last("f")) {
     auto name = parse_format_name(*f);
     if (!name.ok()) return usage_error("convert", name.error().message);

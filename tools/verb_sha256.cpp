@@ -15,11 +15,11 @@ namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit sha256 [-f raw|qcow2] [-p] [--backing-chain] IMAGE...\n"
+    "usage: qcowkit sha256 [-f raw|qcow2] [-p] [-U] [--backing-chain] IMAGE...\n"
     "\n"
     "Prints 'DIGEST  IMAGE' for each image, DIGEST being the SHA-256 of its\n"
     "virtual contents. Holes are hashed as the zeroes they read as, without\n"
-    "reading them.\n";
+    "reading them. -U (--force-share) reads without taking the images' locks.\n";
 
 constexpr uint64_t kChunk = 4u << 20;
 
@@ -65,13 +65,14 @@ int run_sha256(const VerbArgs& raw_args) {
   int status = 0;
   auto args = parse_verb_args("sha256", kHelp, raw_args,
                               {{'f', nullptr, true}, {'p', nullptr, false},
-                               {0, "backing-chain", false}},
+                               {0, "backing-chain", false}, {'U', "force-share", false}},
                               status);
   if (!args) return status;
   if (args->positionals.empty()) return usage_error("sha256", "expected at least one IMAGE");
   ImageOpenOptions options;
   options.contents_needed = true;
   options.follow_backing = args->has("backing-chain");
+  options.lock = !args->has("force-share");
   if (auto f = args->last("f")) {
     auto name = parse_format_name(*f);
     if (!name.ok()) return usage_error("sha256", name.error().message);
