@@ -306,7 +306,7 @@ TEST_CASE("fold: visits every chunk in order, the last one shorter", "[ops][fold
   }
 }
 
-TEST_CASE("fold: an empty device is never visited; bad chunk sizes are refused", "[ops][fold]") {
+TEST_CASE("fold: an empty device is never visited and bad chunk sizes are refused", "[ops][fold]") {
   MemoryDevice empty(0);
   int calls = 0;
   REQUIRE_OK(fold(empty, 4096, [&](uint64_t, ConstByteSpan) { ++calls; return Status{}; }));
@@ -604,7 +604,7 @@ TEST_CASE("sparse_copy: holes stay holes on a memory destination", "[ops][sparse
   REQUIRE_FALSE(log.overlapped);
 }
 
-TEST_CASE("sparse_copy: holes become trims; none with destination_is_zero",
+TEST_CASE("sparse_copy: holes become trims unless destination_is_zero is set",
           "[ops][sparse_copy]") {
   MemoryDevice src(16 * MiB);
   put_data(src, {4 * MiB}, 100 * KiB);
