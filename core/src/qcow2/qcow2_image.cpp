@@ -43,6 +43,13 @@ Result<Qcow2Details> Qcow2Image::probe(BlockDevice& file) {
   d.backing_format = h.backing_format;
   d.data_file = h.data_file;
   d.data_file_raw = h.autoclear_features & qcow2::kAutoclearDataFileRaw;
+  // The snapshot table and the bitmap directory are bounded and validated
+  // as open() does; a broken snapshot table is an error, as in qemu-img
+  // info, while bitmaps are described only when their directory is sound.
+  QK_ASSIGN_OR_RETURN(qcow2::SnapshotTable snapshots, qcow2::read_snapshot_table(file, h));
+  for (const qcow2::SnapshotEntry& s : snapshots.entries) d.snapshots.push_back(s.info);
+  if (auto dir = h.bitmaps ? qcow2::read_bitmap_directory(file, h) : Result<qcow2::BitmapDirectory>(qcow2::BitmapDirectory{}); dir.ok())
+    for (const qcow2::BitmapEntry& b : dir->entries) d.bitmaps.push_back(b.info);
   return d;
 }
 
@@ -100,6 +107,16 @@ Result<std::vector<MapEntry>> Qcow2Image::map(uint64_t offset, uint64_t length) 
 Result<CheckReport> Qcow2Image::check(RepairMode repair) { return impl_->check(repair); }
 
 Status Qcow2Image::compact() { return impl_->compact(); }
+
+Status Qcow2Image::create_snapshot(const std::string& name) { return impl_->create_snapshot(name); }
+
+Status Qcow2Image::delete_snapshot(const std::string& id_or_name) {
+  return impl_->delete_snapshot(id_or_name);
+}
+
+Status Qcow2Image::apply_snapshot(const std::string& id_or_name) {
+  return impl_->apply_snapshot(id_or_name);
+}
 
 bool Qcow2Image::can_zero_fast(uint64_t offset, uint64_t length) {
   std::lock_guard lock(impl_->mutex_);
