@@ -9,27 +9,7 @@
 # corruption (leaks are allowed), the data flushed before the load is intact,
 # and every block the load touched holds its last flushed value or one
 # written after it.
-#
-# KNOWN BUG, skipped by name: KNOWN_BUG_ISSUE11_FLUSH_DISCARD_RACE. Issue 11,
-# defect 1 (flush applies refcount drops queued by a trim or zero whose L2
-# change is not written yet) makes some rounds end with "ERROR cluster N
-# refcount=0 reference=1" (and "OFLAG_COPIED data cluster ... refcount=0" for
-# the same clusters). While the variable is 1, a round whose qemu-img check
-# finds corruptions of exactly that signature and nothing else ends the test
-# as SKIPPED (exit 77, CTest's SKIP_RETURN_CODE), printing the round and the
-# check output; any other corruption still fails. Set it to 0 (or delete it)
-# once main carries the fix for defect 1.
-KNOWN_BUG_ISSUE11_FLUSH_DISCARD_RACE=1
 source "$(dirname "$0")/lib.sh"
-
-# Whether every corruption qemu-img check reports in FILE is the signature of
-# issue 11 defect 1: a durable L2 entry naming a cluster whose refcount is 0.
-only_flush_discard_race_errors() {
-  local errors
-  errors=$(grep '^ERROR' "$1") || return 1
-  ! grep -v -E '^ERROR (cluster [0-9]+ refcount=0 reference=1|OFLAG_COPIED data cluster: l2_entry=[0-9a-f]+ refcount=0)$' \
-      <<<"$errors" | grep -q .
-}
 
 img="$work/disk.qcow2"
 sock="$work/sock"
@@ -63,13 +43,6 @@ for round in 1 2 3; do
 
   status=0
   qemu-img check -f qcow2 "$img" >"$work/check" 2>&1 || status=$?
-  if [[ $status -eq 2 && $KNOWN_BUG_ISSUE11_FLUSH_DISCARD_RACE -eq 1 ]] &&
-     only_flush_discard_race_errors "$work/check"; then
-    cat "$work/check"
-    echo "SKIPPED: round $round (seed $round): qemu-img check found the corruption of issue 11" \
-         "defect 1 (KNOWN_BUG_ISSUE11_FLUSH_DISCARD_RACE); see the header of $0"
-    exit 77
-  fi
   [[ $status -eq 0 || $status -eq 3 ]] ||
     { cat "$work/check" >&2; fail "round $round: qemu-img check exited $status after SIGKILL"; }
   expect_pattern "$img" 0xf1 0 4M || fail "round $round: data flushed before the kill is damaged"
