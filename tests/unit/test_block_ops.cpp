@@ -737,6 +737,8 @@ TEST_CASE("randomized: the operations agree with each other on random sparse dev
     auto r = compare(src, dst, options);
     REQUIRE_OK(r);
     REQUIRE(r->equal);
+    const bool dst_equals_src = read_all(dst, 0, size) == read_all(src, 0, size);  // not only compare()'s word
+    REQUIRE(dst_equals_src);
     REQUIRE(read_all(full, 0, size) == read_all(src, 0, size));
     REQUIRE(dst.allocated_bytes() <= full.allocated_bytes());
     const uint64_t planted = (rng() % (size / sector_b)) * sector_b + rng() % sector_b;
