@@ -58,18 +58,54 @@ def work(name):
     return path
 
 
-def compare_common(ours, theirs, where, skip=()):
-    """Every field both JSON values have must be equal."""
+# Where qcowkit's JSON legitimately differs from qemu-img's today, each entry
+# named and explained; every other missing or extra field fails. Keys are
+# field names, matched at any depth.
+#
+# Fields qemu-img prints and qcowkit does not: (verb, field) -> why.
+# Issue 14 (qcowkit info did not list internal snapshots) had an entry here;
+# main fixed it (26afded) and the lists now compare equal, so a regression
+# fails again. Add an entry only for a known, filed difference, naming it.
+EXPECTED_MISSING = {
+}
+# Fields qcowkit prints and qemu-img leaves out: (verb, field) -> the only
+# value qcowkit may print for it. qemu-img check omits a count that is zero
+# (the QAPI fields are optional); qcowkit always prints them, as zero.
+EXPECTED_EXTRA = {("check", field): 0 for field in (
+    "corruptions", "leaks", "corruptions-fixed", "leaks-fixed", "fragmented-clusters",
+    "compressed-clusters", "check-errors")}
+expected_missing_seen = set()      # expected-missing fields that were missing
+expected_missing_present = set()   # ... and those qcowkit printed after all (compared)
+
+
+def compare_json(ours, theirs, where, verb, skip=()):
+    """The same fields with the same values, except `skip` and the entries of
+    EXPECTED_MISSING / EXPECTED_EXTRA for `verb`."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
         for key in theirs:
-            if key in ours and key not in skip:
-                compare_common(ours[key], theirs[key], f"{where}.{key}", skip)
+            if key in skip:
+                continue
+            if key not in ours:
+                if (verb, key) in EXPECTED_MISSING:
+                    expected_missing_seen.add((verb, key))
+                else:
+                    fail(f"{where}: qemu-img prints {key!r}, qcowkit does not")
+                continue
+            if (verb, key) in EXPECTED_MISSING:
+                expected_missing_present.add((verb, key))
+            compare_json(ours[key], theirs[key], f"{where}.{key}", verb, skip)
+        for key in ours:
+            if key in theirs or key in skip:
+                continue
+            if (verb, key) in EXPECTED_EXTRA and ours[key] == EXPECTED_EXTRA[(verb, key)]:
+                continue
+            fail(f"{where}: qcowkit prints {key!r} = {ours[key]!r}, qemu-img does not")
     elif isinstance(ours, list) and isinstance(theirs, list):
         if len(ours) != len(theirs):
             fail(f"{where}: {len(ours)} items, qemu-img has {len(theirs)}")
             return
         for i, (a, b) in enumerate(zip(ours, theirs)):
-            compare_common(a, b, f"{where}[{i}]", skip)
+            compare_json(a, b, f"{where}[{i}]", verb, skip)
     elif ours != theirs:
         fail(f"{where}: qcowkit says {ours!r}, qemu-img says {theirs!r}")
 
@@ -124,7 +160,7 @@ def group_info():
         if ours is None or theirs is None:
             continue
         # qemu-img makes the backing name absolute; we print what the image says.
-        compare_common(ours, theirs, f"info {name}", skip=("full-backing-filename",))
+        compare_json(ours, theirs, f"info {name}", "info", skip=("full-backing-filename",))
         for key in ("virtual-size", "filename", "format", "actual-size", "dirty-flag"):
             if key not in ours:
                 fail(f"info {name}: no {key}")
@@ -149,7 +185,7 @@ def group_info():
         theirs = json_of("qemu-img info --backing-chain",
                          *run("qemu-img", "info", "-U", "--backing-chain", "--output=json", qcow2))
         if ours is not None and theirs is not None:
-            compare_common(ours, theirs, "info --backing-chain", skip=("full-backing-filename",))
+            compare_json(ours, theirs, "info --backing-chain", "info", skip=("full-backing-filename",))
 
 
 # --- check ----------------------------------------------------------------
@@ -162,7 +198,7 @@ def check_both(where, path, *extra):
     if rc != qrc:
         fail(f"{where}: exit {rc}, qemu-img check exits {qrc}")
     if ours is not None and theirs is not None:
-        compare_common(ours, theirs, where)
+        compare_json(ours, theirs, where, "check")
     return rc, ours
 
 
@@ -677,6 +713,12 @@ if __name__ == "__main__":
         print(f"unknown group {GROUP}", file=sys.stderr)
         sys.exit(2)
     group()
+    for verb, key in sorted(expected_missing_seen):
+        print(f"known difference, not checked: {verb} lacks {key!r} "
+              f"({EXPECTED_MISSING[(verb, key)]})")
+    for verb, key in sorted(expected_missing_present - expected_missing_seen):
+        print(f"note: {verb} now prints {key!r} (compared with qemu-img's); the "
+              f"EXPECTED_MISSING entry ({EXPECTED_MISSING[(verb, key)]}) can go")
     if failures:
         print(f"{len(failures)} failure(s) in group {GROUP}", file=sys.stderr)
         sys.exit(1)

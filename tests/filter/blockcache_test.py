@@ -19,6 +19,8 @@ Cases:
                       even through the delay filter
   flush-error         error filter under ours fails writes: flush reports it, retries later
   scan-map            blockcache-extents=scan over noextents: nbdinfo --map shows zeroes
+  memory-bound        the memory bound measured from outside: nbdkit's peak RSS while
+                      8x the bound is written over the null plugin
 """
 
 import argparse
@@ -110,7 +112,8 @@ def check(condition, message):
 
 def run_workload(server, size, seed, ops=1500):
     """Random writes, zeroes, trims, flushes and verified reads over two
-    connections; returns the final contents as the model predicts them."""
+    connections. Returns the SHA-256 of the final contents as the server
+    reads them back and as the model (the bytes written) predicts them."""
     rng = random.Random(seed)
     model = bytearray(size)
     handles = [server.connect(), server.connect()]
@@ -140,7 +143,7 @@ def run_workload(server, size, seed, ops=1500):
     check(whole == model, "final contents differ from what was written")
     for h in handles:
         h.shutdown()
-    return hashlib.sha256(model).hexdigest()
+    return hashlib.sha256(whole).hexdigest(), hashlib.sha256(model).hexdigest()
 
 
 def read_all(h, size):
@@ -164,21 +167,30 @@ def case_workload(args, tmp, plugin_kind):
         plugin = ["--filter=noextents", "memory", str(size)]
         ours = ["blockcache-size=2M", "blockcache-read=on"]
 
-    results = {}
+    # Three views of the result, each from a different path: the model (the
+    # bytes the workload wrote), the plugin alone read over a plain NBD
+    # connection (no filter: an independent reference), and the stack with
+    # the filter; for the file plugin also the file itself after nbdkit exits.
+    read_back, modelled = {}, {}
     for name, filter_args in (("plain", []), ("cached", [f"--filter={args.filter}"])):
         if plugin_kind == "file":
             with open(path, "wb") as f:
                 f.truncate(size)
         server = Server(tmp, filter_args + plugin + (ours if filter_args else []), name)
-        results[name] = run_workload(server, size, seed)
+        read_back[name], modelled[name] = run_workload(server, size, seed)
         server.stop()
+        check(read_back[name] == modelled[name], f"{name}: the server read back other bytes than "
+                                                 "the workload wrote")
         if plugin_kind == "file":
             with open(path, "rb") as f:
                 on_disk = hashlib.sha256(f.read()).hexdigest()
-            check(on_disk == results[name], f"{name}: the file does not hold the final contents "
-                                            "after nbdkit exited")
-    check(results["plain"] == results["cached"], "the filter changed the workload's result")
-    print(f"ok: {plugin_kind}: same contents with and without the filter ({results['plain'][:16]})")
+            check(on_disk == modelled[name], f"{name}: the file does not hold the bytes the workload "
+                                             "wrote after nbdkit exited")
+    check(read_back["cached"] == read_back["plain"],
+          "the filter's stack reads back other contents than the plugin alone")
+    check(modelled["cached"] == modelled["plain"], "the seeded workload was not the same twice")
+    print(f"ok: {plugin_kind}: the filter's stack, the plugin alone and the model agree "
+          f"({read_back['plain'][:16]})")
 
 
 def case_kill(args, tmp):
@@ -348,6 +360,48 @@ def case_close(args, tmp):
     print("ok: a disconnect wrote everything back")
 
 
+def memory_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    sys.exit(f"FAIL: no {field} in /proc/{pid}/status")
+
+
+def case_memory_bound(args, tmp, bound=32 * MiB):
+    """The cache's memory bound, measured from outside the filter: the peak
+    resident size of the nbdkit process (VmHWM, kept by the kernel) while
+    8x the bound is written, against its size once serving. Under the null
+    plugin, which keeps nothing, what grows is the filter (and nbdkit's
+    request buffers, allowed for in the slack)."""
+    size = 1 << 30
+    server = Server(tmp, [f"--filter={args.filter}", "null", str(size), f"blockcache-size={bound}"])
+    pid = server.proc.pid
+    h = server.connect()
+    h.pwrite(bytes(4096), 0)  # request buffers and the first page exist
+    before = memory_kib(pid, "VmRSS") * 1024
+    rng = random.Random(3)
+    written = 0
+    while written < 8 * bound:
+        length = rng.choice([4096, 65536, 256 * 1024])
+        offset = rng.randrange(0, (size - length) // 4096) * 4096
+        h.pwrite(rng.randbytes(length), offset)
+        written += length
+    peak = memory_kib(pid, "VmHWM") * 1024
+    h.shutdown()
+    server.stop()
+    growth = peak - before
+    slack = bound // 4 + 8 * MiB  # page bookkeeping, allocator, request buffers
+    print(f"nbdkit grew by {growth / MiB:.1f} MiB (peak RSS {peak / MiB:.1f} MiB) writing "
+          f"{written // MiB} MiB through a {bound // MiB} MiB cache")
+    check(growth <= bound + slack,
+          f"nbdkit's resident memory grew by {growth} bytes, more than the {bound}-byte bound "
+          f"plus {slack} bytes of slack")
+    check(growth >= bound // 2, f"nbdkit grew by only {growth} bytes: the cache did not fill, "
+                                "so the bound was not tested")
+    print("ok: the memory bound holds, measured as nbdkit's peak RSS")
+
+
 def parse_map(text):
     extents = []
     for line in text.splitlines():
@@ -419,6 +473,8 @@ def main():
             case_caps(args, tmp)
         elif args.case == "scan-map":
             case_scan_map(args, tmp)
+        elif args.case == "memory-bound":
+            case_memory_bound(args, tmp)
         else:
             sys.exit(f"unknown case {args.case}")
 

@@ -109,3 +109,21 @@ check_clean() {
   local out
   out=$(qemu-img check -f qcow2 "$1" 2>&1) || fail "qemu-img check $1: $out"
 }
+
+# expect_pattern IMAGE PATTERN OFFSET LENGTH [QEMU-IO-OPTIONS...]: qemu-io
+# reads the range read-only and verifies every byte is PATTERN. Fails unless
+# qemu-io exits 0, prints no "Pattern verification failed" (it still prints
+# "read N/N bytes" after one), and reports reading exactly LENGTH bytes.
+# Returns 1 (after printing qemu-io's output) so callers can add context.
+expect_pattern() {
+  local image=$1 pattern=$2 offset=$3 length=$4; shift 4
+  local out status=0 bytes
+  out=$(qemu-io -f qcow2 -r "$@" -c "read -P $pattern $offset $length" "$image" 2>&1) || status=$?
+  bytes=$(numfmt --from=iec "${length^^}") || fail "expect_pattern: bad length $length"
+  if [[ $status -ne 0 ]] || grep -qi 'verification failed\|error\|failed' <<<"$out" ||
+     ! grep -q "^read $bytes/$bytes bytes at offset" <<<"$out"; then
+    echo "qemu-io read -P $pattern $offset $length on $image (exit $status):" >&2
+    echo "$out" >&2
+    return 1
+  fi
+}

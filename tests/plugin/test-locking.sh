@@ -47,7 +47,7 @@ wait "$qemu_pid" || true
 
 # 3. Readers share: nbdkit -r and qemu-io -r on the same image at once.
 start_server "$sock" -r "$img"
-qemu-io -f qcow2 -r -c "read -P 0x11 0 4096" "$img" | grep -q 'read 4096' ||
+expect_pattern "$img" 0x11 0 4096 ||
   fail "qemu-io -r could not read next to a read-only server"
 stop_server "$server_pid"
 check_clean "$img"

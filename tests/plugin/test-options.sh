@@ -51,7 +51,7 @@ check_clean "$work/new.qcow2"
 qemu-io -f qcow2 -c "write -P 0x77 0 64k" "$work/new.qcow2" >/dev/null
 with_server 'nbdinfo --size "$uri" >'"$work/size" file="$work/new.qcow2" create=1G
 [[ $(cat "$work/size") == 67108864 ]] || fail "create= replaced an existing image"
-qemu-io -f qcow2 -r -c "read -P 0x77 0 64k" "$work/new.qcow2" | grep -q 'read 65536' ||
+expect_pattern "$work/new.qcow2" 0x77 0 64k ||
   fail "create= changed the existing data"
 
 # Bad values are refused with the key in the message.

@@ -7,7 +7,7 @@ img="$work/disk.qcow2"
 timeout 120 "${nbdkit_cmd[@]}" -U - "$PLUGIN" "$img" create=64M \
   --run 'nbdsh -u "$uri" -c "h.pwrite(b\"\\x4d\" * 65536, 8 << 20)"' || fail "nbdkit --run"
 check_clean "$img"
-qemu-io -f qcow2 -r -c "read -P 0x4d 8M 64k" "$img" | grep -q 'read 65536' || fail "the end of --run lost writes"
+expect_pattern "$img" 0x4d 8M 64k || fail "the end of --run lost writes"
 status=0
 timeout 120 "${nbdkit_cmd[@]}" -U - "$PLUGIN" "$img" --run 'exit 7' || status=$?
 [[ $status -eq 7 ]] || fail "nbdkit --run exited $status, not the command's 7"

@@ -11,7 +11,7 @@ start_server "$sock" "$img" create=64M
 nbdsh -u "$(uri_of "$sock")" -c 'h.pwrite(b"\x3c" * (1 << 20), 1 << 20)'
 stop_server "$server_pid" TERM
 check_clean "$img"
-qemu-io -f qcow2 -r -c "read -P 0x3c 1M 1M" "$img" | grep -q 'read 1048576' || fail "SIGTERM lost unflushed writes"
+expect_pattern "$img" 0x3c 1M 1M || fail "SIGTERM lost unflushed writes"
 
 # The parent exits: nbdkit --exit-with-parent follows it and closes cleanly.
 bash -c 'env LD_PRELOAD="$4" nbdkit -f -U "$1" --exit-with-parent "$2" "$3" & for i in $(seq 100); do [[ -S "$1" ]] && break; sleep 0.1; done
@@ -21,5 +21,5 @@ for i in $(seq 100); do
   sleep 0.1
 done
 check_clean "$img"
-qemu-io -f qcow2 -r -c "read -P 0x5a 16M 64k" "$img" | grep -q 'read 65536' || fail "--exit-with-parent lost writes"
+expect_pattern "$img" 0x5a 16M 64k || fail "--exit-with-parent lost writes"
 echo "test-shutdown: every check passed"
