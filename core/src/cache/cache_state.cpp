@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <iterator>
 #include <string>
+#include <utility>
 
 namespace qcowkit {
 
@@ -68,7 +70,13 @@ Page& BlockCache::State::insert_page_locked(uint64_t index, bool zeroed) {
 void BlockCache::State::mark_dirty_locked(uint64_t, Page& page) {
   ++page.version;
   ++mutation_epoch;
-  if (page.dirty) return;
+  if (page.dirty) {
+    // The write-back in flight carries the bytes from before this change;
+    // its order must not be lost when that write-back completes, or a flush
+    // that begins now would take the page for newer than itself.
+    if (page.writing && page.rewrite_order == 0) page.rewrite_order = next_order++;
+    return;
+  }
   dirty_list.splice(dirty_list.end(), clean_list, page.node);
   page.dirty = true;
   page.order = next_order++;
@@ -119,6 +127,13 @@ void BlockCache::State::drop_page_locked(PageMap::iterator it) {
   log_drop_locked(it->first, it->first + 1);
   spare_buffers.push_back(std::move(page.data));
   pages.erase(it);
+}
+
+void BlockCache::State::requeue_dirty_locked(Page& page) {
+  // Usually the newest or nearly so: look from the back.
+  auto pos = dirty_list.end();
+  while (pos != dirty_list.begin() && pages.at(*std::prev(pos)).order > page.order) --pos;
+  dirty_list.splice(pos, writing_list, page.node);
 }
 
 void BlockCache::State::log_drop_locked(uint64_t first, uint64_t end) {
@@ -316,21 +331,22 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
       const uint64_t index = run.first_page + k;
       Page& page = pages.at(index);
       page.writing = false;
+      const uint64_t rewrite_order = std::exchange(page.rewrite_order, 0);
       if (!run.result.ok()) {
-        // Stays dirty and keeps its age: back into the list by order.
-        auto pos = dirty_list.begin();
-        while (pos != dirty_list.end() && pages.at(*pos).order < page.order) ++pos;
-        dirty_list.splice(pos, writing_list, page.node);
+        // Stays dirty and keeps its age (the bytes that failed are older
+        // than any rewrite): back into the list by order.
+        requeue_dirty_locked(page);
       } else if (page.version == run.versions[k]) {
         page.dirty = false;
         page.referenced = false;
         clean_list.splice(clean_list.end(), writing_list, page.node);
         stats.dirty_bytes -= page_size;
       } else {
-        // Rewritten meanwhile: what we wrote is durable-to-be, the newer
-        // data is dirty as of now.
-        page.order = next_order++;
-        dirty_list.splice(dirty_list.end(), writing_list, page.node);
+        // Rewritten meanwhile: what we wrote is on the device; the newer
+        // bytes are dirty since the first write that changed them (not
+        // since now: a flush begun in between must still write them).
+        page.order = rewrite_order != 0 ? rewrite_order : next_order++;
+        requeue_dirty_locked(page);
       }
     }
     if (run.result.ok()) {

@@ -14,6 +14,15 @@
 //  * every time pages leave the cache or the device changes underneath
 //    them (discard, zero, large write, resize), drop_log records the page
 //    range, so a reader that read the device meanwhile knows to retry.
+//
+// Durability (what flush() relies on): every change the device does not
+// have yet carries an order number no older than the order it was made at.
+// An idle dirty page's `order` is its oldest such change. A page being
+// written back has two: `order` for the bytes in flight, and
+// `rewrite_order` for its first change after the copy was taken, which
+// becomes its `order` when the write-back succeeds. So a flush whose
+// cut-off is the next order when it began is done when no dirty page or
+// write-back holds an order below the cut-off.
 #pragma once
 
 #include <condition_variable>
@@ -38,6 +47,9 @@ struct Page {
   std::unique_ptr<uint8_t[]> data;  // page_size bytes; bytes past the device end are zero
   uint64_t version = 0;             // bumped by every change to data
   uint64_t order = 0;               // when it became dirty (dirty pages' age)
+  // While writing: when the data first changed after the write-back copied
+  // it (0: not since). The page's age once that write-back succeeds.
+  uint64_t rewrite_order = 0;
   std::list<uint64_t>::iterator node;  // its entry in one of the three lists
   bool dirty = false;
   bool writing = false;             // a write-back of this page is in flight
@@ -125,6 +137,8 @@ struct BlockCache::State {
   void mark_range_pages_dirty_locked(uint64_t first, uint64_t end);
   void touch_locked(cache::Page& page, uint64_t index);
   void drop_page_locked(PageMap::iterator it);
+  // Puts a page that stays dirty back on dirty_list, at its place by order.
+  void requeue_dirty_locked(cache::Page& page);
   // Indexes of the cached pages in [first, end), ascending.
   std::vector<uint64_t> pages_in_locked(uint64_t first, uint64_t end) const;
   void log_drop_locked(uint64_t first, uint64_t end);
