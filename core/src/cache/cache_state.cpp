@@ -129,6 +129,14 @@ void BlockCache::State::drop_page_locked(PageMap::iterator it) {
   pages.erase(it);
 }
 
+void BlockCache::State::drop_superseded_locked(PageMap::iterator it, uint64_t id) {
+  if (it->second.dirty) {
+    uint64_t& oldest = busy.at(id).dropped_order;
+    oldest = std::min(oldest, it->second.order);
+  }
+  drop_page_locked(it);
+}
+
 void BlockCache::State::requeue_dirty_locked(Page& page) {
   // Usually the newest or nearly so: look from the back.
   auto pos = dirty_list.end();
@@ -153,8 +161,8 @@ bool BlockCache::State::dropped_since_locked(uint64_t epoch, uint64_t first,
 }
 
 bool BlockCache::State::busy_locked(uint64_t first, uint64_t end) const {
-  for (const auto& [id, range] : busy)
-    if (range.overlaps(first, end)) return true;
+  for (const auto& [id, entry] : busy)
+    if (entry.range.overlaps(first, end)) return true;
   return false;
 }
 
@@ -186,7 +194,7 @@ Result<uint64_t> BlockCache::State::begin_busy_locked(std::unique_lock<std::mute
   while (writing_in_locked(first, end) || busy_locked(first, end))
     QK_TRY(wait_locked(lock, "a pass-through"));
   const uint64_t id = next_busy_id++;
-  busy.emplace(id, cache::PageRange{first, end});
+  busy.emplace(id, cache::Busy{cache::PageRange{first, end}});
   ++in_flight;
   return id;
 }
@@ -394,10 +402,13 @@ Status BlockCache::State::flush_dirty(uint64_t order_limit) {
   for (;;) {
     if (closed) return make_error(EBADF, "flush: block cache is closed");
     std::vector<uint64_t> chosen;
-    // Dirty pages someone else is writing back, or that are busy.
+    // Dirty pages someone else is writing back, or that are busy, and
+    // pass-throughs carrying the bytes of dirty pages they dropped.
     bool pending = false;
     for (uint64_t index : writing_list)
       if (pages.at(index).order < order_limit) { pending = true; break; }
+    for (const auto& [id, entry] : busy)
+      if (entry.dropped_order < order_limit) { pending = true; break; }
     for (uint64_t index : dirty_list) {
       if (pages.at(index).order >= order_limit) break;  // the list is by age
       if (!busy.empty() && busy_locked(index, index + 1))
@@ -417,30 +428,37 @@ Status BlockCache::State::flush_dirty(uint64_t order_limit) {
   return device->flush();
 }
 
-Status BlockCache::State::write_back_range(uint64_t first, uint64_t end, bool fua,
-                                           bool& others_wrote) {
-  std::unique_lock lock(mutex);
+Status BlockCache::State::write_back_range_locked(std::unique_lock<std::mutex>& lock,
+                                                  uint64_t first, uint64_t end, bool fua,
+                                                  bool& others_wrote) {
   bool first_pass = true;
   for (;;) {
     std::vector<uint64_t> chosen;
-    bool pending = false;
+    // A pass-through over the range may have dropped our pages, its bytes
+    // superseding ours: done only once its device call is.
+    bool pending = !busy.empty() && busy_locked(first, end);
+    if (pending) others_wrote = true;
     uint64_t present = 0;
     for (uint64_t index : pages_in_locked(first, end)) {
       const Page& page = pages.at(index);
       ++present;
       if (!page.dirty) {
+        // Clean before our first look: someone else's write-back (without
+        // fua) carried our bytes. Cleaned later: by our own fua write, or
+        // with others_wrote already set by the wait that preceded it.
         if (first_pass) others_wrote = true;
         continue;
       }
-      if (page.writing || busy_locked(index, index + 1)) {
+      if (page.writing) {
         pending = true;
         others_wrote = true;
-      } else {
-        chosen.push_back(index);
+      } else if (busy.empty() || !busy_locked(index, index + 1)) {
+        chosen.push_back(index);  // busy ones made `pending` above
       }
     }
-    // A page already gone was written back (and dropped) by someone else.
-    if (first_pass && present < end - first) others_wrote = true;
+    // A page gone was written back and evicted, or superseded by a
+    // pass-through, by someone else.
+    if (present < end - first) others_wrote = true;
     first_pass = false;
     if (chosen.empty()) {
       if (!pending) return {};
