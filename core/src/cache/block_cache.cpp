@@ -210,6 +210,10 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
   };
   int fill_attempts = 0;
   for (;;) {
+    if (s.write_around_locked(first, last + 1)) {
+      lock.unlock();
+      return s.write_large(offset, data, flags);
+    }
     std::vector<uint64_t> need;
     for (uint64_t index : {first, last}) {
       if (!need.empty() && need.back() == index) continue;

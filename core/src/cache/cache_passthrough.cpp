@@ -6,6 +6,7 @@
 // the device concurrently retry. Dirty pages it drops are superseded by its
 // own device call: flushes begun meanwhile wait for that call.
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 
@@ -30,6 +31,7 @@ Status BlockCache::State::write_large(uint64_t offset, ConstByteSpan data, Write
   const uint64_t end = offset + data.size();
   const uint64_t first = page_of(offset), last_end = page_of(end - 1) + 1;
   QK_ASSIGN_OR_RETURN(const uint64_t id, begin_busy_locked(lock, first, last_end));
+  ++stats.direct_writes;
   // Pages wholly overwritten are dropped; the edge pages take the new bytes
   // and keep their state (the device gets the same bytes below).
   for (uint64_t index : pages_in_locked(first, last_end)) {
@@ -46,9 +48,15 @@ Status BlockCache::State::write_large(uint64_t offset, ConstByteSpan data, Write
   knowledge.forget(offset, end);
   log_drop_locked(first, last_end);
   lock.unlock();
+  const auto started = std::chrono::steady_clock::now();
   Status st = device->write(offset, data, flags);
+  const auto elapsed = std::chrono::steady_clock::now() - started;
   lock.lock();
   end_busy_locked(id);
+  if (st.ok())
+    note_write_time_locked(
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()),
+        data.size());
   if (!st.ok()) {
     // As in zero_range: the edge pages show the new bytes the device may
     // lack; dirty, they reach it on the next write-back.

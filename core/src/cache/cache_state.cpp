@@ -17,6 +17,9 @@ namespace {
 constexpr size_t kDropLogLength = 4096;
 // Device writes faster than this are issued one after another.
 constexpr uint64_t kParallelWorthNs = 50'000;
+// A device whose writes cost less than this beyond moving their bytes gets
+// the writes a full cache has no room for directly.
+constexpr uint64_t kWriteAroundNs = 50'000;
 // Full-size write-back buffers kept for reuse.
 constexpr size_t kSpareRuns = 4;
 }  // namespace
@@ -301,26 +304,30 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
   changed.notify_all();
   lock.unlock();
 
-  const auto started = std::chrono::steady_clock::now();
   auto write_run = [&](size_t i) {
     Run& run = runs[i];
+    const auto started = std::chrono::steady_clock::now();
     run.result = device->write(page_start(run.first_page), ConstByteSpan(run.data.get(), run.size),
                                WriteFlags{fua});
+    run.elapsed_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                               std::chrono::steady_clock::now() - started)
+                                               .count());
   };
   if (parallel) {
     runner.run(runs.size(), write_run);
   } else {
     for (size_t i = 0; i < runs.size(); ++i) write_run(i);
   }
-  const uint64_t elapsed = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                     std::chrono::steady_clock::now() - started)
-                                                     .count());
   lock.lock();
-  // Average time of one device write, as the write-back saw it (a moving
-  // average, so a device that slows down is noticed within a few rounds).
-  const uint64_t per_write = parallel ? elapsed * std::min<uint64_t>(runs.size(), options.writeback_parallelism) / runs.size()
-                                      : elapsed / runs.size();
-  write_latency_ns = (write_latency_ns * 3 + per_write) / 4;
+  // What the device takes for one write: the fastest of the batch, each
+  // timed on its own. The batch's time, or an average, would charge the
+  // device for the writers' turns at the CPU and at the device's own locks
+  // (16 writes in flight on 2 cores look 8 times slower than they are), and
+  // the parallel write-back that this estimate chooses would keep it high.
+  uint64_t fastest = UINT64_MAX, fastest_bytes = 0;
+  for (const Run& run : runs)
+    if (run.elapsed_ns < fastest) fastest = run.elapsed_ns, fastest_bytes = run.size;
+  note_write_time_locked(fastest, fastest_bytes);
   in_flight -= runs.size();
   // Keep a few full-size buffers (they stay counted in writeback_bytes, and
   // never take more than a quarter of the budget); free the rest.
@@ -371,6 +378,27 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
   }
   changed.notify_all();
   return first_error;
+}
+
+void BlockCache::State::note_write_time_locked(uint64_t per_write_ns, uint64_t bytes_per_write) {
+  write_latency_ns = (write_latency_ns * 3 + per_write_ns) / 4;
+  // The overhead drops at once on a fast write and rises slowly on slow
+  // ones: a thread that lost the CPU for a while (a busy machine) makes a
+  // fast device look slow for one write, while a slow device never has a
+  // fast one. A device that turns slow is noticed within a few dozen writes.
+  const uint64_t overhead = per_write_ns - std::min(per_write_ns, bytes_per_write);
+  if (overhead < write_overhead_ns)
+    write_overhead_ns = overhead;
+  else
+    write_overhead_ns += (overhead - write_overhead_ns) / 16;
+}
+
+bool BlockCache::State::write_around_locked(uint64_t first, uint64_t end) const {
+  if (pages.size() + (end - first) <= max_pages || !clean_list.empty()) return false;
+  if (write_overhead_ns >= kWriteAroundNs) return false;
+  for (uint64_t index = first; index < end; ++index)
+    if (pages.count(index)) return false;
+  return true;
 }
 
 Status BlockCache::State::make_room_locked(std::unique_lock<std::mutex>& lock, uint64_t count) {

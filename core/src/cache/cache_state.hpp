@@ -80,6 +80,7 @@ struct Run {
   uint64_t size = 0;
   bool pooled = false;              // data came from spare_runs (max_writeback_bytes long)
   Status result;
+  uint64_t elapsed_ns = 0;          // of the device write
 };
 
 }  // namespace cache
@@ -99,6 +100,11 @@ struct BlockCache::State {
   // Moving average of one device write during write-back; starts high so
   // the first rounds go in parallel and measure.
   uint64_t write_latency_ns = 1'000'000;
+  // What one device write costs beyond moving its bytes (its time less a
+  // nanosecond a byte): the round trip of a network, a disk or a slow
+  // plugin. A running estimate near the low end of what write-backs and
+  // pass-throughs measure; starts high, as if the device were slow.
+  uint64_t write_overhead_ns = 1'000'000;
   uint32_t sector_size;
   bool read_only;
 
@@ -174,6 +180,16 @@ struct BlockCache::State {
   // several runs in flight. Releases the lock during the I/O.
   Status write_back_locked(std::unique_lock<std::mutex>& lock,
                            const std::vector<uint64_t>& indexes, bool fua);
+  // Folds the time one device write of `bytes_per_write` bytes took into
+  // the averages above.
+  void note_write_time_locked(uint64_t per_write_ns, uint64_t bytes_per_write);
+  // Whether a write of pages [first, end) should go straight to the device
+  // (write_large) rather than into the cache: the cache is full of dirty
+  // pages, none of these pages is cached, and the device answers about as
+  // fast as memory. Writing back older pages to make room would then cost
+  // two more copies of as many bytes for nothing: there is no round trip
+  // to hide and nothing to coalesce that the device would not take as fast.
+  bool write_around_locked(uint64_t first, uint64_t end) const;
   // Makes room for `count` more pages: drops clean pages, then writes back
   // the oldest dirty ones.
   Status make_room_locked(std::unique_lock<std::mutex>& lock, uint64_t count);
