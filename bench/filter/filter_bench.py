@@ -83,8 +83,16 @@ def fio(uri, seconds, rows):
     for job in report["jobs"]:
         iops = job["write"]["iops"] + job["read"]["iops"]
         mib = (job["write"]["bw_bytes"] + job["read"]["bw_bytes"]) / (1 << 20)
-        result[job["jobname"]] = (iops, mib)
+        requests = job["write"]["total_ios"] + job["read"]["total_ios"]
+        result[job["jobname"]] = (iops, mib, requests)
     return result
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rows(seconds):
@@ -110,14 +118,19 @@ def rows(seconds):
 
 
 def measure(tmp, server_args, seconds, row_names, before_start):
-    """One server, the chosen rows one fio run each; {row: (iops, MiB/s)}."""
+    """One server per row, one fio run each; {row: (iops, MiB/s, server CPU
+    microseconds per request)}. The CPU column holds up on a busy machine,
+    where throughput swings with everyone else's load."""
     all_rows = rows(seconds)
     results = {}
     for row in row_names:
         before_start()  # every row starts from the same empty backend
         server = Server(tmp, server_args)
         try:
-            results[row] = fio(server.uri, seconds, all_rows[row])[row]
+            iops, mib, requests = fio(server.uri, seconds, all_rows[row])[row]
+            # Setup jobs (the "prepare" of a read row) are charged too: the
+            # same work for every configuration.
+            results[row] = (iops, mib, cpu_seconds(server.proc.pid) * 1e6 / max(requests, 1))
         finally:
             server.stop()
     return results
@@ -216,11 +229,24 @@ def main():
                             if c != "blockcache":
                                 line += f" {med['blockcache'][0] / max(med[c][0], 1e-9):8.2f}x"
                     print(line, flush=True)
+                print(f"{'server CPU us/request':24}" + "".join(f" {c:>16}" for c, _ in configs)
+                      + ("".join(f" {'vs ' + ('none' if c == 'no filter' else 'cache'):>9}"
+                                 for c, _ in configs if c != "blockcache")
+                         if "blockcache" in samples else ""))
+                for row in row_names:
+                    cpu = {c: median([v[2] for v in samples[c][row]]) for c, _ in configs}
+                    line = f"{row:24}" + "".join(f" {cpu[c]:16.1f}" for c, _ in configs)
+                    if "blockcache" in cpu:
+                        for c, _ in configs:
+                            if c != "blockcache":
+                                line += f" {cpu[c] / max(cpu['blockcache'], 1e-9):8.2f}x"
+                    print(line, flush=True)
     finally:
         if os.path.exists(image):
             os.unlink(image)
-    print("\n(cells are median IOPS/MiB per second; ratios are blockcache IOPS over the peer's;"
-          " mixed rows count reads and writes)")
+    print("\n(cells are median IOPS/MiB per second, ratios blockcache IOPS over the peer's;"
+          " mixed rows count reads and writes. CPU: the server's user+system time per"
+          " request, ratios the peer's over blockcache's, so above 1 is better too)")
 
 
 if __name__ == "__main__":
