@@ -194,10 +194,7 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
   QK_TRY(s.check_locked(offset, data.size(), true, "write"));
   if (data.empty()) return {};
   ++s.stats.write_requests;
-  if (data.size() > s.max_pages * s.page_size / 4) {
-    lock.unlock();
-    return s.write_large(offset, data, flags);
-  }
+  if (data.size() > s.max_pages * s.page_size / 4) return s.write_large(lock, offset, data, flags);
   const uint64_t end = offset + data.size();
   const uint64_t first = s.page_of(offset), last = s.page_of(end - 1);
 
@@ -210,10 +207,7 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
   };
   int fill_attempts = 0;
   for (;;) {
-    if (s.write_around_locked(first, last + 1)) {
-      lock.unlock();
-      return s.write_large(offset, data, flags);
-    }
+    if (s.write_around_locked(first, last + 1)) return s.write_large(lock, offset, data, flags);
     std::vector<uint64_t> need;
     for (uint64_t index : {first, last}) {
       if (!need.empty() && need.back() == index) continue;

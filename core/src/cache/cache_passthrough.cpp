@@ -25,12 +25,16 @@ void BlockCache::State::mark_range_pages_dirty_locked(uint64_t first, uint64_t e
   }
 }
 
-Status BlockCache::State::write_large(uint64_t offset, ConstByteSpan data, WriteFlags flags) {
-  std::unique_lock lock(mutex);
-  QK_TRY(check_locked(offset, data.size(), true, "write"));
+Status BlockCache::State::write_large(std::unique_lock<std::mutex>& lock, uint64_t offset,
+                                      ConstByteSpan data, WriteFlags flags) {
   const uint64_t end = offset + data.size();
   const uint64_t first = page_of(offset), last_end = page_of(end - 1) + 1;
   QK_ASSIGN_OR_RETURN(const uint64_t id, begin_busy_locked(lock, first, last_end));
+  // Waiting for others may have let a resize or close in.
+  if (Status st = check_locked(offset, data.size(), true, "write"); !st.ok()) {
+    end_busy_locked(id);
+    return st;
+  }
   ++stats.direct_writes;
   // Pages wholly overwritten are dropped; the edge pages take the new bytes
   // and keep their state (the device gets the same bytes below).

@@ -204,7 +204,10 @@ struct BlockCache::State {
 
   // Pass-throughs (cache_passthrough.cpp): change the device directly,
   // keeping cached pages in step.
-  Status write_large(uint64_t offset, ConstByteSpan data, WriteFlags flags);
+  // write_large expects the lock held and the request checked; it returns
+  // with the lock held.
+  Status write_large(std::unique_lock<std::mutex>& lock, uint64_t offset, ConstByteSpan data,
+                     WriteFlags flags);
   Status zero_range(uint64_t offset, uint64_t length, bool discard, ZeroFlags flags);
   Status resize(uint64_t new_size);
 
