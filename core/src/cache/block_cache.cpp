@@ -177,7 +177,7 @@ Status BlockCache::read(uint64_t offset, ByteSpan buffer) {
         }
         if (!fill) continue;
         // Keep the clean page only if that costs no write-back.
-        if (s.pages.size() >= s.max_pages && !s.evict_clean_locked()) continue;
+        if (s.pages_held_locked() >= s.max_pages && !s.evict_clean_locked()) continue;
         Page& page = s.insert_page_locked(index, false);
         const uint64_t base = s.page_start(s.page_of(seg.start));
         std::memcpy(page.data.get(), whole[i].data() + (s.page_start(index) - base),
@@ -258,7 +258,7 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
       QK_TRY(s.check_locked(offset, data.size(), true, "write"));
       continue;
     }
-    if (s.pages.size() + absent > s.max_pages) {
+    if (s.pages_held_locked() + absent > s.max_pages) {
       QK_TRY(s.make_room_locked(lock, absent));
       QK_TRY(s.check_locked(offset, data.size(), true, "write"));
       continue;  // the lock was released: look again

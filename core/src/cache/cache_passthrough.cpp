@@ -4,7 +4,9 @@
 // range busy (so no write-back of those pages starts meanwhile), brings
 // cached pages in step, and logs the range as dropped so readers that read
 // the device concurrently retry. Dirty pages it drops are superseded by its
-// own device call: flushes begun meanwhile wait for that call.
+// own device call: flushes begun meanwhile wait for that call, and if the
+// call fails the pages come back dirty (acknowledged bytes are not lost to
+// a failed discard).
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -56,7 +58,7 @@ Status BlockCache::State::write_large(std::unique_lock<std::mutex>& lock, uint64
   Status st = device->write(offset, data, flags);
   const auto elapsed = std::chrono::steady_clock::now() - started;
   lock.lock();
-  end_busy_locked(id);
+  end_busy_locked(id, !st.ok());
   if (st.ok())
     note_write_time_locked(
         static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()),
@@ -103,7 +105,7 @@ Status BlockCache::State::zero_range(uint64_t offset, uint64_t length, bool disc
   lock.unlock();
   Status st = discard ? device->discard(offset, length) : device->write_zeroes(offset, length, flags);
   lock.lock();
-  end_busy_locked(id);
+  end_busy_locked(id, !st.ok());
   if (!st.ok()) {
     // The edge pages already read as zero there while the device may still
     // hold the old bytes: make them dirty, so write-back brings the device

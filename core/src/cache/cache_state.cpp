@@ -119,6 +119,10 @@ std::vector<uint64_t> BlockCache::State::pages_in_locked(uint64_t first, uint64_
 }
 
 void BlockCache::State::drop_page_locked(PageMap::iterator it) {
+  spare_buffers.push_back(take_page_locked(it));
+}
+
+std::unique_ptr<uint8_t[]> BlockCache::State::take_page_locked(PageMap::iterator it) {
   Page& page = it->second;
   if (page.dirty) {
     dirty_list.erase(page.node);  // pages being written back are never dropped
@@ -128,16 +132,21 @@ void BlockCache::State::drop_page_locked(PageMap::iterator it) {
   }
   stats.cached_bytes -= page_size;
   log_drop_locked(it->first, it->first + 1);
-  spare_buffers.push_back(std::move(page.data));
+  std::unique_ptr<uint8_t[]> data = std::move(page.data);
   pages.erase(it);
+  return data;
 }
 
 void BlockCache::State::drop_superseded_locked(PageMap::iterator it, uint64_t id) {
-  if (it->second.dirty) {
-    uint64_t& oldest = busy.at(id).dropped_order;
-    oldest = std::min(oldest, it->second.order);
+  if (!it->second.dirty) {
+    drop_page_locked(it);
+    return;
   }
-  drop_page_locked(it);
+  cache::Busy& entry = busy.at(id);
+  entry.dropped_order = std::min(entry.dropped_order, it->second.order);
+  const uint64_t index = it->first, order = it->second.order;
+  entry.kept.push_back(cache::Busy::Kept{index, order, take_page_locked(it)});
+  ++kept_pages;
 }
 
 void BlockCache::State::requeue_dirty_locked(Page& page) {
@@ -177,7 +186,7 @@ bool BlockCache::State::writing_in_locked(uint64_t first, uint64_t end) const {
 
 void BlockCache::State::update_peak_locked() {
   stats.peak_cached_bytes = std::max(stats.peak_cached_bytes, stats.cached_bytes);
-  const uint64_t held = (pages.size() + spare_buffers.size()) * page_size + writeback_bytes;
+  const uint64_t held = (pages_held_locked() + spare_buffers.size()) * page_size + writeback_bytes;
   stats.peak_memory_bytes = std::max(stats.peak_memory_bytes, held);
 }
 
@@ -197,13 +206,35 @@ Result<uint64_t> BlockCache::State::begin_busy_locked(std::unique_lock<std::mute
   while (writing_in_locked(first, end) || busy_locked(first, end))
     QK_TRY(wait_locked(lock, "a pass-through"));
   const uint64_t id = next_busy_id++;
-  busy.emplace(id, cache::Busy{cache::PageRange{first, end}});
+  cache::Busy entry;
+  entry.range = cache::PageRange{first, end};
+  busy.emplace(id, std::move(entry));
   ++in_flight;
   return id;
 }
 
-void BlockCache::State::end_busy_locked(uint64_t id) {
-  busy.erase(id);
+void BlockCache::State::end_busy_locked(uint64_t id, bool failed) {
+  auto entry = busy.find(id);
+  for (cache::Busy::Kept& kept : entry->second.kept) {
+    --kept_pages;
+    // Written again meanwhile (newer, keep it), or past a shrunken end.
+    if (!failed || pages.count(kept.index) || page_bytes(kept.index) == 0) {
+      spare_buffers.push_back(std::move(kept.data));
+      continue;
+    }
+    Page& page = pages[kept.index];
+    page.data = std::move(kept.data);
+    page.version = 1;
+    page.dirty = true;
+    page.order = kept.order;
+    auto pos = dirty_list.end();
+    while (pos != dirty_list.begin() && pages.at(*std::prev(pos)).order > page.order) --pos;
+    page.node = dirty_list.insert(pos, kept.index);
+    stats.cached_bytes += page_size;
+    stats.dirty_bytes += page_size;
+    ++mutation_epoch;
+  }
+  busy.erase(entry);
   --in_flight;
   changed.notify_all();
 }
@@ -394,7 +425,7 @@ void BlockCache::State::note_write_time_locked(uint64_t per_write_ns, uint64_t b
 }
 
 bool BlockCache::State::write_around_locked(uint64_t first, uint64_t end) const {
-  if (pages.size() + (end - first) <= max_pages || !clean_list.empty()) return false;
+  if (pages_held_locked() + (end - first) <= max_pages || !clean_list.empty()) return false;
   if (write_overhead_ns >= kWriteAroundNs) return false;
   for (uint64_t index = first; index < end; ++index)
     if (pages.count(index)) return false;
@@ -402,11 +433,11 @@ bool BlockCache::State::write_around_locked(uint64_t first, uint64_t end) const 
 }
 
 Status BlockCache::State::make_room_locked(std::unique_lock<std::mutex>& lock, uint64_t count) {
-  while (pages.size() + count > max_pages) {
+  while (pages_held_locked() + count > max_pages) {
     if (evict_clean_locked()) continue;
     // Write back the oldest dirty pages: what is needed, or a sixteenth of
     // the cache so the next writes find room too.
-    const uint64_t wanted = std::max<uint64_t>(pages.size() + count - max_pages,
+    const uint64_t wanted = std::max<uint64_t>(pages_held_locked() + count - max_pages,
                                                std::max<uint64_t>(1, max_pages / 16));
     std::vector<uint64_t> chosen;
     for (uint64_t index : dirty_list) {
