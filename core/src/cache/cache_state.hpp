@@ -110,7 +110,7 @@ struct BlockCache::State {
   // the first rounds go in parallel and measure.
   uint64_t write_latency_ns = 1'000'000;
   // What one device write costs beyond moving its bytes (its time less a
-  // quarter nanosecond a byte): the round trip of a network, a disk or a slow
+  // half a nanosecond a byte): the round trip of a network, a disk or a slow
   // plugin. A running estimate near the low end of what write-backs and
   // pass-throughs measure; starts high, as if the device were slow.
   uint64_t write_overhead_ns = 1'000'000;
