@@ -272,6 +272,7 @@ Status Qcow2Image::Impl::rebuild_refcounts_locked(CheckReport* report) {
   dirty_reftable_.clear();
   for (uint64_t c = start; c < end; ++c) metadata_clusters_.insert(c);
   deferred_decrements_.clear();
+  releasable_decrements_.clear();
   free_hint_ = 0;
   compressed_cursor_ = 0;
   if (report) note(report, "Rebuilt the refcount structure");

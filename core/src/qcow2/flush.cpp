@@ -35,9 +35,32 @@ Status Qcow2Image::Impl::write_dirty_refcounts_locked() {
   return {};
 }
 
-Status Qcow2Image::Impl::flush_locked() {
+Status Qcow2Image::Impl::barrier_locked() {
+  QK_TRY(file_->flush());
+  if (data_file_ != file_) QK_TRY(data_file_->flush());
+  return {};
+}
+
+// Before an L2 table reaches the disk, everything its entries may name must
+// be durable: the refcounts that count the clusters, and the clusters' data
+// (guest bytes, and the old contents merged into a newly allocated cluster).
+// Neither "a refcount block is dirty now" nor "nothing was written since the
+// last flush" can be told from the cache alone (a refcount block may have
+// been evicted, and data is written outside the lock), so the barrier is
+// unconditional; it is skipped only when writing the refcounts just made one.
+Status Qcow2Image::Impl::barrier_before_l2_locked() {
+  const bool refcounts_dirty =
+      !dirty_reftable_.empty() || !cache_.dirty_tables(TableKind::refcount_block).empty();
   QK_TRY(write_dirty_refcounts_locked());
+  return refcounts_dirty ? Status{} : barrier_locked();
+}
+
+Status Qcow2Image::Impl::flush_locked() {
   const auto dirty_l2 = cache_.dirty_tables(TableKind::l2);
+  if (dirty_l2.empty())
+    QK_TRY(write_dirty_refcounts_locked());
+  else
+    QK_TRY(barrier_before_l2_locked());
   for (const TablePtr& l2 : dirty_l2) QK_TRY(write_table_locked(l2));
   // A new L1 entry must not reach the disk before the table it names.
   if (!dirty_l1_.empty()) QK_TRY(file_->flush());
@@ -52,21 +75,35 @@ Status Qcow2Image::Impl::flush_locked() {
   }
   dirty_l1_.clear();
   // Data written in place needs this barrier too, so it always happens.
-  return data_file_->flush();
+  QK_TRY(barrier_locked());
+  // Every reference dropped before this point (under this same hold of the
+  // lock) is now gone from the disk, so those refcounts may drop. Drops
+  // queued after it wait for the next flush: their L2 changes are not on
+  // disk yet.
+  releasable_decrements_.insert(releasable_decrements_.end(), deferred_decrements_.begin(),
+                                deferred_decrements_.end());
+  deferred_decrements_.clear();
+  return {};
 }
 
 Status Qcow2Image::Impl::apply_deferred_decrements() {
+  {
+    // Most flushes free nothing: they need not wait for all I/O to drain.
+    std::lock_guard lock(mutex_);
+    if (releasable_decrements_.empty()) return {};
+  }
   std::unique_lock gate(io_gate_);  // no I/O may still target a cluster we free
   std::lock_guard lock(mutex_);
-  if (deferred_decrements_.empty()) return {};
+  if (releasable_decrements_.empty()) return {};
   std::vector<uint64_t> pending;
-  pending.swap(deferred_decrements_);
+  pending.swap(releasable_decrements_);
   for (size_t i = 0; i < pending.size(); ++i) {
     const uint64_t cluster = pending[i];
     Status st = adjust_refcount_locked(cluster, -1);
     if (!st.ok()) {
       // Keep what was not applied: a later flush tries again.
-      deferred_decrements_.insert(deferred_decrements_.end(), pending.begin() + i + 1, pending.end());
+      releasable_decrements_.insert(releasable_decrements_.end(), pending.begin() + i + 1,
+                                    pending.end());
       return st;
     }
     auto count = refcount_locked(cluster);

@@ -83,6 +83,9 @@ class Qcow2Image::Impl {
   Status write_compressed(uint64_t offset, ConstByteSpan data);
   Status store_compressed(uint64_t offset, ConstByteSpan packed);
   Status prepare_first_write_locked();
+  bool writes_subclusters_in_place(const Span& span) const;
+  Result<uint64_t> write_subclusters_locked(std::unique_lock<std::mutex>& lock, const Span& span,
+                                            uint64_t pos, uint64_t end, ConstByteSpan data);
 
   // l2_update.cpp: L2 tables the active layer may change in place.
   Result<qcow2::TablePtr> writable_l2_locked(uint64_t guest_offset);
@@ -99,7 +102,9 @@ class Qcow2Image::Impl {
   Status flush();
   Status flush_locked();  // metadata in the crash-safe order, with barriers
   Status write_dirty_refcounts_locked();
-  Status apply_deferred_decrements();
+  Status barrier_locked();             // flushes the image file (and the data file)
+  Status barrier_before_l2_locked();   // refcounts and data durable before L2 writes
+  Status apply_deferred_decrements();  // applies releasable_decrements_
   Status write_header_field_locked(uint64_t field_offset, ConstByteSpan bytes);
   Error corruption_locked(const std::string& what);
 
@@ -151,7 +156,11 @@ class Qcow2Image::Impl {
   std::set<uint64_t> dirty_reftable_;      // indices to write back
   std::unordered_set<uint64_t> metadata_clusters_;  // cluster indices never to hand out as data
   qcow2::MetadataCache cache_;
-  std::vector<uint64_t> deferred_decrements_;  // cluster indices
+  // Refcount drops, as cluster indices: queued when a reference goes away in
+  // memory (deferred_), and releasable once a flush has put that change on
+  // disk; only releasable ones are applied.
+  std::vector<uint64_t> deferred_decrements_;
+  std::vector<uint64_t> releasable_decrements_;
   uint64_t free_hint_ = 0;                 // no free cluster below this index
   uint64_t compressed_cursor_ = 0;         // next free byte in a partly used cluster, or 0
 

@@ -179,6 +179,18 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
         continue;
       }
 
+      if (writes_subclusters_in_place(span)) {
+        const uint64_t cluster = pos / cluster_size_;
+        if (in_flight_overlaps_locked(cluster, 1)) {
+          in_flight_done_.wait(lock, [&] { return !in_flight_overlaps_locked(cluster, 1); });
+          continue;
+        }
+        QK_ASSIGN_OR_RETURN(uint64_t stop, write_subclusters_locked(lock, span, pos, end,
+                                                                   data.subspan(pos - offset)));
+        pos = stop;
+        continue;
+      }
+
       // A new cluster run: old contents around the written bytes are merged
       // in, so the new clusters are complete before anything points at them.
       const uint64_t first = pos - pos % cluster_size_;
@@ -245,6 +257,76 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
     }
   }
   return fua ? flush() : Status{};
+}
+
+// With extended L2, a zero or unallocated subcluster of a cluster the image
+// owns outright (COPIED, in an L2 table it owns too) is written where it
+// already lies, and only the subcluster bitmap changes. Giving the cluster a
+// new home instead would race with in-place writes to its other
+// subclusters: they would land in the old copy after it had been read.
+bool Qcow2Image::Impl::writes_subclusters_in_place(const Span& span) const {
+  if (!header_.extended_l2() || !span.preallocated || !span.copied) return false;
+  if (span.kind != SpanKind::unallocated && span.kind != SpanKind::zero) return false;
+  const uint64_t l1_index = span.guest_offset / (l2_entries_ * cluster_size_);
+  return l1_index < l1_.size() && (l1_[l1_index] & kCopied);
+}
+
+// Writes the subclusters of one cluster that [pos, end) touches, filling the
+// parts of the first and last subcluster outside the write with what they
+// read as now (zeroes, or the backing file), then marks them allocated.
+// Called with the lock held; returns with it held. While the lock is
+// dropped the guest cluster is in flight, so no other writer fills or
+// relocates it and no zero or discard changes its entry.
+Result<uint64_t> Qcow2Image::Impl::write_subclusters_locked(std::unique_lock<std::mutex>& lock,
+                                                            const Span& span, uint64_t pos, uint64_t end,
+                                                            ConstByteSpan data) {
+  const uint64_t cluster = pos / cluster_size_;
+  const uint64_t cluster_start = cluster * cluster_size_;
+  const uint64_t stop = std::min({end, span.guest_offset + span.length, cluster_start + cluster_size_});
+  const uint64_t sub_start = pos - pos % subcluster_size_;
+  const uint64_t sub_end = std::min((stop + subcluster_size_ - 1) / subcluster_size_ * subcluster_size_,
+                                    cluster_start + cluster_size_);
+  const uint64_t host_cluster = span.host_offset - (pos - cluster_start);
+  if (is_metadata_cluster(host_cluster / cluster_size_))
+    return corruption_locked("data cluster " + hex(host_cluster) + " for guest offset " + hex(pos) +
+                             " overlaps metadata");
+  std::vector<Span> head, tail;
+  QK_TRY(collect_spans_locked(sub_start, pos, head));
+  QK_TRY(collect_spans_locked(stop, std::min(sub_end, header_.size), tail));
+  // The file may end inside the cluster (its unwritten subclusters were
+  // never stored); it must reach the subclusters written now.
+  const uint64_t write_end = host_cluster + (sub_end - cluster_start);
+  if (data_file_->info().size < write_end) QK_TRY(data_file_->resize(write_end));
+  in_flight_.insert(cluster);
+  lock.unlock();
+
+  std::vector<uint8_t> buffer(sub_end - sub_start, 0);
+  Status st = read_spans(head, sub_start, ByteSpan(buffer.data(), pos - sub_start));
+  std::memcpy(buffer.data() + (pos - sub_start), data.data(), stop - pos);
+  if (st.ok() && stop < header_.size)
+    st = read_spans(tail, stop, ByteSpan(buffer.data() + (stop - sub_start),
+                                         std::min(sub_end, header_.size) - stop));
+  if (st.ok()) st = data_file_->write(host_cluster + (sub_start - cluster_start), buffer);
+
+  lock.lock();
+  if (st.ok()) {
+    auto l2 = writable_l2_locked(cluster_start);
+    if (l2.ok()) {
+      const uint64_t index = cluster % l2_entries_;
+      const uint64_t first_sc = (sub_start - cluster_start) / subcluster_size_;
+      const uint64_t last_sc = (sub_end - cluster_start - 1) / subcluster_size_;
+      uint64_t mask = 0;
+      for (uint64_t sc = first_sc; sc <= last_sc; ++sc) mask |= uint64_t{1} << sc;
+      const uint64_t bitmap = (l2_bitmap(**l2, index) | mask) & ~(mask << 32);
+      set_l2_entry(**l2, index, l2_entry(**l2, index), bitmap);
+    } else {
+      st = std::move(l2).error();
+    }
+  }
+  in_flight_.erase(cluster);
+  in_flight_done_.notify_all();
+  if (!st.ok()) return with_context(std::move(st).error(), "write at guest offset " + std::to_string(pos));
+  return stop;
 }
 
 Status Qcow2Image::Impl::write_compressed(uint64_t offset, ConstByteSpan data) {

@@ -71,8 +71,7 @@ Status Qcow2Image::Impl::make_room_locked() {
       if (victim->kind == TableKind::l2) {
         // Its entries may name new clusters: their refcounts and their data
         // must be on disk before it is.
-        QK_TRY(write_dirty_refcounts_locked());
-        QK_TRY(data_file_->flush());
+        QK_TRY(barrier_before_l2_locked());
       }
       QK_TRY(write_table_locked(victim));
     }

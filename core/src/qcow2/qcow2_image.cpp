@@ -43,6 +43,13 @@ Result<Qcow2Details> Qcow2Image::probe(BlockDevice& file) {
   d.backing_format = h.backing_format;
   d.data_file = h.data_file;
   d.data_file_raw = h.autoclear_features & qcow2::kAutoclearDataFileRaw;
+  // The snapshot table and the bitmap directory are bounded and validated
+  // as open() does; a broken snapshot table is an error, as in qemu-img
+  // info, while bitmaps are described only when their directory is sound.
+  QK_ASSIGN_OR_RETURN(qcow2::SnapshotTable snapshots, qcow2::read_snapshot_table(file, h));
+  for (const qcow2::SnapshotEntry& s : snapshots.entries) d.snapshots.push_back(s.info);
+  if (auto dir = h.bitmaps ? qcow2::read_bitmap_directory(file, h) : Result<qcow2::BitmapDirectory>(qcow2::BitmapDirectory{}); dir.ok())
+    for (const qcow2::BitmapEntry& b : dir->entries) d.bitmaps.push_back(b.info);
   return d;
 }
 
