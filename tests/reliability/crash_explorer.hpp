@@ -225,13 +225,14 @@ inline void run_kind(const Kind& kind) {
   }
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("explorer %-28s %3u rounds (seeds %llu..%llu), %6llu crash states at %5llu crash points, "
-              "%6llu reads checked, %6llu operations, %.1f s\n",
+              "%6llu reads checked, %6llu operations, %7llu device events, %.1f s\n",
               kind.name.c_str(), done, static_cast<unsigned long long>(first_seed),
               static_cast<unsigned long long>(first_seed + done - 1),
               static_cast<unsigned long long>(total.crash_states),
               static_cast<unsigned long long>(total.crash_points),
               static_cast<unsigned long long>(total.reads_checked),
-              static_cast<unsigned long long>(total.operations), elapsed);
+              static_cast<unsigned long long>(total.operations),
+              static_cast<unsigned long long>(total.device_events), elapsed);
   std::fflush(stdout);
   REQUIRE(findings == 0);
   REQUIRE(total.crash_states > 0);

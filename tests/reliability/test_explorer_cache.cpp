@@ -24,6 +24,8 @@ TEST_CASE("explorer: BlockCache over a disk", "[reliability][explorer][cache]") 
   kind.make_disk = [] { return raw_disk(4u << 20); };
   kind.target = std::make_shared<CacheTarget>(small_cache());
   kind.config.unit = 4096;
+  kind.config.crash_points = 16;
+  kind.config.crash_spacing = 30;
   run_kind(kind);
 }
 
@@ -37,5 +39,7 @@ TEST_CASE("explorer: qcow2 over a BlockCache", "[reliability][explorer][cache]")
   };
   kind.target = std::make_shared<Qcow2OverCacheTarget>(small_cache());
   kind.config.unit = 4096;
+  kind.config.crash_points = 16;
+  kind.config.crash_spacing = 60;
   run_kind(kind);
 }

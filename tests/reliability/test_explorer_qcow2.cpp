@@ -15,9 +15,13 @@ Qcow2CreateOptions geometry(uint32_t cluster_size, uint64_t size = 4u << 20) {
   return create;
 }
 
-ExplorerConfig config_for(uint32_t unit) {
+// Crash points spread over a round: `spacing` is about the round's device
+// operations (hook calls) divided by the points.
+ExplorerConfig config_for(uint32_t unit, uint64_t spacing = 40) {
   ExplorerConfig config;
   config.unit = unit;
+  config.crash_points = 16;
+  config.crash_spacing = spacing;
   return config;
 }
 
@@ -56,7 +60,7 @@ TEST_CASE("explorer: qcow2 4k clusters, tiny metadata cache", "[reliability][exp
   Kind kind{"qcow2 4k tiny-cache"};
   kind.make_disk = [] { return engine_image(geometry(4096)); };
   kind.target = qcow2_target(4 * 4096);
-  kind.config = config_for(4096);
+  kind.config = config_for(4096, 80);
   run_kind(kind);
 }
 
@@ -65,7 +69,7 @@ TEST_CASE("explorer: qcow2 512-byte clusters", "[reliability][explorer]") {
   kind.guest_size = 2u << 20;
   kind.make_disk = [] { return engine_image(geometry(512, 2u << 20)); };
   kind.target = qcow2_target(64u << 10);
-  kind.config = config_for(512);
+  kind.config = config_for(512, 100);
   kind.config.max_length = 128u << 10;
   run_kind(kind);
 }
@@ -95,7 +99,7 @@ TEST_CASE("explorer: qcow2 refcount_bits=1", "[reliability][explorer]") {
     return engine_image(create);
   };
   kind.target = qcow2_target(16 * 4096);
-  kind.config = config_for(4096);
+  kind.config = config_for(4096, 80);
   run_kind(kind);
 }
 

@@ -268,7 +268,7 @@ Program generate_program(const ExplorerConfig& config, uint64_t guest_size) {
   const uint64_t unit = std::max<uint64_t>(kGuestSector, config.unit);
   // Half the operations land in a hot region of a few units, so threads
   // collide in one cluster, one L2 table, one cache page.
-  const uint64_t hot_length = std::min(guest_size, 4 * unit);
+  const uint64_t hot_length = std::min(guest_size, std::max<uint64_t>(4 * unit, 64u << 10) / unit * unit);
   const uint64_t hot_start = guest_size > hot_length ? (rng() % ((guest_size - hot_length) / unit + 1)) * unit : 0;
   const bool compressed = config.compressed_writes && guest_size % unit == 0;
 
