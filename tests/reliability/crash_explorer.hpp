@@ -218,7 +218,7 @@ inline void run_kind(const Kind& kind) {
     if (report.finding) {
       FAIL("explorer kind '" << kind.name << "' seed " << config.seed
            << " found a problem (replay: QCOWKIT_EXPLORER_SEED=" << config.seed
-           << " reliability_tests 'explorer: " << kind.name << "')\nprogram: " << describe(program)
+           << " reliability_tests '" << Catch::getResultCapture().getCurrentTestName() << "')\nprogram: " << describe(program)
            << "\n" << *report.finding);
     }
     if (kind.qcow2) qemu_verify(dir, kind, report.final_disk, snapshot_before);

@@ -56,7 +56,7 @@ TEST_CASE("explorer: qcow2 64k clusters", "[reliability][explorer]") {
 
 // A metadata cache of four tables: L2 tables and refcount blocks are evicted
 // (written without a flush) all the time.
-TEST_CASE("explorer: qcow2 4k clusters, tiny metadata cache", "[reliability][explorer]") {
+TEST_CASE("explorer: qcow2 4k clusters with a tiny metadata cache", "[reliability][explorer]") {
   Kind kind{"qcow2 4k tiny-cache"};
   kind.make_disk = [] { return engine_image(geometry(4096)); };
   kind.target = qcow2_target(4 * 4096);
@@ -76,7 +76,7 @@ TEST_CASE("explorer: qcow2 512-byte clusters", "[reliability][explorer]") {
 
 // As qemu writes them: clusters with only some subclusters allocated (the
 // first half of every other cluster, 8 KiB further on in every third).
-TEST_CASE("explorer: qcow2 extended L2, partly allocated clusters", "[reliability][explorer]") {
+TEST_CASE("explorer: qcow2 extended L2 with partly allocated clusters", "[reliability][explorer]") {
   Kind kind{"qcow2 extended-l2"};
   kind.make_disk = [] {
     std::string io = "qemu-io -f qcow2";
