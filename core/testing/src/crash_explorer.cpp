@@ -96,6 +96,16 @@ class Run {
 #endif
     auto it = points_.find(n);
     if (it != points_.end() && !stop_) check_crash_point(*it->second, describe_event(e));
+    if (e.op == DeviceOp::flush && e.phase == DeviceEvent::Phase::before && program_.flush_crash_every) {
+      const uint64_t f = ++flush_events_;
+      if (f % program_.flush_crash_every == 0 && !stop_) {
+        const uint64_t h = mix(program_.jitter_seed ^ (f << 20));
+        CrashPoint point{n, {}, h};
+        for (unsigned i = 0; i < program_.flush_crash_styles; ++i)
+          point.styles.push_back(static_cast<CrashStyle>(mix(h + i) % kCrashStyles));
+        check_crash_point(point, describe_event(e));
+      }
+    }
   }
 
   void check_crash_point(const CrashPoint& point, const std::string& where) {
@@ -245,7 +255,7 @@ class Run {
   uint64_t guest_size_ = 0;
   std::unique_ptr<GuestHistory> history_;
   std::atomic<bool> armed_{false}, stop_{false};
-  std::atomic<uint64_t> events_{0}, crash_points_{0}, crash_states_{0}, reads_{0};
+  std::atomic<uint64_t> events_{0}, flush_events_{0}, crash_points_{0}, crash_states_{0}, reads_{0};
   std::mutex finding_mutex_;
   std::optional<std::string> finding_;  // guarded by finding_mutex_
 };
@@ -323,6 +333,7 @@ Program generate_program(const ExplorerConfig& config, uint64_t guest_size) {
     point.styles = all;
     program.crash_points.push_back(point);
   }
+  program.flush_crash_every = config.flush_crash_every;
   program.jitter_seed = mix(config.seed ^ 0x6a17) | 1;
   return program;
 }

@@ -45,6 +45,11 @@ struct Program {
   // not named run their remaining operations at the end, in order).
   std::vector<unsigned> order;
   std::vector<CrashPoint> crash_points;  // ascending events
+  // Also a crash point just before every this-many-th device flush (the
+  // moment the volatile cache holds the most), with styles picked from the
+  // jitter seed. 0: none.
+  unsigned flush_crash_every = 0;
+  unsigned flush_crash_styles = 2;
   uint64_t jitter_seed = 0;              // 0: no pauses in device operations
 };
 
@@ -58,6 +63,7 @@ struct ExplorerConfig {
   unsigned crash_points = 12;
   uint64_t crash_spacing = 40;       // mean hook calls between crash points
   unsigned styles_per_point = 3;
+  unsigned flush_crash_every = 5;    // see Program
 };
 
 Program generate_program(const ExplorerConfig& config, uint64_t guest_size);
