@@ -285,12 +285,14 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
     s.mark_dirty_locked(index, *page);
   }
   s.knowledge.forget(offset, end);
-  lock.unlock();
 
   if (flags.fua || s.options.policy == CachePolicy::write_through) {
+    // Without letting go of the lock: nobody may drop or write back our
+    // pages unseen between the copy above and the first look below.
     bool others_wrote = false;
-    QK_TRY(s.write_back_range(first, last + 1, flags.fua, others_wrote));
-    // Someone else's write-back carried our data without fua.
+    QK_TRY(s.write_back_range_locked(lock, first, last + 1, flags.fua, others_wrote));
+    lock.unlock();
+    // Someone else's write-back or pass-through carried our data without fua.
     if (flags.fua && others_wrote) QK_TRY(s.device->flush());
   }
   return {};

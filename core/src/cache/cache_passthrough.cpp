@@ -1,8 +1,10 @@
 // Operations that go straight to the device: writes too large to cache,
 // discard, write_zeroes and resize. Each one waits for write-backs of the
-// pages it touches and for other pass-throughs over them, marks its page range busy (so no write-back of those
-// pages starts meanwhile), brings cached pages in step, and logs the range
-// as dropped so readers that read the device concurrently retry.
+// pages it touches and for other pass-throughs over them, marks its page
+// range busy (so no write-back of those pages starts meanwhile), brings
+// cached pages in step, and logs the range as dropped so readers that read
+// the device concurrently retry. Dirty pages it drops are superseded by its
+// own device call: flushes begun meanwhile wait for that call.
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -34,7 +36,7 @@ Status BlockCache::State::write_large(uint64_t offset, ConstByteSpan data, Write
     auto it = pages.find(index);
     const uint64_t start = page_start(index);
     if (offset <= start && end >= start + page_bytes(index)) {
-      drop_page_locked(it);
+      drop_superseded_locked(it, id);
       continue;
     }
     const uint64_t from = std::max(offset, start), to = std::min(end, start + page_size);
@@ -76,7 +78,7 @@ Status BlockCache::State::zero_range(uint64_t offset, uint64_t length, bool disc
     auto it = pages.find(index);
     const uint64_t start = page_start(index);
     if (flags.fast_only || (offset <= start && end >= start + page_bytes(index))) {
-      drop_page_locked(it);
+      drop_superseded_locked(it, id);
       continue;
     }
     const uint64_t from = std::max(offset, start), to = std::min(end, start + page_size);

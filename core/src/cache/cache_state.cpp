@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <iterator>
 #include <string>
+#include <utility>
 
 namespace qcowkit {
 
@@ -68,7 +70,13 @@ Page& BlockCache::State::insert_page_locked(uint64_t index, bool zeroed) {
 void BlockCache::State::mark_dirty_locked(uint64_t, Page& page) {
   ++page.version;
   ++mutation_epoch;
-  if (page.dirty) return;
+  if (page.dirty) {
+    // The write-back in flight carries the bytes from before this change;
+    // its order must not be lost when that write-back completes, or a flush
+    // that begins now would take the page for newer than itself.
+    if (page.writing && page.rewrite_order == 0) page.rewrite_order = next_order++;
+    return;
+  }
   dirty_list.splice(dirty_list.end(), clean_list, page.node);
   page.dirty = true;
   page.order = next_order++;
@@ -121,6 +129,21 @@ void BlockCache::State::drop_page_locked(PageMap::iterator it) {
   pages.erase(it);
 }
 
+void BlockCache::State::drop_superseded_locked(PageMap::iterator it, uint64_t id) {
+  if (it->second.dirty) {
+    uint64_t& oldest = busy.at(id).dropped_order;
+    oldest = std::min(oldest, it->second.order);
+  }
+  drop_page_locked(it);
+}
+
+void BlockCache::State::requeue_dirty_locked(Page& page) {
+  // Usually the newest or nearly so: look from the back.
+  auto pos = dirty_list.end();
+  while (pos != dirty_list.begin() && pages.at(*std::prev(pos)).order > page.order) --pos;
+  dirty_list.splice(pos, writing_list, page.node);
+}
+
 void BlockCache::State::log_drop_locked(uint64_t first, uint64_t end) {
   ++drop_epoch;
   ++mutation_epoch;
@@ -138,8 +161,8 @@ bool BlockCache::State::dropped_since_locked(uint64_t epoch, uint64_t first,
 }
 
 bool BlockCache::State::busy_locked(uint64_t first, uint64_t end) const {
-  for (const auto& [id, range] : busy)
-    if (range.overlaps(first, end)) return true;
+  for (const auto& [id, entry] : busy)
+    if (entry.range.overlaps(first, end)) return true;
   return false;
 }
 
@@ -171,7 +194,7 @@ Result<uint64_t> BlockCache::State::begin_busy_locked(std::unique_lock<std::mute
   while (writing_in_locked(first, end) || busy_locked(first, end))
     QK_TRY(wait_locked(lock, "a pass-through"));
   const uint64_t id = next_busy_id++;
-  busy.emplace(id, cache::PageRange{first, end});
+  busy.emplace(id, cache::Busy{cache::PageRange{first, end}});
   ++in_flight;
   return id;
 }
@@ -316,21 +339,22 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
       const uint64_t index = run.first_page + k;
       Page& page = pages.at(index);
       page.writing = false;
+      const uint64_t rewrite_order = std::exchange(page.rewrite_order, 0);
       if (!run.result.ok()) {
-        // Stays dirty and keeps its age: back into the list by order.
-        auto pos = dirty_list.begin();
-        while (pos != dirty_list.end() && pages.at(*pos).order < page.order) ++pos;
-        dirty_list.splice(pos, writing_list, page.node);
+        // Stays dirty and keeps its age (the bytes that failed are older
+        // than any rewrite): back into the list by order.
+        requeue_dirty_locked(page);
       } else if (page.version == run.versions[k]) {
         page.dirty = false;
         page.referenced = false;
         clean_list.splice(clean_list.end(), writing_list, page.node);
         stats.dirty_bytes -= page_size;
       } else {
-        // Rewritten meanwhile: what we wrote is durable-to-be, the newer
-        // data is dirty as of now.
-        page.order = next_order++;
-        dirty_list.splice(dirty_list.end(), writing_list, page.node);
+        // Rewritten meanwhile: what we wrote is on the device; the newer
+        // bytes are dirty since the first write that changed them (not
+        // since now: a flush begun in between must still write them).
+        page.order = rewrite_order != 0 ? rewrite_order : next_order++;
+        requeue_dirty_locked(page);
       }
     }
     if (run.result.ok()) {
@@ -378,10 +402,13 @@ Status BlockCache::State::flush_dirty(uint64_t order_limit) {
   for (;;) {
     if (closed) return make_error(EBADF, "flush: block cache is closed");
     std::vector<uint64_t> chosen;
-    // Dirty pages someone else is writing back, or that are busy.
+    // Dirty pages someone else is writing back, or that are busy, and
+    // pass-throughs carrying the bytes of dirty pages they dropped.
     bool pending = false;
     for (uint64_t index : writing_list)
       if (pages.at(index).order < order_limit) { pending = true; break; }
+    for (const auto& [id, entry] : busy)
+      if (entry.dropped_order < order_limit) { pending = true; break; }
     for (uint64_t index : dirty_list) {
       if (pages.at(index).order >= order_limit) break;  // the list is by age
       if (!busy.empty() && busy_locked(index, index + 1))
@@ -401,30 +428,37 @@ Status BlockCache::State::flush_dirty(uint64_t order_limit) {
   return device->flush();
 }
 
-Status BlockCache::State::write_back_range(uint64_t first, uint64_t end, bool fua,
-                                           bool& others_wrote) {
-  std::unique_lock lock(mutex);
+Status BlockCache::State::write_back_range_locked(std::unique_lock<std::mutex>& lock,
+                                                  uint64_t first, uint64_t end, bool fua,
+                                                  bool& others_wrote) {
   bool first_pass = true;
   for (;;) {
     std::vector<uint64_t> chosen;
-    bool pending = false;
+    // A pass-through over the range may have dropped our pages, its bytes
+    // superseding ours: done only once its device call is.
+    bool pending = !busy.empty() && busy_locked(first, end);
+    if (pending) others_wrote = true;
     uint64_t present = 0;
     for (uint64_t index : pages_in_locked(first, end)) {
       const Page& page = pages.at(index);
       ++present;
       if (!page.dirty) {
+        // Clean before our first look: someone else's write-back (without
+        // fua) carried our bytes. Cleaned later: by our own fua write, or
+        // with others_wrote already set by the wait that preceded it.
         if (first_pass) others_wrote = true;
         continue;
       }
-      if (page.writing || busy_locked(index, index + 1)) {
+      if (page.writing) {
         pending = true;
         others_wrote = true;
-      } else {
-        chosen.push_back(index);
+      } else if (busy.empty() || !busy_locked(index, index + 1)) {
+        chosen.push_back(index);  // busy ones made `pending` above
       }
     }
-    // A page already gone was written back (and dropped) by someone else.
-    if (first_pass && present < end - first) others_wrote = true;
+    // A page gone was written back and evicted, or superseded by a
+    // pass-through, by someone else.
+    if (present < end - first) others_wrote = true;
     first_pass = false;
     if (chosen.empty()) {
       if (!pending) return {};

@@ -14,6 +14,17 @@
 //  * every time pages leave the cache or the device changes underneath
 //    them (discard, zero, large write, resize), drop_log records the page
 //    range, so a reader that read the device meanwhile knows to retry.
+//
+// Durability (what flush() relies on): every change the device does not
+// have yet carries an order number no older than the order it was made at.
+// An idle dirty page's `order` is its oldest such change. A page being
+// written back has two: `order` for the bytes in flight, and
+// `rewrite_order` for its first change after the copy was taken, which
+// becomes its `order` when the write-back succeeds. A pass-through that
+// drops dirty pages (their bytes superseded by its own) keeps the oldest of
+// their orders in its busy entry until its device call is done. So a flush
+// whose cut-off is the next order when it began is done exactly when no
+// dirty page, write-back or pass-through holds an order below the cut-off.
 #pragma once
 
 #include <condition_variable>
@@ -38,6 +49,9 @@ struct Page {
   std::unique_ptr<uint8_t[]> data;  // page_size bytes; bytes past the device end are zero
   uint64_t version = 0;             // bumped by every change to data
   uint64_t order = 0;               // when it became dirty (dirty pages' age)
+  // While writing: when the data first changed after the write-back copied
+  // it (0: not since). The page's age once that write-back succeeds.
+  uint64_t rewrite_order = 0;
   std::list<uint64_t>::iterator node;  // its entry in one of the three lists
   bool dirty = false;
   bool writing = false;             // a write-back of this page is in flight
@@ -48,6 +62,14 @@ struct Page {
 struct PageRange {
   uint64_t first = 0, end = 0;  // page indexes, end exclusive
   bool overlaps(uint64_t f, uint64_t e) const { return first < e && f < end; }
+};
+
+// A pass-through in flight.
+struct Busy {
+  PageRange range;
+  // The oldest order of the dirty pages it dropped (their bytes reach the
+  // device only as its own, once its device call is done); UINT64_MAX: none.
+  uint64_t dropped_order = UINT64_MAX;
 };
 
 // One coalesced device write during write-back.
@@ -96,7 +118,7 @@ struct BlockCache::State {
   bool closed = false;
 
   uint64_t in_flight = 0;                // write-back runs and pass-throughs running
-  std::map<uint64_t, cache::PageRange> busy;  // id -> range a pass-through is changing
+  std::map<uint64_t, cache::Busy> busy;  // id -> the pass-through changing a range
   uint64_t next_busy_id = 1;
   uint64_t mutation_epoch = 0;           // bumped by every change to contents
   uint64_t drop_epoch = 0;
@@ -125,6 +147,11 @@ struct BlockCache::State {
   void mark_range_pages_dirty_locked(uint64_t first, uint64_t end);
   void touch_locked(cache::Page& page, uint64_t index);
   void drop_page_locked(PageMap::iterator it);
+  // Drops a page a pass-through (busy entry `id`) supersedes, noting the age
+  // of a dirty one in the entry so flushes wait for the device call.
+  void drop_superseded_locked(PageMap::iterator it, uint64_t id);
+  // Puts a page that stays dirty back on dirty_list, at its place by order.
+  void requeue_dirty_locked(cache::Page& page);
   // Indexes of the cached pages in [first, end), ascending.
   std::vector<uint64_t> pages_in_locked(uint64_t first, uint64_t end) const;
   void log_drop_locked(uint64_t first, uint64_t end);
@@ -152,9 +179,12 @@ struct BlockCache::State {
   Status make_room_locked(std::unique_lock<std::mutex>& lock, uint64_t count);
   // Writes back every page dirty since before `order_limit`, then flushes.
   Status flush_dirty(uint64_t order_limit);
-  // Writes back the pages of [first, end) (waiting for write-backs others
-  // started); sets `others_wrote` when some page was cleaned by someone else.
-  Status write_back_range(uint64_t first, uint64_t end, bool fua, bool& others_wrote);
+  // Writes back the pages of [first, end) (waiting for write-backs and
+  // pass-throughs others started); sets `others_wrote` when some page's
+  // bytes reached the device by someone else's hand (a write-back without
+  // fua, or a pass-through that superseded them): the caller flushes then.
+  Status write_back_range_locked(std::unique_lock<std::mutex>& lock, uint64_t first,
+                                 uint64_t end, bool fua, bool& others_wrote);
 
   // Pass-throughs (cache_passthrough.cpp): change the device directly,
   // keeping cached pages in step.
