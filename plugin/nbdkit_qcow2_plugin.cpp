@@ -154,7 +154,8 @@ void* qcow2_open(int readonly) {
     nbdkit_error("%s: the image is not open", g_options.file.c_str());
     return nullptr;
   }
-  if (!readonly && !g_served->writable() && !g_write_denied) {
+  // A snapshot is served read-only: no reopen for writing.
+  if (!readonly && !g_served->writable() && !g_write_denied && g_options.snapshot.empty()) {
     if (g_connections > 0) {
       nbdkit_error("%s: cannot reopen read-write while read-only connections are open",
                    g_options.file.c_str());

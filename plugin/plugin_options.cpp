@@ -14,7 +14,9 @@ const char* const plugin_config_help =
     "backing=false|true     Open the image's backing file; only a file in the\n"
     "                       image's own directory (default false: an image with\n"
     "                       a backing file is refused).\n"
-    "locking=true|false     Lock the image the way QEMU does (default true).";
+    "locking=true|false     Lock the image the way QEMU does (default true).\n"
+    "snapshot=ID|NAME       Serve this internal snapshot instead of the image's\n"
+    "                       current contents (read-only).";
 
 const char* to_string(TrimMode mode) {
   switch (mode) {
@@ -64,6 +66,9 @@ Status apply_option(PluginOptions& options, const std::string& key, const std::s
     else return bad_value(key, value, "must be deallocate, zero or off");
   } else if (key == "backing") {
     QK_ASSIGN_OR_RETURN(options.allow_backing, parsers.parse_bool(value));
+  } else if (key == "snapshot") {
+    if (value.empty()) return bad_value(key, value, "the snapshot name is empty");
+    options.snapshot = value;
   } else if (key == "locking") {
     QK_ASSIGN_OR_RETURN(options.locking, parsers.parse_bool(value));
   } else {
@@ -75,6 +80,8 @@ Status apply_option(PluginOptions& options, const std::string& key, const std::s
 Status validate_options(const PluginOptions& options) {
   if (options.file.empty())
     return make_error(EINVAL, "the image is missing: give file=IMAGE (or just IMAGE)");
+  if (!options.snapshot.empty() && options.create_size)
+    return make_error(EINVAL, "snapshot= serves an existing snapshot; it does not go with create=");
   return {};
 }
 

@@ -26,6 +26,7 @@ struct PluginOptions {
   TrimMode trim = TrimMode::deallocate;
   bool allow_backing = false;            // open the backing file (same directory only)
   bool locking = true;                   // take QEMU-compatible image locks
+  std::string snapshot;                  // serve this internal snapshot, read-only
 };
 
 // Applies one KEY=VALUE to `options`. `parse_size` and `parse_bool` are

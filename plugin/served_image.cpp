@@ -135,6 +135,7 @@ Result<std::unique_ptr<ServedImage>> ServedImage::open(const PluginOptions& opti
   Qcow2OpenOptions oo;
   oo.read_only = !writable;
   oo.metadata_cache_bytes = options.metadata_cache;
+  oo.snapshot = options.snapshot;
   if (!details->backing_file.empty()) {
     if (!options.allow_backing)
       return make_error(EPERM, options.file + ": the image has a backing file '" +

@@ -4,12 +4,12 @@
 
 #include <cinttypes>
 #include <cstdio>
-#include <ctime>
 
 #include "cli_common.hpp"
 #include "human_format.hpp"
 #include "image_open.hpp"
 #include "json_writer.hpp"
+#include "snapshot_list.hpp"
 #include "verbs.hpp"
 
 namespace qcowkit::cli {
@@ -37,23 +37,6 @@ std::vector<std::string> bitmap_flag_names(uint32_t flags) {
   if (flags & 1) names.push_back("in-use");
   if (flags & 2) names.push_back("auto");
   return names;
-}
-
-std::string snapshot_date(uint32_t seconds) {
-  time_t t = seconds;
-  struct tm parts;
-  localtime_r(&t, &parts);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &parts);
-  return buf;
-}
-
-std::string snapshot_clock(uint64_t nsec) {
-  uint64_t msec = nsec / 1000000;
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64,
-                msec / 3600000, msec / 60000 % 60, msec / 1000 % 60, msec % 1000);
-  return buf;
 }
 
 void write_json(JsonWriter& json, const ImageFacts& facts) {
@@ -129,16 +112,7 @@ void write_human(const ImageFacts& facts) {
   }
   if (!d.backing_format.empty())
     std::printf("backing file format: %s\n", d.backing_format.c_str());
-  if (!d.snapshots.empty()) {
-    std::printf("Snapshot list:\n%-9s %-17s %7s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE",
-                "VM CLOCK", "ICOUNT");
-    for (const auto& s : d.snapshots) {
-      std::string icount = s.icount == UINT64_MAX ? "" : std::to_string(s.icount);
-      std::printf("%-9s %-17s %7s%20s%13s%11s\n", s.id.c_str(), s.name.c_str(),
-                  human_size(s.vm_state_size).c_str(), snapshot_date(s.date_sec).c_str(),
-                  snapshot_clock(s.vm_clock_nsec).c_str(), icount.c_str());
-    }
-  }
+  if (!d.snapshots.empty()) print_snapshot_list(d.snapshots);
   std::printf("Format specific information:\n");
   std::printf("    compat: %s\n", compat_name(d.version));
   std::printf("    compression type: %s\n", to_string(d.compression_type));

@@ -18,6 +18,7 @@ int run_convert(const VerbArgs& args);
 int run_compare(const VerbArgs& args);
 int run_compact(const VerbArgs& args);
 int run_sha256(const VerbArgs& args);
+int run_snapshot(const VerbArgs& args);
 
 struct Verb {
   const char* name;

@@ -47,6 +47,10 @@ struct Qcow2OpenOptions {
   // The external data file, for images that use one; required to open them.
   std::shared_ptr<BlockDevice> data_file;
   uint64_t metadata_cache_bytes = 32u << 20;  // bound on cached L2 and refcount blocks
+  // Serve an internal snapshot (by ID, then name) instead of the active
+  // layer: the image reads as the snapshot did, at its virtual size. Needs
+  // read_only; ENOENT when there is no such snapshot.
+  std::string snapshot;
   const CodecSet* codecs = nullptr;           // nullptr: builtin_codecs()
 };
 
@@ -156,6 +160,16 @@ class Qcow2Image final : public BlockDevice {
 
   // Moves clusters from the end of the file into free space and truncates.
   Status compact();
+
+  // Internal snapshots, as `qemu-img snapshot -c/-d/-a`. Each waits for the
+  // requests in flight and runs alone; a power cut at any point leaves the
+  // old or the new snapshot table (at worst with leaked clusters). create
+  // gives the snapshot the next free numeric ID; delete and apply take an ID
+  // or a name (IDs first) and fail with ENOENT when there is none. apply
+  // needs the snapshot to have the image's current virtual size.
+  Status create_snapshot(const std::string& name);
+  Status delete_snapshot(const std::string& id_or_name);
+  Status apply_snapshot(const std::string& id_or_name);
 
   // True when zeroing [offset, offset + length) needs metadata updates only.
   bool can_zero_fast(uint64_t offset, uint64_t length);

@@ -94,23 +94,20 @@ Status Qcow2Image::Impl::apply_deferred_decrements() {
   }
   std::unique_lock gate(io_gate_);  // no I/O may still target a cluster we free
   std::lock_guard lock(mutex_);
+  return apply_releasable_locked();
+}
+
+Status Qcow2Image::Impl::apply_releasable_locked() {
   if (releasable_decrements_.empty()) return {};
   std::vector<uint64_t> pending;
   pending.swap(releasable_decrements_);
   for (size_t i = 0; i < pending.size(); ++i) {
-    const uint64_t cluster = pending[i];
-    Status st = adjust_refcount_locked(cluster, -1);
+    Status st = drop_reference_now_locked(pending[i]);
     if (!st.ok()) {
       // Keep what was not applied: a later flush tries again.
       releasable_decrements_.insert(releasable_decrements_.end(), pending.begin() + i + 1,
                                     pending.end());
       return st;
-    }
-    auto count = refcount_locked(cluster);
-    if (count.ok() && *count == 0) {
-      metadata_clusters_.erase(cluster);
-      cache_.erase(cluster * cluster_size_);
-      if (compressed_cursor_ / cluster_size_ == cluster) compressed_cursor_ = 0;
     }
   }
   return write_dirty_refcounts_locked();

@@ -17,6 +17,7 @@ inline constexpr uint64_t kOffL1Size = 36;
 inline constexpr uint64_t kOffL1Offset = 40;
 inline constexpr uint64_t kOffRefcountTableOffset = 48;
 inline constexpr uint64_t kOffRefcountTableClusters = 56;
+inline constexpr uint64_t kOffNbSnapshots = 60;  // then snapshots_offset at 64
 inline constexpr uint64_t kOffIncompatible = 72;
 inline constexpr uint64_t kOffCompatible = 80;
 inline constexpr uint64_t kOffAutoclear = 88;

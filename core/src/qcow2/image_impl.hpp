@@ -15,6 +15,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <optional>
 #include <mutex>
 #include <set>
@@ -51,6 +52,7 @@ class Qcow2Image::Impl {
 
   // open.cpp
   Status load(const Qcow2OpenOptions& options);
+  Status load_snapshot_view(const std::string& id_or_name);
 
   // mapping.cpp: the run starting at guest_offset (at most max_length bytes,
   // never crossing an L2 table).
@@ -105,6 +107,7 @@ class Qcow2Image::Impl {
   Status barrier_locked();             // flushes the image file (and the data file)
   Status barrier_before_l2_locked();   // refcounts and data durable before L2 writes
   Status apply_deferred_decrements();  // applies releasable_decrements_
+  Status apply_releasable_locked();    // the same, with io_gate_ held exclusively
   Status write_header_field_locked(uint64_t field_offset, ConstByteSpan bytes);
   Error corruption_locked(const std::string& what);
 
@@ -124,6 +127,19 @@ class Qcow2Image::Impl {
 
   // compact.cpp
   Status compact();
+
+  // snapshot_ops.cpp
+  Status create_snapshot(const std::string& name);
+  Status delete_snapshot(const std::string& id_or_name);
+  Status apply_snapshot(const std::string& id_or_name);
+  Status for_each_reference_locked(const std::vector<uint64_t>& l1,
+                                   const std::function<Status(uint64_t)>& visit, uint64_t limit);
+  Status adjust_tree_refcounts_locked(const std::vector<uint64_t>& l1, int64_t delta);
+  Status drop_reference_now_locked(uint64_t cluster);
+  Status update_copied_flags_locked();
+  Status publish_snapshot_table_locked(std::vector<qcow2::SnapshotEntry> entries);
+  Result<size_t> find_snapshot_locked(const std::string& id_or_name) const;
+  Result<std::vector<uint64_t>> read_l1_locked(uint64_t offset, uint32_t entries);
 
   Qcow2Details details() const;
   Status close();

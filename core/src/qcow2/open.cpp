@@ -127,6 +127,8 @@ Status Qcow2Image::Impl::load(const Qcow2OpenOptions& options) {
            c <= (s.l1_table_offset + uint64_t{s.l1_size} * 8 - 1) >> cluster_bits_; ++c)
         metadata_clusters_.insert(c);
 
+  if (!options.snapshot.empty()) QK_TRY(load_snapshot_view(options.snapshot));
+
   if ((header_.incompatible_features & kIncompatDirty) && !read_only_) {
     // Lazy refcounts were in use when the image was last left: its refcounts
     // cannot be trusted until they are rebuilt.
@@ -138,6 +140,27 @@ Status Qcow2Image::Impl::load(const Qcow2OpenOptions& options) {
     header_.incompatible_features &= ~kIncompatDirty;
     QK_TRY(file_->flush());
   }
+  return {};
+}
+
+// Makes a snapshot's L1 table the one reads go through (read-only images).
+Status Qcow2Image::Impl::load_snapshot_view(const std::string& id_or_name) {
+  if (!read_only_)
+    return make_error(EINVAL, "snapshot '" + id_or_name + "' can only be opened read-only");
+  std::lock_guard lock(mutex_);
+  QK_ASSIGN_OR_RETURN(size_t index, find_snapshot_locked(id_or_name));
+  const SnapshotEntry& s = snapshots_.entries[index];
+  QK_ASSIGN_OR_RETURN(std::vector<uint64_t> l1, read_l1_locked(s.l1_table_offset, s.l1_size));
+  const uint64_t file_size = file_->info().size;
+  for (uint64_t i = 0; i < l1.size(); ++i) {
+    const uint64_t l2 = l1[i] & kOffsetMask;
+    if (l1[i] & kL1ReservedMask)
+      return invalid("snapshot '" + id_or_name + "': L1 entry " + std::to_string(i) + " has reserved bits set");
+    if (l2 % cluster_size_ != 0 || (l2 != 0 && l2 >= file_size))
+      return invalid("snapshot '" + id_or_name + "': L2 table " + hex(l2) + " is misplaced");
+  }
+  l1_ = std::move(l1);
+  header_.size = s.info.virtual_size;
   return {};
 }
 

@@ -108,6 +108,16 @@ Result<CheckReport> Qcow2Image::check(RepairMode repair) { return impl_->check(r
 
 Status Qcow2Image::compact() { return impl_->compact(); }
 
+Status Qcow2Image::create_snapshot(const std::string& name) { return impl_->create_snapshot(name); }
+
+Status Qcow2Image::delete_snapshot(const std::string& id_or_name) {
+  return impl_->delete_snapshot(id_or_name);
+}
+
+Status Qcow2Image::apply_snapshot(const std::string& id_or_name) {
+  return impl_->apply_snapshot(id_or_name);
+}
+
 bool Qcow2Image::can_zero_fast(uint64_t offset, uint64_t length) {
   std::lock_guard lock(impl_->mutex_);
   return impl_->can_zero_fast(offset, length);

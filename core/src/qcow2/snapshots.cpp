@@ -1,5 +1,7 @@
 #include "qcow2/snapshots.hpp"
 
+#include <algorithm>
+
 #include "qcow2/format.hpp"
 #include "util/endian.hpp"
 
@@ -44,6 +46,7 @@ Result<SnapshotTable> read_snapshot_table(BlockDevice& file, const Header& h) {
     if (extra_size >= 8) e.info.vm_state_size = load_be64(extra);
     if (extra_size >= 16) e.info.virtual_size = load_be64(extra + 8);
     if (extra_size >= 24) e.info.icount = load_be64(extra + 16);
+    e.extra.assign(extra, extra + extra_size);
     e.info.id.assign(reinterpret_cast<const char*>(extra + extra_size), id_size);
     e.info.name.assign(reinterpret_cast<const char*>(extra + extra_size + id_size), name_size);
     if (e.l1_table_offset % h.cluster_size() != 0 || e.l1_table_offset > kMaxOffset)
@@ -58,6 +61,35 @@ Result<SnapshotTable> read_snapshot_table(BlockDevice& file, const Header& h) {
   }
   table.byte_size = pos;
   return table;
+}
+
+std::vector<uint8_t> encode_snapshot_table(const std::vector<SnapshotEntry>& entries) {
+  std::vector<uint8_t> out;
+  for (const SnapshotEntry& e : entries) {
+    std::vector<uint8_t> extra = e.extra;
+    if (extra.size() < 24) extra.resize(24, 0);
+    store_be64(extra.data(), e.info.vm_state_size);
+    store_be64(extra.data() + 8, e.info.virtual_size);
+    store_be64(extra.data() + 16, e.info.icount);
+    const size_t start = out.size();
+    out.resize(start + 40, 0);
+    uint8_t* p = out.data() + start;
+    store_be64(p, e.l1_table_offset);
+    store_be32(p + 8, e.l1_size);
+    store_be16(p + 12, static_cast<uint16_t>(e.info.id.size()));
+    store_be16(p + 14, static_cast<uint16_t>(e.info.name.size()));
+    store_be32(p + 16, e.info.date_sec);
+    store_be32(p + 20, e.info.date_nsec);
+    store_be64(p + 24, e.info.vm_clock_nsec);
+    // The 32-bit field saturates; the extra data holds the real size.
+    store_be32(p + 32, static_cast<uint32_t>(std::min<uint64_t>(e.info.vm_state_size, UINT32_MAX)));
+    store_be32(p + 36, static_cast<uint32_t>(extra.size()));
+    out.insert(out.end(), extra.begin(), extra.end());
+    out.insert(out.end(), e.info.id.begin(), e.info.id.end());
+    out.insert(out.end(), e.info.name.begin(), e.info.name.end());
+    out.resize((out.size() + 7) & ~size_t{7}, 0);
+  }
+  return out;
 }
 
 }  // namespace qcowkit::qcow2

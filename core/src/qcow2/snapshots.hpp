@@ -1,5 +1,6 @@
 // The internal snapshot table: parsed (bounded and validated) so that the
-// snapshots can be listed and their clusters counted by check; never changed.
+// snapshots can be listed and their clusters counted by check, and written
+// anew when a snapshot is created or deleted (snapshot_ops.cpp).
 #pragma once
 
 #include <vector>
@@ -13,6 +14,7 @@ struct SnapshotEntry {
   Qcow2Snapshot info;
   uint64_t l1_table_offset = 0;
   uint32_t l1_size = 0;
+  std::vector<uint8_t> extra;  // the entry's extra data as found, kept when rewritten
 };
 
 struct SnapshotTable {
@@ -21,5 +23,10 @@ struct SnapshotTable {
 };
 
 Result<SnapshotTable> read_snapshot_table(BlockDevice& file, const Header& header);
+
+// The on-disk form of `entries`, each padded to 8 bytes. The extra data of
+// an entry is `extra` with its first 24 bytes (large VM state size, virtual
+// size, icount) taken from `info`.
+std::vector<uint8_t> encode_snapshot_table(const std::vector<SnapshotEntry>& entries);
 
 }  // namespace qcowkit::qcow2
