@@ -88,9 +88,11 @@ class Run {
     // requests overtake this one (they change timing, never the checks).
     if (program_.jitter_seed) {
       const uint64_t h = mix(program_.jitter_seed ^ n);
-      if (h % 64 == 0)
-        std::this_thread::sleep_for(std::chrono::microseconds(50 + h / 64 % 400));
-      else if (h % 8 == 0)
+      // Rare, because a paused thread may hold the engine's locks and a
+      // loaded machine turns every pause into a long one.
+      if (h % 128 == 0)
+        std::this_thread::sleep_for(std::chrono::microseconds(20 + h / 128 % 200));
+      else if (h % 32 == 1)
         std::this_thread::yield();
     }
 #endif
