@@ -10,6 +10,8 @@
 // The interleaving is the input's (one operation at a time) unless the input
 // asks for real threads, which only native builds have; the browser build
 // (no threads) always runs the input's interleaving.
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -25,7 +27,7 @@ namespace {
 
 constexpr uint64_t kGuestSize = 1u << 20;  // small: every input stays fast
 constexpr unsigned kMaxThreads = 4;
-constexpr unsigned kMaxOperations = 48;
+constexpr unsigned kMaxOperations = 96;
 constexpr unsigned kMaxCrashPoints = 6;
 
 struct Kind {
@@ -128,7 +130,7 @@ GuestOp decode_op(ByteReader& in, unsigned thread, const Kind& kind) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ByteReader in(data, size);
   const uint8_t header = in.u8();
-  const Kind& kind = kKinds[header % (sizeof kKinds / sizeof kKinds[0])];
+  const Kind& kind = kKinds[(header & 0x7f) % (sizeof kKinds / sizeof kKinds[0])];
   const bool threads = (header & 0x80) != 0;
 
   Program program;
@@ -164,6 +166,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto target = make_target(kind);
   const ExplorerReport report = explore(*target, make_disk(kind), program);
+  if (std::getenv("QCOWKIT_FUZZ_CRASH_VERBOSE"))  // what an input exercised
+    std::fprintf(stderr, "%s: %llu operations, %llu device events, %llu crash states\n", kind.name,
+                 static_cast<unsigned long long>(report.operations),
+                 static_cast<unsigned long long>(report.device_events),
+                 static_cast<unsigned long long>(report.crash_states));
   if (report.finding)
     fail(std::string("kind ") + kind.name + ", " + describe(program) + ": " + *report.finding);
   return 0;

@@ -199,8 +199,13 @@ class Run {
 #if QCOWKIT_HAVE_THREADS
     if (threads.size() > 1 && program_.order.empty()) {
       std::vector<std::thread> workers;
+      // All start together: a thread started first would otherwise run much
+      // of its list before the others exist.
+      std::atomic<size_t> ready{0};
       for (const auto& ops : threads)
-        workers.emplace_back([this, &ops] {
+        workers.emplace_back([this, &ops, &ready, count = threads.size()] {
+          ++ready;
+          while (ready < count) std::this_thread::yield();
           for (const GuestOp& op : ops) {
             if (stop_) break;
             run_op(op);
