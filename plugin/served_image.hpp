@@ -1,8 +1,8 @@
 // The one open image a plugin process serves, shared by all its connections.
 //
-// Opening does, in order: open the file, take QEMU-compatible locks, check the
-// header, open the backing chain only if the user allowed it (and only files
-// in the image's own directory), then open the qcow2 image over the file.
+// Opened through the core's image opener: QEMU-compatible locks, the backing
+// chain only if the user allowed it (and then only files in the image's own
+// directory), then the qcow2 image over the file.
 #pragma once
 
 #include <memory>
@@ -11,6 +11,7 @@
 
 #include "plugin_options.hpp"
 #include "qcowkit/file_device.hpp"
+#include "qcowkit/image_opener.hpp"
 #include "qcowkit/qcow2.hpp"
 
 namespace qcowkit::plugin {
@@ -26,7 +27,7 @@ class ServedImage {
 
   ~ServedImage();
 
-  Qcow2Image& image() { return *image_; }
+  Qcow2Image& image() { return *opened_.qcow2; }
   bool writable() const { return writable_; }
   const std::string& path() const { return path_; }
 
@@ -39,16 +40,7 @@ class ServedImage {
 
   std::string path_;
   bool writable_ = false;
-  std::shared_ptr<FileDevice> file_;
-  std::unique_ptr<Qcow2Image> image_;
-  // Backing devices, nearest first; each is also held by the layer above.
-  std::vector<std::shared_ptr<BlockDevice>> backing_chain_;
+  OpenedImage opened_;
 };
-
-// Where the backing file `name` of the image at `image_path` lives, if it is
-// allowed: an existing file in the image's own directory (after resolving
-// symbolic links). Anything else (other directories, "../x", "json:{...}",
-// protocols) fails with EPERM, naming the image and the backing file.
-Result<std::string> resolve_backing_path(const std::string& image_path, const std::string& name);
 
 }  // namespace qcowkit::plugin

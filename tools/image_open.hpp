@@ -1,10 +1,11 @@
-// Opens the image a verb names: a raw file or a qcow2 image over a file,
-// detected from its first bytes unless the user said which (-f).
+// Opens the image a verb names, through the core's image opener: a raw file
+// or a qcow2 image, detected from its first bytes unless the user said which
+// (-f), locked as qemu-img locks images unless the user said -U.
 //
-// Backing files are never opened unless the user allows it (--backing-chain):
-// an image names its backing file itself, and a hostile image could name any
-// file on the machine. Without it, the unallocated parts of an image with a
-// backing file read as zeroes, so verbs that read contents refuse such images.
+// Backing files are opened only with --backing-chain (the core's "allow"
+// policy: any plain file name the image gives). Without it, the unallocated
+// parts of an image with a backing file would read as zeroes, so verbs that
+// read contents refuse such images (contents_needed).
 #pragma once
 
 #include <memory>
@@ -12,6 +13,7 @@
 #include <string>
 
 #include "qcowkit/file_device.hpp"
+#include "qcowkit/image_opener.hpp"
 #include "qcowkit/qcow2.hpp"
 
 namespace qcowkit::cli {
@@ -21,16 +23,10 @@ struct ImageOpenOptions {
   bool read_only = true;
   bool follow_backing = false;        // open the backing chain (read-only)
   bool contents_needed = false;       // refuse a backing file we may not open
+  bool lock = true;                   // false: -U / --force-share, as qemu-img
 };
 
-struct OpenedImage {
-  std::string path;
-  std::string format;  // "raw" or "qcow2"
-  std::shared_ptr<FileDevice> file;
-  std::shared_ptr<BlockDevice> device;  // the guest view: the file or the qcow2 image
-  std::shared_ptr<Qcow2Image> qcow2;    // set for qcow2 images
-  std::shared_ptr<OpenedImage> backing; // set when the backing chain was followed
-};
+using OpenedImage = qcowkit::OpenedImage;
 
 Result<OpenedImage> open_image(const std::string& path, const ImageOpenOptions& options);
 

@@ -21,6 +21,7 @@ const std::vector<Verb>& all_verbs() {
       {"compare", "compare the contents of two images", run_compare},
       {"compact", "move clusters into free space and truncate the file", run_compact},
       {"sha256", "hash the virtual contents of an image", run_sha256},
+      {"measure", "how large a new image would be (qemu-img measure)", run_measure},
       {"snapshot", "list, create, apply or delete internal snapshots", run_snapshot},
   };
   return verbs;

@@ -14,12 +14,14 @@ namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit check [-r leaks|all] [--output=human|json] IMAGE\n"
+    "usage: qcowkit check [-r leaks|all] [-U] [--output=human|json] IMAGE\n"
     "\n"
     "Checks a qcow2 image's refcounts against its references. -r leaks frees\n"
     "leaked clusters; -r all also repairs corruptions (the image is opened\n"
     "read-write). Exit status: 0 no problems left, 1 the check itself failed,\n"
-    "2 corruptions left, 3 only leaks left (as qemu-img check).\n";
+    "2 corruptions left, 3 only leaks left (as qemu-img check).\n"
+    "-U (--force-share) reads the image without taking its lock (a check\n"
+    "of an image in use may then report errors that are not there).\n";
 
 constexpr int kExitCheckFailed = 1;
 constexpr int kExitCorruptions = 2;
@@ -92,7 +94,7 @@ Result<CheckReport> check_image(const std::string& path, const ImageOpenOptions&
 int run_check(const VerbArgs& raw_args) {
   int status = 0;
   auto args = parse_verb_args("check", kHelp, raw_args,
-                              {output_option(), {'r', nullptr, true}, {'f', nullptr, true}},
+                              {output_option(), {'r', nullptr, true}, {'f', nullptr, true}, {'U', "force-share", false}},
                               status);
   if (!args) return status;
   auto format = output_format(*args);
@@ -114,6 +116,7 @@ int run_check(const VerbArgs& raw_args) {
     open_options.format = *name;
   }
   open_options.read_only = repair == RepairMode::none;
+  open_options.lock = !args->has("force-share");
 
   const std::string& path = args->positionals[0];
   // With -r, a read-only pass first: the engine rebuilds the refcounts of a

@@ -14,13 +14,14 @@ namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit map [-f raw|qcow2] [--output=human|json] [--backing-chain]\n"
+    "usage: qcowkit map [-f raw|qcow2] [-U] [--output=human|json] [--backing-chain]\n"
     "                   [--start-offset=OFFSET] [--max-length=LENGTH] IMAGE\n"
     "\n"
     "Lists the runs of the virtual disk: where data lies in the file, what\n"
     "reads as zeroes, what is compressed. JSON rows carry qemu-img's fields\n"
     "(start, length, depth, present, zero, data, compressed, offset).\n"
-    "--backing-chain opens the backing files too (depth counts the layers).\n";
+    "--backing-chain opens the backing files too (depth counts the layers).\n"
+    "-U (--force-share) reads without taking the image's lock.\n";
 
 int chain_length(const OpenedImage& image) {
   return 1 + (image.backing ? chain_length(*image.backing) : 0);
@@ -156,7 +157,7 @@ int run_map(const VerbArgs& raw_args) {
   int status = 0;
   auto args = parse_verb_args("map", kHelp, raw_args,
                               {output_option(), {'f', nullptr, true}, {0, "backing-chain", false},
-                               {0, "start-offset", true}, {0, "max-length", true}},
+                               {0, "start-offset", true}, {0, "max-length", true}, {'U', "force-share", false}},
                               status);
   if (!args) return status;
   auto format = output_format(*args);
@@ -169,6 +170,7 @@ int run_map(const VerbArgs& raw_args) {
     open_options.format = *name;
   }
   open_options.follow_backing = args->has("backing-chain");
+  open_options.lock = !args->has("force-share");
   const std::string& path = args->positionals[0];
   auto image = open_image(path, open_options);
   if (!image.ok()) return report_error("map", image.error());

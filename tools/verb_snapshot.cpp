@@ -12,7 +12,7 @@ namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit snapshot [-q] [-f qcow2] [-l | -c NAME | -a SNAPSHOT | -d SNAPSHOT] IMAGE\n"
+    "usage: qcowkit snapshot [-q] [-U] [-f qcow2] [-l | -c NAME | -a SNAPSHOT | -d SNAPSHOT] IMAGE\n"
     "\n"
     "  -l            list the snapshots (the default when no action is given\n"
     "                prints nothing, as qemu-img)\n"
@@ -20,6 +20,7 @@ const char kHelp[] =
     "  -a SNAPSHOT   apply (revert the image to) a snapshot, by ID or name\n"
     "  -d SNAPSHOT   delete a snapshot, by ID or name\n"
     "  -q            quiet\n"
+    "  -U            list without taking the image's lock (-l only)\n"
     "\n"
     "Each change is crash-safe: a power cut leaves the old or the new\n"
     "snapshot table, at worst with leaked clusters (check -r leaks).\n";
@@ -34,7 +35,8 @@ int run_snapshot(const VerbArgs& raw_args) {
                                {'a', nullptr, true},
                                {'d', nullptr, true},
                                {'q', nullptr, false},
-                               {'f', nullptr, true}},
+                               {'f', nullptr, true},
+                               {'U', "force-share", false}},
                               status);
   if (!args) return status;
   int actions = 0;
@@ -45,6 +47,11 @@ int run_snapshot(const VerbArgs& raw_args) {
   if (args->positionals.size() != 1) return usage_error("snapshot", "expected one IMAGE");
   ImageOpenOptions options;
   options.read_only = action == 'l' || action == 0;
+  if (args->has("force-share")) {
+    if (!options.read_only)
+      return usage_error("snapshot", "-U (force-share) only goes with -l: changes need the image's lock");
+    options.lock = false;
+  }
   if (auto f = args->last("f")) {
     auto name = parse_format_name(*f);
     if (!name.ok()) return usage_error("snapshot", name.error().message);

@@ -19,6 +19,7 @@ int run_compare(const VerbArgs& args);
 int run_compact(const VerbArgs& args);
 int run_sha256(const VerbArgs& args);
 int run_snapshot(const VerbArgs& args);
+int run_measure(const VerbArgs& args);
 
 struct Verb {
   const char* name;

@@ -6,8 +6,11 @@
 //
 // Supports versions 2 and 3, cluster sizes 512 B to 2 MiB, refcount widths
 // 1 to 64 bits, zero clusters, compressed clusters (deflate, zstd), extended
-// L2, lazy refcounts, internal snapshots (kept intact) and bitmaps (kept;
-// marked inconsistent on the first write, as the spec requires). Refuses
+// L2, lazy refcounts, internal snapshots (created, applied, deleted, or
+// opened read-only) and persistent dirty bitmaps (enabled ones record every
+// write, marked in use while the image is open for writing and consistent
+// again after a clean close; bitmaps it cannot maintain are marked
+// inconsistent on the first write, as the spec requires). Refuses
 // encryption, unknown incompatible features and structurally invalid images
 // with an error saying which. Never opens a file named inside the image: a
 // backing file or external data file is used only when the caller passes it.

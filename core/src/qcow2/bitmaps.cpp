@@ -30,11 +30,14 @@ Result<BitmapDirectory> read_bitmap_directory(BlockDevice& file, const Header& h
     e.table_offset = load_be64(p);
     e.table_size = load_be32(p + 8);
     e.info.flags = load_be32(p + 12);
+    e.type = p[16];
     e.info.granularity_bits = p[17];
+    e.directory_position = pos;
     const uint16_t name_size = load_be16(p + 18);
     const uint32_t extra_size = load_be32(p + 20);
     const uint64_t entry_size = 24 + uint64_t{extra_size} + name_size;
     if (pos + entry_size > buf.size()) return invalid("entry " + std::to_string(i) + " is truncated");
+    e.extra_size = extra_size;
     e.info.name.assign(reinterpret_cast<const char*>(p + 24 + extra_size), name_size);
     if (e.table_offset % h.cluster_size() != 0 || e.table_offset > kMaxOffset ||
         uint64_t{e.table_size} * 8 > (64u << 20))

@@ -1,7 +1,6 @@
-// Persistent dirty bitmaps: qcowkit keeps them as they are (it never changes
-// them), lists them, and counts their clusters so that check agrees with
-// qemu-img. Writing to an image clears the "bitmaps consistent" autoclear bit,
-// which tells QEMU the bitmaps no longer describe the data.
+// Persistent dirty bitmaps: parsed (bounded and validated), listed, counted
+// by check as qemu-img counts them, and maintained by the engine
+// (bitmap_tracking.cpp): enabled bitmaps record every write, zero and discard.
 #pragma once
 
 #include <vector>
@@ -11,10 +10,17 @@
 
 namespace qcowkit::qcow2 {
 
+inline constexpr uint32_t kBitmapInUse = 1u << 0;
+inline constexpr uint32_t kBitmapAuto = 1u << 1;  // enabled: records writes
+inline constexpr uint8_t kBitmapTypeDirtyTracking = 1;
+
 struct BitmapEntry {
   Qcow2Bitmap info;
   uint64_t table_offset = 0;
   uint32_t table_size = 0;  // entries
+  uint8_t type = 0;
+  uint32_t extra_size = 0;
+  uint64_t directory_position = 0;  // where the entry starts in the directory
 };
 
 struct BitmapDirectory {

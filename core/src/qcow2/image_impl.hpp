@@ -15,6 +15,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <map>
 #include <functional>
 #include <optional>
 #include <mutex>
@@ -127,6 +128,20 @@ class Qcow2Image::Impl {
 
   // compact.cpp
   Status compact();
+
+  // bitmap_tracking.cpp
+  struct TrackedBitmap {
+    size_t entry;               // index in bitmaps_.entries
+    unsigned granularity_bits;
+    std::map<uint64_t, std::vector<uint8_t>> set_bits;  // data cluster index -> bits set
+  };
+  bool plan_bitmap_tracking_locked();
+  Status set_bitmaps_in_use_locked(bool in_use);
+  void mark_bitmaps_dirty(uint64_t offset, uint64_t length);
+  Status persist_bitmaps_locked();
+  std::mutex bitmap_mutex_;                  // guards tracked_bitmaps_[*].set_bits
+  std::vector<TrackedBitmap> tracked_bitmaps_;  // fixed by the first write
+  bool bitmaps_in_use_ = false;              // we set their in-use flags on disk
 
   // snapshot_ops.cpp
   Status create_snapshot(const std::string& name);

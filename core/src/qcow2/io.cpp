@@ -140,13 +140,25 @@ void Qcow2Image::Impl::wait_for_in_flight_locked(std::unique_lock<std::mutex>& l
 
 Status Qcow2Image::Impl::prepare_first_write_locked() {
   if (first_write_done_) return {};
-  if (header_.autoclear_features != 0) {
-    // Bitmaps (and anything else we do not maintain) stop describing the
-    // data once we write: say so before the first write, as the spec asks.
-    uint8_t field[8] = {};
+  // Bitmaps we maintain keep the "bitmaps consistent" bit (and get their
+  // in-use flags set first); anything else in autoclear stops describing
+  // the data once we write: say so before the first write, as the spec asks.
+  bool maintained;
+  {
+    std::lock_guard bits_lock(bitmap_mutex_);
+    maintained = plan_bitmap_tracking_locked();
+  }
+  const uint64_t keep = maintained ? kAutoclearBitmaps : 0;
+  if (header_.autoclear_features & ~keep) {
+    uint8_t field[8];
+    store_be64(field, header_.autoclear_features & keep);
     QK_TRY(write_header_field_locked(kOffAutoclear, field));
     QK_TRY(file_->flush());
-    header_.autoclear_features = 0;
+    header_.autoclear_features &= keep;
+  }
+  if (!tracked_bitmaps_.empty()) {
+    QK_TRY(set_bitmaps_in_use_locked(true));
+    bitmaps_in_use_ = true;
   }
   first_write_done_ = true;
   return {};
@@ -161,6 +173,7 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
   {
     std::shared_lock gate(io_gate_);
     QK_TRY(check_request(DeviceInfo{header_.size, 1, false}, offset, data.size(), true, "write"));
+    mark_bitmaps_dirty(offset, data.size());
     const uint64_t end = offset + data.size();
     for (uint64_t pos = offset; pos < end;) {
       std::unique_lock lock(mutex_);
@@ -366,6 +379,7 @@ Status Qcow2Image::Impl::store_compressed(uint64_t offset, ConstByteSpan packed)
   std::shared_lock gate(io_gate_);
   std::unique_lock lock(mutex_);
   QK_TRY(prepare_first_write_locked());
+  mark_bitmaps_dirty(offset, std::min<uint64_t>(cluster_size_, header_.size - offset));
   wait_for_in_flight_locked(lock, offset, cluster_size_);
   QK_ASSIGN_OR_RETURN(TablePtr l2, writable_l2_locked(offset));
   QK_ASSIGN_OR_RETURN(uint64_t host, allocate_bytes_locked(packed.size()));

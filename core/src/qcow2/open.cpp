@@ -200,6 +200,11 @@ Qcow2Details Qcow2Image::Impl::details() const {
 Status Qcow2Image::Impl::close() {
   if (closed_) return {};
   Status status = read_only_ ? Status{} : flush();
+  if (status.ok() && !read_only_) {
+    std::unique_lock gate(io_gate_);
+    std::lock_guard lock(mutex_);
+    status = persist_bitmaps_locked();
+  }
   closed_ = true;
   cache_.clear();
   return status;

@@ -63,6 +63,10 @@ Status Qcow2Image::Impl::resize(uint64_t new_size, bool allow_shrink) {
   {
     std::lock_guard lock(mutex_);
     old_size = header_.size;
+    if (header_.bitmaps && header_.bitmaps->nb_bitmaps > 0 &&
+        (header_.autoclear_features & kAutoclearBitmaps) && new_size != old_size)
+      return make_error(ENOTSUP, "resize: the image has persistent bitmaps, which would no longer "
+                                 "cover it (remove them first, as with qemu-img)");
   }
   if (new_size < old_size) {
     if (!allow_shrink)

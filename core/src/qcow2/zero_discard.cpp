@@ -26,6 +26,11 @@ Status Qcow2Image::Impl::zero_or_discard(uint64_t offset, uint64_t length, bool 
     QK_TRY(check_request(DeviceInfo{header_.size, 1, false}, offset, length, true, op));
   }
   if (length == 0) return {};
+  {
+    std::lock_guard lock(mutex_);
+    QK_TRY(prepare_first_write_locked());
+  }
+  mark_bitmaps_dirty(offset, length);
   const uint64_t end = offset + length;
   // Whole clusters: from the first cluster boundary at or after offset to the
   // last before end (the image's last cluster counts as whole at its end).

@@ -1,0 +1,74 @@
+// Opening an image by name: the one place that decides an image's format
+// (by content, unless the caller says), opens its backing chain under a
+// policy the caller chooses, bounds the chain's depth, and takes locks.
+// Every adapter (the plugin, the CLI) opens images through it.
+//
+//   ImageOpenOptions o;
+//   o.backing = BackingPolicy::same_directory;
+//   auto image = open_named_image(posix_host(), "disk.qcow2", o);
+//   image->device->read(0, buffer);
+//
+// Backing files are named inside images, so a hostile image may name any
+// file on the machine: nothing is followed unless the policy allows it, and
+// names such as "json:{...}" or protocol URLs are never followed.
+//
+// Thread safety: open_named_image may be called from several threads; an
+// OpenedImage is as thread-safe as its devices (Qcow2Image and FileDevice are).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "qcowkit/host.hpp"
+#include "qcowkit/qcow2.hpp"
+
+namespace qcowkit {
+
+enum class BackingPolicy {
+  refuse,          // never open a backing file
+  same_directory,  // only an existing file in the image's own folder (links resolved)
+  allow,           // any plain file name the image gives
+};
+
+struct ImageOpenOptions {
+  std::optional<std::string> format;  // "raw" or "qcow2"; unset: decided by content
+  bool writable = false;              // the top image only; backing files are read-only
+  bool lock = true;                   // QEMU-compatible locks on every file opened
+  BackingPolicy backing = BackingPolicy::refuse;
+  // With BackingPolicy::refuse: an image that has a backing file is an error
+  // (EPERM) instead of being opened with its unallocated parts reading as
+  // zeroes. `refusal_hint` is appended to that error ("add backing=true").
+  bool backing_required = false;
+  std::string refusal_hint;
+  uint64_t metadata_cache_bytes = 32u << 20;  // for each qcow2 layer
+  std::string snapshot;                        // qcow2: serve this snapshot (read-only)
+  int max_depth = 16;                          // images in the chain, the top one included
+};
+
+struct OpenedImage {
+  std::string path;
+  std::string format;                     // "raw" or "qcow2"
+  std::shared_ptr<BlockDevice> file;      // the file the image lives in
+  std::shared_ptr<BlockDevice> device;    // the guest's view: the file, or the qcow2 image
+  std::shared_ptr<Qcow2Image> qcow2;      // set for qcow2 images
+  std::shared_ptr<OpenedImage> backing;   // the next layer down, when opened
+
+  // Flushes and closes the image, then its backing chain. Closing the files
+  // drops their locks.
+  Status close();
+};
+
+// "qcow2" or "raw", by the file's first bytes.
+Result<std::string> detect_format(BlockDevice& file);
+
+Result<OpenedImage> open_named_image(Host& host, const std::string& path,
+                                     const ImageOpenOptions& options);
+
+// Where the backing file `name`, written in the image at `image_path`, lies
+// under `policy`, or why it may not be opened (EPERM for a refused name,
+// ENOTSUP for a name that is not a plain file name).
+Result<std::string> resolve_backing_file(Host& host, const std::string& image_path,
+                                         const std::string& name, BackingPolicy policy);
+
+}  // namespace qcowkit
