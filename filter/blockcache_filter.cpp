@@ -117,11 +117,13 @@ Export* find_or_open_export(nbdkit_backend* backend, const char* exportname) {
 
 void print_stats(const Export& exp) {
   const auto s = exp.cache->stats();
-  nbdkit_debug("blockcache: export '%s': read hits %llu, misses %llu, writes %llu, "
+  nbdkit_debug("blockcache: export '%s': read hits %llu, misses %llu, writes %llu "
+               "(%llu straight to the plugin), "
                "written back %llu bytes in %llu requests, forced write-backs %llu, "
                "write-back errors %llu, scanned %llu bytes, peak memory %llu bytes",
                exp.name.c_str(), (unsigned long long)s.read_hits,
                (unsigned long long)s.read_misses, (unsigned long long)s.write_requests,
+               (unsigned long long)s.direct_writes,
                (unsigned long long)s.bytes_written_back, (unsigned long long)s.writeback_requests,
                (unsigned long long)s.forced_writebacks, (unsigned long long)s.writeback_errors,
                (unsigned long long)s.scanned_bytes, (unsigned long long)s.peak_cached_bytes);

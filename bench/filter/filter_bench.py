@@ -5,10 +5,13 @@ engine. Prints each row as IOPS / MiB/s and as ratios; asserts nothing.
 
   filter_bench.py --filter build/filter/nbdkit-blockcache-filter.so [--seconds 5]
 
-Backends: the memory plugin, and a slow one (--filter=delay wdelay=1ms
-rdelay=1ms over memory). Rows: 4K random writes with a flush every 256
-writes (iodepth 16), 64K sequential writes (iodepth 16, flushed at the end),
-4K random reads of data written just before (iodepth 16).
+Backends: the memory plugin, the file plugin on a tmpfs image, and a slow
+one (--filter=delay wdelay=1ms rdelay=1ms over memory). Rows (iodepth 16,
+write rows flushed at the end): 4K and 64K random writes, 64K and 1 MiB
+sequential writes, 4K mixed random reads and writes, 4K random writes with
+a flush every 256 writes, 4K random reads of data written just before.
+Every cell runs --rounds times, the configurations alternating within a
+round; the table shows medians. Each row gets a fresh server (and image).
 """
 
 import argparse
@@ -66,7 +69,8 @@ class Server:
 
 
 def fio(uri, seconds, rows):
-    """Runs one fio invocation; returns {job name: (iops, MiB/s)}."""
+    """Runs one fio invocation; returns {job name: (iops, MiB/s)}, reads and
+    writes added together (a mixed row counts both)."""
     cmd = ["fio", "--output-format=json", "--ioengine=nbd", f"--uri={uri}", "--direct=1",
            "--group_reporting=0"]
     for name, opts in rows:
@@ -77,42 +81,83 @@ def fio(uri, seconds, rows):
     report = json.loads(out.stdout[out.stdout.index("{"):])
     result = {}
     for job in report["jobs"]:
-        side = job["write"] if job["write"]["io_bytes"] > 0 else job["read"]
-        result[job["jobname"]] = (side["iops"], side["bw_bytes"] / (1 << 20))
+        iops = job["write"]["iops"] + job["read"]["iops"]
+        mib = (job["write"]["bw_bytes"] + job["read"]["bw_bytes"]) / (1 << 20)
+        requests = job["write"]["total_ios"] + job["read"]["total_ios"]
+        result[job["jobname"]] = (iops, mib, requests)
     return result
 
 
-def measure(tmp, server_args, seconds):
-    t = str(seconds)
-    server = Server(tmp, server_args)
-    try:
-        results = {}
-        results.update(fio(server.uri, seconds, [
-            ("randwrite-4k-fsync256", ["--rw=randwrite", "--bs=4k", "--iodepth=16", "--fsync=256",
-                                       "--time_based", f"--runtime={t}", f"--size={SIZE}"])]))
-        results.update(fio(server.uri, seconds, [
-            ("seqwrite-64k", ["--rw=write", "--bs=64k", "--iodepth=16", "--time_based",
-                              f"--runtime={t}", f"--size={SIZE}", "--end_fsync=1"])]))
+def cpu_seconds(pid):
+    """User plus system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rows(seconds):
+    """Every row: name -> the fio jobs that make it (the last one is measured).
+    Write rows end with a flush, so a cache is charged for writing back."""
+    t = ["--time_based", f"--runtime={seconds}", f"--size={SIZE}", "--iodepth=16"]
+    return {
+        "randwrite-4k": [("randwrite-4k", ["--rw=randwrite", "--bs=4k", "--end_fsync=1"] + t)],
+        "randwrite-64k": [("randwrite-64k", ["--rw=randwrite", "--bs=64k", "--end_fsync=1"] + t)],
+        "seqwrite-64k": [("seqwrite-64k", ["--rw=write", "--bs=64k", "--end_fsync=1"] + t)],
+        "seqwrite-1m": [("seqwrite-1m", ["--rw=write", "--bs=1m", "--end_fsync=1"] + t)],
+        "randrw-4k": [("randrw-4k", ["--rw=randrw", "--rwmixread=50", "--bs=4k",
+                                     "--end_fsync=1"] + t)],
+        "randwrite-4k-fsync256": [("randwrite-4k-fsync256", ["--rw=randwrite", "--bs=4k",
+                                                              "--fsync=256"] + t)],
         # Recently written data: 32 MiB written, then read back at random.
-        results.update(fio(server.uri, seconds, [
+        "randread-4k-recent": [
             ("prepare", ["--rw=write", "--bs=1m", "--iodepth=4", "--offset=512m", "--size=32m"]),
             ("randread-4k-recent", ["--stonewall", "--rw=randread", "--bs=4k", "--iodepth=16",
                                     "--offset=512m", "--size=32m", "--time_based",
-                                    f"--runtime={t}"])]))
-        results.pop("prepare", None)
-        return results
-    finally:
-        server.stop()
+                                    f"--runtime={seconds}"])],
+    }
+
+
+def measure(tmp, server_args, seconds, row_names, before_start):
+    """One server per row, one fio run each; {row: (iops, MiB/s, server CPU
+    microseconds per request)}. The CPU column holds up on a busy machine,
+    where throughput swings with everyone else's load."""
+    all_rows = rows(seconds)
+    results = {}
+    for row in row_names:
+        before_start()  # every row starts from the same empty backend
+        server = Server(tmp, server_args)
+        try:
+            iops, mib, requests = fio(server.uri, seconds, all_rows[row])[row]
+            # Setup jobs (the "prepare" of a read row) are charged too: the
+            # same work for every configuration.
+            results[row] = (iops, mib, cpu_seconds(server.proc.pid) * 1e6 / max(requests, 1))
+        finally:
+            server.stop()
+    return results
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--filter", required=True)
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "5")))
-    parser.add_argument("--backends", default="memory,delay",
-                        help="comma-separated subset of memory,delay")
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")),
+                        help="runs of every cell, the configurations alternating; medians shown")
+    parser.add_argument("--backends", default="memory,file,delay",
+                        help="comma-separated subset of memory,file,delay")
+    parser.add_argument("--rows", default=",".join(rows(1)),
+                        help="comma-separated subset of " + ",".join(rows(1)))
+    parser.add_argument("--configs", default="no filter,nbdkit cache,blockcache",
+                        help="comma-separated subset of: no filter,nbdkit cache,blockcache")
     parser.add_argument("--extra", default="",
                         help="extra blockcache parameters, e.g. blockcache-threads=32")
+    parser.add_argument("--tmpfs", default="/dev/shm",
+                        help="where the file backend's image lives (a tmpfs)")
     args = parser.parse_args()
     for program, package in (("nbdkit", "nbdkit"), ("fio", "fio")):
         if shutil.which(program) is None:
@@ -120,40 +165,88 @@ def main():
     ours = os.path.abspath(args.filter)
     if not os.path.exists(ours):
         die(f"{ours} is not built (make build)")
+    row_names = args.rows.split(",")
+    for row in row_names:
+        if row not in rows(1):
+            die(f"unknown row {row}")
 
-    backends = [("memory", ["memory", SIZE]),
-                ("delay", ["--filter=delay", "memory", SIZE, "wdelay=1ms", "rdelay=1ms"])]
+    image = os.path.join(args.tmpfs, f"blockcache-bench-{os.getpid()}.img")
+
+    def fresh_image():
+        with open(image, "wb") as f:
+            f.truncate(0)
+            f.truncate(1 << 30)
+
+    def nothing():
+        pass
+
+    backends = [("memory", ["memory", SIZE], nothing),
+                ("file", ["file", image], fresh_image),
+                ("delay", ["--filter=delay", "memory", SIZE, "wdelay=1ms", "rdelay=1ms"], nothing)]
     wanted = args.backends.split(",")
     backends = [b for b in backends if b[0] in wanted]
     configs = [("no filter", []),
                ("nbdkit cache", ["--filter=cache", "cache=writeback"]),
                ("blockcache", [f"--filter={ours}"] + args.extra.split())]
+    configs = [c for c in configs if c[0] in args.configs.split(",")]
 
-    print(f"blockcache filter benchmark: fio nbd engine, {args.seconds} s per row, nbdkit "
-          + subprocess.run(["nbdkit", "--version"], capture_output=True, text=True).stdout.split()[1])
-    with tempfile.TemporaryDirectory(prefix="blockcache-bench-") as tmp:
-        for backend, plugin in backends:
-            table = {}
-            for config, filters in configs:
-                # Filters come first on the command line (outermost first),
-                # their parameters after the plugin's.
-                filter_flags = [f for f in filters if f.startswith("--filter")]
-                params = [f for f in filters if not f.startswith("--filter")]
-                table[config] = measure(tmp, filter_flags + plugin + params, args.seconds)
-            print(f"\n== backend: {' '.join(plugin)}")
-            print(f"{'row':24} {'no filter':>16} {'nbdkit cache':>16} {'blockcache':>16}"
-                  f" {'vs none':>8} {'vs cache':>9}")
-            for row in table["no filter"]:
-                cells = []
-                for config, _ in configs:
-                    iops, mib = table[config][row]
-                    cells.append(f"{iops:9.0f}/{mib:5.0f}M")
-                ours_iops = table["blockcache"][row][0]
-                vs_none = ours_iops / max(table["no filter"][row][0], 1e-9)
-                vs_cache = ours_iops / max(table["nbdkit cache"][row][0], 1e-9)
-                print(f"{row:24} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16}"
-                      f" {vs_none:7.2f}x {vs_cache:8.2f}x")
-    print("\n(cells are IOPS/MiB per second; ratios are blockcache IOPS over the peer's)")
+    load = os.getloadavg()
+    print(f"blockcache filter benchmark: fio nbd engine, iodepth 16, {args.seconds} s per cell, "
+          f"{args.rounds} rounds alternating, medians; nbdkit "
+          + subprocess.run(["nbdkit", "--version"], capture_output=True, text=True).stdout.split()[1]
+          + f"; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
+          f"{os.cpu_count()} CPUs")
+    try:
+        with tempfile.TemporaryDirectory(prefix="blockcache-bench-") as tmp:
+            for backend, plugin, before_start in backends:
+                samples = {config: {row: [] for row in row_names} for config, _ in configs}
+                for round_ in range(args.rounds):
+                    # Alternate the order, so no configuration always runs
+                    # first (or last) in a round.
+                    order = configs[round_ % len(configs):] + configs[:round_ % len(configs)]
+                    for config, filters in order:
+                        # Filters come first on the command line (outermost
+                        # first), their parameters after the plugin's.
+                        filter_flags = [f for f in filters if f.startswith("--filter")]
+                        params = [f for f in filters if not f.startswith("--filter")]
+                        got = measure(tmp, filter_flags + plugin + params, args.seconds, row_names,
+                                      before_start)
+                        for row, value in got.items():
+                            samples[config][row].append(value)
+                print(f"\n== backend: {' '.join(plugin)}")
+                header = f"{'row':24}" + "".join(f" {c:>16}" for c, _ in configs)
+                if "blockcache" in samples:
+                    header += "".join(f" {'vs ' + ('none' if c == 'no filter' else 'cache'):>9}"
+                                      for c, _ in configs if c != "blockcache")
+                print(header)
+                for row in row_names:
+                    med = {c: (median([v[0] for v in samples[c][row]]),
+                               median([v[1] for v in samples[c][row]])) for c, _ in configs}
+                    line = f"{row:24}" + "".join(f" {med[c][0]:9.0f}/{med[c][1]:5.0f}M"
+                                                 for c, _ in configs)
+                    if "blockcache" in med:
+                        for c, _ in configs:
+                            if c != "blockcache":
+                                line += f" {med['blockcache'][0] / max(med[c][0], 1e-9):8.2f}x"
+                    print(line, flush=True)
+                print(f"{'server CPU us/request':24}" + "".join(f" {c:>16}" for c, _ in configs)
+                      + ("".join(f" {'vs ' + ('none' if c == 'no filter' else 'cache'):>9}"
+                                 for c, _ in configs if c != "blockcache")
+                         if "blockcache" in samples else ""))
+                for row in row_names:
+                    cpu = {c: median([v[2] for v in samples[c][row]]) for c, _ in configs}
+                    line = f"{row:24}" + "".join(f" {cpu[c]:16.1f}" for c, _ in configs)
+                    if "blockcache" in cpu:
+                        for c, _ in configs:
+                            if c != "blockcache":
+                                line += f" {cpu[c] / max(cpu['blockcache'], 1e-9):8.2f}x"
+                    print(line, flush=True)
+    finally:
+        if os.path.exists(image):
+            os.unlink(image)
+    print("\n(cells are median IOPS/MiB per second, ratios blockcache IOPS over the peer's;"
+          " mixed rows count reads and writes. CPU: the server's user+system time per"
+          " request, ratios the peer's over blockcache's, so above 1 is better too)")
 
 
 if __name__ == "__main__":

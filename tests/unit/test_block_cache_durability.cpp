@@ -209,3 +209,46 @@ TEST_CASE("BlockCache: flush waits for a discard that dropped a dirty page",
   INFO("byte 0 after the flush: " << int(at_flush[0]));
   CHECK((at_flush == acknowledged || all_bytes(at_flush, 0)));
 }
+
+TEST_CASE("BlockCache: a failed pass-through does not lose the dirty pages it dropped",
+          "[cache][durability][faulty]") {
+  // P holds an acknowledged write, cached dirty. A discard, zero or large
+  // write over P drops the page and fails at the device. The device holds
+  // neither P's acknowledged bytes nor the failed call's, so the page must
+  // come back: reads see it and the next flush makes it durable.
+  const int kind = GENERATE(0, 1, 2);
+  const char* names[] = {"discard", "write_zeroes", "large write"};
+  INFO(names[kind]);
+  auto durable = std::make_shared<MemoryDevice>(4u << 20);
+  const uint64_t p = 20;
+  REQUIRE_OK(durable->write(p * kPage, std::vector<uint8_t>(kPage, 0xAA)));
+  auto faulty = std::make_shared<FaultyDevice>(durable);
+  BlockCacheOptions o;
+  o.max_size = 64 * kPage;  // writes above 12 pages pass through
+  auto cache = make_cache(faulty, o);
+
+  const auto acknowledged = pattern_bytes(kPage, 9);
+  REQUIRE_OK(cache->write(p * kPage, acknowledged));
+  const auto large = pattern_bytes(16 * kPage, 10);  // pages p-4 .. p+11
+  const FaultOp op = kind == 0 ? FaultOp::discard : kind == 1 ? FaultOp::write_zeroes : FaultOp::write;
+  faulty->fail_nth(1, EIO, op);
+  Status failed = kind == 0   ? cache->discard(p * kPage, kPage)
+                  : kind == 1 ? cache->write_zeroes(p * kPage, kPage)
+                              : cache->write((p - 4) * kPage, large);
+  REQUIRE_FALSE(failed.ok());
+  faulty->clear_faults();
+
+  // After a failed request its range may read old or new bytes, but not
+  // bytes older than an acknowledged write.
+  const std::vector<uint8_t> new_bytes =
+      kind == 2 ? std::vector<uint8_t>(large.begin() + 4 * kPage, large.begin() + 5 * kPage)
+                : std::vector<uint8_t>(kPage, 0);
+  const auto seen = read_all(*cache, p * kPage, kPage);
+  CHECK((seen == acknowledged || seen == new_bytes));
+  REQUIRE_OK(cache->flush());
+  faulty->power_cut();
+  const auto kept = read_all(*durable, p * kPage, kPage);
+  INFO("byte 0 after the flush: " << int(kept[0]));
+  CHECK(kept == seen);
+  REQUIRE(cache->stats().peak_memory_bytes <= o.max_size);
+}

@@ -4,8 +4,11 @@
 // range busy (so no write-back of those pages starts meanwhile), brings
 // cached pages in step, and logs the range as dropped so readers that read
 // the device concurrently retry. Dirty pages it drops are superseded by its
-// own device call: flushes begun meanwhile wait for that call.
+// own device call: flushes begun meanwhile wait for that call, and if the
+// call fails the pages come back dirty (acknowledged bytes are not lost to
+// a failed discard).
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 
@@ -24,12 +27,17 @@ void BlockCache::State::mark_range_pages_dirty_locked(uint64_t first, uint64_t e
   }
 }
 
-Status BlockCache::State::write_large(uint64_t offset, ConstByteSpan data, WriteFlags flags) {
-  std::unique_lock lock(mutex);
-  QK_TRY(check_locked(offset, data.size(), true, "write"));
+Status BlockCache::State::write_large(std::unique_lock<std::mutex>& lock, uint64_t offset,
+                                      ConstByteSpan data, WriteFlags flags) {
   const uint64_t end = offset + data.size();
   const uint64_t first = page_of(offset), last_end = page_of(end - 1) + 1;
   QK_ASSIGN_OR_RETURN(const uint64_t id, begin_busy_locked(lock, first, last_end));
+  // Waiting for others may have let a resize or close in.
+  if (Status st = check_locked(offset, data.size(), true, "write"); !st.ok()) {
+    end_busy_locked(id);
+    return st;
+  }
+  ++stats.direct_writes;
   // Pages wholly overwritten are dropped; the edge pages take the new bytes
   // and keep their state (the device gets the same bytes below).
   for (uint64_t index : pages_in_locked(first, last_end)) {
@@ -46,9 +54,15 @@ Status BlockCache::State::write_large(uint64_t offset, ConstByteSpan data, Write
   knowledge.forget(offset, end);
   log_drop_locked(first, last_end);
   lock.unlock();
+  const auto started = std::chrono::steady_clock::now();
   Status st = device->write(offset, data, flags);
+  const auto elapsed = std::chrono::steady_clock::now() - started;
   lock.lock();
-  end_busy_locked(id);
+  end_busy_locked(id, !st.ok());
+  if (st.ok())
+    note_write_time_locked(
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()),
+        data.size());
   if (!st.ok()) {
     // As in zero_range: the edge pages show the new bytes the device may
     // lack; dirty, they reach it on the next write-back.
@@ -91,7 +105,7 @@ Status BlockCache::State::zero_range(uint64_t offset, uint64_t length, bool disc
   lock.unlock();
   Status st = discard ? device->discard(offset, length) : device->write_zeroes(offset, length, flags);
   lock.lock();
-  end_busy_locked(id);
+  end_busy_locked(id, !st.ok());
   if (!st.ok()) {
     // The edge pages already read as zero there while the device may still
     // hold the old bytes: make them dirty, so write-back brings the device

@@ -17,6 +17,9 @@ namespace {
 constexpr size_t kDropLogLength = 4096;
 // Device writes faster than this are issued one after another.
 constexpr uint64_t kParallelWorthNs = 50'000;
+// A device whose writes cost less than this beyond moving their bytes gets
+// the writes a full cache has no room for directly.
+constexpr uint64_t kWriteAroundNs = 50'000;
 // Full-size write-back buffers kept for reuse.
 constexpr size_t kSpareRuns = 4;
 }  // namespace
@@ -116,6 +119,10 @@ std::vector<uint64_t> BlockCache::State::pages_in_locked(uint64_t first, uint64_
 }
 
 void BlockCache::State::drop_page_locked(PageMap::iterator it) {
+  spare_buffers.push_back(take_page_locked(it));
+}
+
+std::unique_ptr<uint8_t[]> BlockCache::State::take_page_locked(PageMap::iterator it) {
   Page& page = it->second;
   if (page.dirty) {
     dirty_list.erase(page.node);  // pages being written back are never dropped
@@ -125,16 +132,21 @@ void BlockCache::State::drop_page_locked(PageMap::iterator it) {
   }
   stats.cached_bytes -= page_size;
   log_drop_locked(it->first, it->first + 1);
-  spare_buffers.push_back(std::move(page.data));
+  std::unique_ptr<uint8_t[]> data = std::move(page.data);
   pages.erase(it);
+  return data;
 }
 
 void BlockCache::State::drop_superseded_locked(PageMap::iterator it, uint64_t id) {
-  if (it->second.dirty) {
-    uint64_t& oldest = busy.at(id).dropped_order;
-    oldest = std::min(oldest, it->second.order);
+  if (!it->second.dirty) {
+    drop_page_locked(it);
+    return;
   }
-  drop_page_locked(it);
+  cache::Busy& entry = busy.at(id);
+  entry.dropped_order = std::min(entry.dropped_order, it->second.order);
+  const uint64_t index = it->first, order = it->second.order;
+  entry.kept.push_back(cache::Busy::Kept{index, order, take_page_locked(it)});
+  ++kept_pages;
 }
 
 void BlockCache::State::requeue_dirty_locked(Page& page) {
@@ -174,7 +186,7 @@ bool BlockCache::State::writing_in_locked(uint64_t first, uint64_t end) const {
 
 void BlockCache::State::update_peak_locked() {
   stats.peak_cached_bytes = std::max(stats.peak_cached_bytes, stats.cached_bytes);
-  const uint64_t held = (pages.size() + spare_buffers.size()) * page_size + writeback_bytes;
+  const uint64_t held = (pages_held_locked() + spare_buffers.size()) * page_size + writeback_bytes;
   stats.peak_memory_bytes = std::max(stats.peak_memory_bytes, held);
 }
 
@@ -194,13 +206,35 @@ Result<uint64_t> BlockCache::State::begin_busy_locked(std::unique_lock<std::mute
   while (writing_in_locked(first, end) || busy_locked(first, end))
     QK_TRY(wait_locked(lock, "a pass-through"));
   const uint64_t id = next_busy_id++;
-  busy.emplace(id, cache::Busy{cache::PageRange{first, end}});
+  cache::Busy entry;
+  entry.range = cache::PageRange{first, end};
+  busy.emplace(id, std::move(entry));
   ++in_flight;
   return id;
 }
 
-void BlockCache::State::end_busy_locked(uint64_t id) {
-  busy.erase(id);
+void BlockCache::State::end_busy_locked(uint64_t id, bool failed) {
+  auto entry = busy.find(id);
+  for (cache::Busy::Kept& kept : entry->second.kept) {
+    --kept_pages;
+    // Written again meanwhile (newer, keep it), or past a shrunken end.
+    if (!failed || pages.count(kept.index) || page_bytes(kept.index) == 0) {
+      spare_buffers.push_back(std::move(kept.data));
+      continue;
+    }
+    Page& page = pages[kept.index];
+    page.data = std::move(kept.data);
+    page.version = 1;
+    page.dirty = true;
+    page.order = kept.order;
+    auto pos = dirty_list.end();
+    while (pos != dirty_list.begin() && pages.at(*std::prev(pos)).order > page.order) --pos;
+    page.node = dirty_list.insert(pos, kept.index);
+    stats.cached_bytes += page_size;
+    stats.dirty_bytes += page_size;
+    ++mutation_epoch;
+  }
+  busy.erase(entry);
   --in_flight;
   changed.notify_all();
 }
@@ -301,26 +335,30 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
   changed.notify_all();
   lock.unlock();
 
-  const auto started = std::chrono::steady_clock::now();
   auto write_run = [&](size_t i) {
     Run& run = runs[i];
+    const auto started = std::chrono::steady_clock::now();
     run.result = device->write(page_start(run.first_page), ConstByteSpan(run.data.get(), run.size),
                                WriteFlags{fua});
+    run.elapsed_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                               std::chrono::steady_clock::now() - started)
+                                               .count());
   };
   if (parallel) {
     runner.run(runs.size(), write_run);
   } else {
     for (size_t i = 0; i < runs.size(); ++i) write_run(i);
   }
-  const uint64_t elapsed = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                     std::chrono::steady_clock::now() - started)
-                                                     .count());
   lock.lock();
-  // Average time of one device write, as the write-back saw it (a moving
-  // average, so a device that slows down is noticed within a few rounds).
-  const uint64_t per_write = parallel ? elapsed * std::min<uint64_t>(runs.size(), options.writeback_parallelism) / runs.size()
-                                      : elapsed / runs.size();
-  write_latency_ns = (write_latency_ns * 3 + per_write) / 4;
+  // What the device takes for one write: the fastest of the batch, each
+  // timed on its own. The batch's time, or an average, would charge the
+  // device for the writers' turns at the CPU and at the device's own locks
+  // (16 writes in flight on 2 cores look 8 times slower than they are), and
+  // the parallel write-back that this estimate chooses would keep it high.
+  uint64_t fastest = UINT64_MAX, fastest_bytes = 0;
+  for (const Run& run : runs)
+    if (run.elapsed_ns < fastest) fastest = run.elapsed_ns, fastest_bytes = run.size;
+  note_write_time_locked(fastest, fastest_bytes);
   in_flight -= runs.size();
   // Keep a few full-size buffers (they stay counted in writeback_bytes, and
   // never take more than a quarter of the budget); free the rest.
@@ -373,12 +411,33 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
   return first_error;
 }
 
+void BlockCache::State::note_write_time_locked(uint64_t per_write_ns, uint64_t bytes_per_write) {
+  write_latency_ns = (write_latency_ns * 3 + per_write_ns) / 4;
+  // The overhead drops at once on a fast write and rises slowly on slow
+  // ones: a thread that lost the CPU for a while (a busy machine) makes a
+  // fast device look slow for one write, while a slow device never has a
+  // fast one. A device that turns slow is noticed within a few dozen writes.
+  const uint64_t overhead = per_write_ns - std::min(per_write_ns, bytes_per_write);
+  if (overhead < write_overhead_ns)
+    write_overhead_ns = overhead;
+  else
+    write_overhead_ns += (overhead - write_overhead_ns) / 16;
+}
+
+bool BlockCache::State::write_around_locked(uint64_t first, uint64_t end) const {
+  if (pages_held_locked() + (end - first) <= max_pages || !clean_list.empty()) return false;
+  if (write_overhead_ns >= kWriteAroundNs) return false;
+  for (uint64_t index = first; index < end; ++index)
+    if (pages.count(index)) return false;
+  return true;
+}
+
 Status BlockCache::State::make_room_locked(std::unique_lock<std::mutex>& lock, uint64_t count) {
-  while (pages.size() + count > max_pages) {
+  while (pages_held_locked() + count > max_pages) {
     if (evict_clean_locked()) continue;
     // Write back the oldest dirty pages: what is needed, or a sixteenth of
     // the cache so the next writes find room too.
-    const uint64_t wanted = std::max<uint64_t>(pages.size() + count - max_pages,
+    const uint64_t wanted = std::max<uint64_t>(pages_held_locked() + count - max_pages,
                                                std::max<uint64_t>(1, max_pages / 16));
     std::vector<uint64_t> chosen;
     for (uint64_t index : dirty_list) {

@@ -8,7 +8,8 @@
 //    least recently used first); moving between them is a splice, O(1);
 //  * a page being written back is never dropped: whoever wants to drop it
 //    waits on `changed` first;
-//  * page buffers held (pages plus spare_buffers) never exceed max_pages,
+//  * page buffers held (pages, those pass-throughs keep, spare_buffers)
+//    never exceed max_pages,
 //    and write-back copies (in flight plus spare_runs) never exceed
 //    writeback_budget, so all of it stays within options.max_size;
 //  * every time pages leave the cache or the device changes underneath
@@ -70,6 +71,14 @@ struct Busy {
   // The oldest order of the dirty pages it dropped (their bytes reach the
   // device only as its own, once its device call is done); UINT64_MAX: none.
   uint64_t dropped_order = UINT64_MAX;
+  // Those pages' buffers, until the device call is done: if it fails they
+  // come back dirty (unless written again meanwhile), since the device may
+  // hold neither their bytes nor the pass-through's. Counted as held pages.
+  struct Kept {
+    uint64_t index, order;
+    std::unique_ptr<uint8_t[]> data;
+  };
+  std::vector<Kept> kept;
 };
 
 // One coalesced device write during write-back.
@@ -80,6 +89,7 @@ struct Run {
   uint64_t size = 0;
   bool pooled = false;              // data came from spare_runs (max_writeback_bytes long)
   Status result;
+  uint64_t elapsed_ns = 0;          // of the device write
 };
 
 }  // namespace cache
@@ -99,6 +109,11 @@ struct BlockCache::State {
   // Moving average of one device write during write-back; starts high so
   // the first rounds go in parallel and measure.
   uint64_t write_latency_ns = 1'000'000;
+  // What one device write costs beyond moving its bytes (its time less a
+  // nanosecond a byte): the round trip of a network, a disk or a slow
+  // plugin. A running estimate near the low end of what write-backs and
+  // pass-throughs measure; starts high, as if the device were slow.
+  uint64_t write_overhead_ns = 1'000'000;
   uint32_t sector_size;
   bool read_only;
 
@@ -120,6 +135,7 @@ struct BlockCache::State {
   uint64_t in_flight = 0;                // write-back runs and pass-throughs running
   std::map<uint64_t, cache::Busy> busy;  // id -> the pass-through changing a range
   uint64_t next_busy_id = 1;
+  uint64_t kept_pages = 0;               // buffers in busy entries' `kept`
   uint64_t mutation_epoch = 0;           // bumped by every change to contents
   uint64_t drop_epoch = 0;
   struct Drop { uint64_t epoch; cache::PageRange range; };
@@ -147,6 +163,11 @@ struct BlockCache::State {
   void mark_range_pages_dirty_locked(uint64_t first, uint64_t end);
   void touch_locked(cache::Page& page, uint64_t index);
   void drop_page_locked(PageMap::iterator it);
+  // Removes a page from the cache and hands over its buffer.
+  std::unique_ptr<uint8_t[]> take_page_locked(PageMap::iterator it);
+  // Page buffers held: cached pages and those kept by pass-throughs (the
+  // number max_pages bounds, with spare_buffers).
+  uint64_t pages_held_locked() const { return pages.size() + kept_pages; }
   // Drops a page a pass-through (busy entry `id`) supersedes, noting the age
   // of a dirty one in the entry so flushes wait for the device call.
   void drop_superseded_locked(PageMap::iterator it, uint64_t id);
@@ -168,12 +189,23 @@ struct BlockCache::State {
   // end_busy_locked.
   Result<uint64_t> begin_busy_locked(std::unique_lock<std::mutex>& lock, uint64_t first,
                                      uint64_t end);
-  void end_busy_locked(uint64_t id);
+  // Ends a pass-through: with `failed`, the dirty pages it dropped come back.
+  void end_busy_locked(uint64_t id, bool failed = false);
 
   // Writes back the given dirty, idle pages (ascending indexes), coalesced,
   // several runs in flight. Releases the lock during the I/O.
   Status write_back_locked(std::unique_lock<std::mutex>& lock,
                            const std::vector<uint64_t>& indexes, bool fua);
+  // Folds the time one device write of `bytes_per_write` bytes took into
+  // the averages above.
+  void note_write_time_locked(uint64_t per_write_ns, uint64_t bytes_per_write);
+  // Whether a write of pages [first, end) should go straight to the device
+  // (write_large) rather than into the cache: the cache is full of dirty
+  // pages, none of these pages is cached, and the device answers about as
+  // fast as memory. Writing back older pages to make room would then cost
+  // two more copies of as many bytes for nothing: there is no round trip
+  // to hide and nothing to coalesce that the device would not take as fast.
+  bool write_around_locked(uint64_t first, uint64_t end) const;
   // Makes room for `count` more pages: drops clean pages, then writes back
   // the oldest dirty ones.
   Status make_room_locked(std::unique_lock<std::mutex>& lock, uint64_t count);
@@ -188,7 +220,10 @@ struct BlockCache::State {
 
   // Pass-throughs (cache_passthrough.cpp): change the device directly,
   // keeping cached pages in step.
-  Status write_large(uint64_t offset, ConstByteSpan data, WriteFlags flags);
+  // write_large expects the lock held and the request checked; it returns
+  // with the lock held.
+  Status write_large(std::unique_lock<std::mutex>& lock, uint64_t offset, ConstByteSpan data,
+                     WriteFlags flags);
   Status zero_range(uint64_t offset, uint64_t length, bool discard, ZeroFlags flags);
   Status resize(uint64_t new_size);
 
