@@ -1,6 +1,7 @@
 # Thin wrapper over the CMake presets. `make demo` and `make test` first
 # install whatever is missing (see scripts/install-deps.sh).
-.PHONY: all deps deps-demo build wasm fuzz-build test demo bench fuzz web asan tsan clean
+.PHONY: all deps deps-demo build wasm fuzz-build test demo bench fuzz web asan tsan clean \
+        crash-explore tsan-explorer
 
 all: build
 
@@ -50,6 +51,23 @@ tsan: deps
 	cmake --preset tsan >/dev/null
 	cmake --build --preset tsan
 	ctest --preset tsan
+
+# The crash explorer for longer than make test runs it: SECONDS in total
+# (default 600), shared between its kinds; see docs/reliability-explorer.md.
+SECONDS ?= 600
+crash-explore: deps
+	cmake --preset default >/dev/null
+	cmake --build --preset default --target reliability_tests
+	scripts/crash-explore.sh $(SECONDS)
+
+# The explorer and the concurrency tests under ThreadSanitizer (a build of
+# the core and the reliability tests only; SECONDS shared as above).
+TSAN_SECONDS ?= 240
+tsan-explorer: deps
+	cmake --preset tsan >/dev/null
+	cmake --build --preset tsan --target reliability_tests
+	build-tsan/tests/reliability/reliability_tests "[concurrency]"
+	scripts/crash-explore.sh $(TSAN_SECONDS) build-tsan
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-wasm
