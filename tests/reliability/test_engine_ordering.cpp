@@ -55,6 +55,17 @@ std::string inspect(const std::shared_ptr<MemoryDevice>& dev, const SectorModel&
   return "";
 }
 
+// Calls inspect(state, what) for the crash states of `dev`'s open window:
+// all of it, none of it, and all of it but any one write.
+void for_each_crash_state(const WindowDevice& dev,
+                          const std::function<void(std::shared_ptr<MemoryDevice>, const std::string&)>& inspect) {
+  inspect(dev.crash_state([](size_t) { return true; }), "whole window");
+  inspect(dev.crash_state([](size_t) { return false; }), "none of the window");
+  for (size_t skip = 0, n = dev.window_size(); skip < n; ++skip)
+    inspect(dev.crash_state([skip](size_t i) { return i != skip; }),
+            "window without write " + std::to_string(skip));
+}
+
 // Installs a barrier hook that inspects every crash state of each window.
 struct CrashStateChecker {
   explicit CrashStateChecker(const SectorModel* m) : model(m) {}
@@ -64,18 +75,13 @@ struct CrashStateChecker {
   std::mutex mutex;
 
   void check(const WindowDevice& dev) {
-    const size_t n = dev.window_size();
-    auto try_state = [&](const std::function<bool(size_t)>& keep, const std::string& what) {
-      std::string problem = inspect(dev.crash_state(keep), *model);
+    for_each_crash_state(dev, [&](std::shared_ptr<MemoryDevice> state, const std::string& what) {
+      std::string problem = inspect(state, *model);
       std::lock_guard lock(mutex);
       ++states;
       if (!problem.empty() && failures.size() < 5)
         failures.push_back("barrier " + std::to_string(dev.barriers()) + ", " + what + ": " + problem);
-    };
-    try_state([](size_t) { return true; }, "whole window");
-    try_state([](size_t) { return false; }, "none of the window");
-    for (size_t skip = 0; skip < n; ++skip)
-      try_state([skip](size_t i) { return i != skip; }, "window without write " + std::to_string(skip));
+    });
   }
 };
 
@@ -314,16 +320,12 @@ struct SnapshotCrashChecker {
   uint64_t states = 0;
 
   void check(const WindowDevice& dev) {
-    const size_t n = dev.window_size();
-    auto try_state = [&](const std::function<bool(size_t)>& keep) {
+    for_each_crash_state(dev, [&](std::shared_ptr<MemoryDevice> state, const std::string& what) {
       ++states;
-      std::string problem = inspect_snapshot_state(dev.crash_state(keep));
+      std::string problem = inspect_snapshot_state(state);
       if (!problem.empty() && failures.size() < 5)
-        failures.push_back("barrier " + std::to_string(dev.barriers()) + ": " + problem);
-    };
-    try_state([](size_t) { return true; });
-    try_state([](size_t) { return false; });
-    for (size_t skip = 0; skip < n; ++skip) try_state([skip](size_t i) { return i != skip; });
+        failures.push_back("barrier " + std::to_string(dev.barriers()) + ", " + what + ": " + problem);
+    });
   }
 
   std::string inspect_snapshot_state(const std::shared_ptr<MemoryDevice>& dev) {

@@ -153,6 +153,7 @@ class Qcow2Image::Impl {
   Status adjust_tree_refcounts_locked(const std::vector<uint64_t>& l1, int64_t delta);
   Status drop_reference_now_locked(uint64_t cluster);
   Status update_copied_flags_locked();
+  Status settle_after_drops_locked();
   Status publish_snapshot_table_locked(std::vector<qcow2::SnapshotEntry> entries);
   Result<size_t> find_snapshot_locked(const std::string& id_or_name) const;
   Result<std::vector<uint64_t>> read_l1_locked(uint64_t offset, uint32_t entries);

@@ -125,6 +125,16 @@ Status Qcow2Image::Impl::update_copied_flags_locked() {
   return {};
 }
 
+// After counts were lowered: the lowered counts reach the disk, then the
+// COPIED flags that now say "refcount 1" (never the other way round), then
+// whatever a flush made releasable is freed.
+Status Qcow2Image::Impl::settle_after_drops_locked() {
+  QK_TRY(write_dirty_refcounts_locked());
+  QK_TRY(update_copied_flags_locked());
+  QK_TRY(flush_locked());
+  return apply_releasable_locked();
+}
+
 // Writes `entries` as a new table in new clusters and switches the header
 // to it; the old table's clusters are freed once the switch is on disk.
 Status Qcow2Image::Impl::publish_snapshot_table_locked(std::vector<SnapshotEntry> entries) {
@@ -262,12 +272,8 @@ Status Qcow2Image::Impl::delete_snapshot(const std::string& id_or_name) {
   for (uint64_t c = 0; c < l1_clusters && gone.l1_table_offset; ++c)
     QK_TRY(drop_reference_now_locked(gone.l1_table_offset / cluster_size_ + c));
 
-  // 3. Clusters only the active layer uses now get COPIED back, after the
-  //    lowered counts are on disk.
-  QK_TRY(write_dirty_refcounts_locked());
-  QK_TRY(update_copied_flags_locked());
-  QK_TRY(flush_locked());
-  return apply_releasable_locked();
+  // 3. Clusters only the active layer uses now get COPIED back.
+  return settle_after_drops_locked();
 }
 
 Status Qcow2Image::Impl::apply_snapshot(const std::string& id_or_name) {
@@ -296,10 +302,7 @@ Status Qcow2Image::Impl::apply_snapshot(const std::string& id_or_name) {
 
   // 2. The old active tree is on disk no more: count it once less.
   QK_TRY(adjust_tree_refcounts_locked(old_l1, -1));
-  QK_TRY(write_dirty_refcounts_locked());
-  QK_TRY(update_copied_flags_locked());
-  QK_TRY(flush_locked());
-  return apply_releasable_locked();
+  return settle_after_drops_locked();
 }
 
 }  // namespace qcowkit
