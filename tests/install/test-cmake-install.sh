@@ -22,8 +22,9 @@ fi
 stray=$(cd "$dest" && find . -type f ! -path './opt/qcowkit/*')
 [[ -z $stray ]] || fail "installed outside the prefix: $stray"
 
-"$root/bin/qcowkit" --version | grep -Eq '^qcowkit [0-9]+\.[0-9]+\.[0-9]+ \(git [^)]+\)$' ||
-  fail "unexpected qcowkit --version: $("$root/bin/qcowkit" --version)"
-nbdkit "$root/$plugindir/nbdkit-qcow2-plugin.so" --dump-plugin | grep -q '^qcowkit_git_revision=' ||
+version=$("$root/bin/qcowkit" --version)
+[[ $version =~ ^qcowkit\ [0-9]+\.[0-9]+\.[0-9]+\ \(git\ [^\)]+\)$ ]] || fail "unexpected qcowkit --version: $version"
+dump=$(nbdkit "$root/$plugindir/nbdkit-qcow2-plugin.so" --dump-plugin)
+grep -q '^qcowkit_git_revision=' <<<"$dump" ||
   fail "the installed plugin's --dump-plugin has no qcowkit_git_revision"
 echo "ok: cmake --install --prefix /opt/qcowkit with DESTDIR put $(cd "$dest" && find . -type f | wc -l) files under the prefix"
