@@ -81,7 +81,7 @@ grep -q 'qcowkit_git_revision=' <<<"$log" || fail "nbdkit -v does not log the fi
 
 # The man pages: each renders, and man finds it by name under the root.
 for page in nbdkit-qcow2-plugin nbdkit-blockcache-filter qcowkit; do
-  text=$(LC_ALL=C MANWIDTH=80 man -l "$usr/share/man/man1/$page.1.gz" 2>"$work/man.err")
+  text=$(LC_ALL=C MANWIDTH=80 man --warnings -l "$usr/share/man/man1/$page.1.gz" 2>"$work/man.err")
   [[ ! -s $work/man.err ]] && grep -q "^NAME" <<<"$text" && grep -q "$page" <<<"$text" ||
     { cat "$work/man.err"; fail "man -l $page.1.gz does not render cleanly"; }
   [[ $(MANPATH=$usr/share/man man -w "$page") == "$usr/share/man/man1/$page.1.gz" ]] ||
