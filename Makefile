@@ -1,6 +1,6 @@
 # Thin wrapper over the CMake presets. `make demo` and `make test` first
 # install whatever is missing (see scripts/install-deps.sh).
-.PHONY: all deps deps-demo build wasm fuzz-build test demo bench fuzz web asan tsan clean \
+.PHONY: all deps deps-demo deps-deb build wasm fuzz-build test demo bench fuzz web deb asan tsan clean \
         crash-explore tsan-explorer
 
 all: build
@@ -10,6 +10,9 @@ deps:
 
 deps-demo:
 	@scripts/install-deps.sh demo
+
+deps-deb:
+	@scripts/install-deps.sh deb
 
 build:
 	cmake --preset default >/dev/null
@@ -41,6 +44,11 @@ fuzz: deps fuzz-build
 
 web: deps wasm
 	scripts/serve-web.sh
+
+# build/qcowkit_VERSION_ARCH.deb, from the install rules (packaging/). It holds
+# the WebAssembly module when build-wasm/ has one (`make wasm` first).
+deb: deps-deb build
+	cd build && cpack -G DEB
 
 asan: deps
 	cmake --preset asan >/dev/null

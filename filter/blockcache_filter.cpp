@@ -24,6 +24,7 @@
 #include "filter_options.hpp"
 #include "next_device.hpp"
 #include "qcowkit/block_cache.hpp"
+#include "qcowkit/build_info.hpp"
 
 using qcowkit::BlockCache;
 using qcowkit::Status;
@@ -306,11 +307,18 @@ int bc_extents(nbdkit_next*, void* handle, uint32_t count, uint64_t offset, uint
   return 0;
 }
 
+// nbdkit has no --dump-plugin for filters: `nbdkit -v --filter=blockcache ...`
+// logs the version here instead.
+void bc_load() {
+  nbdkit_debug("qcowkit_version=%s qcowkit_git_revision=%s", QCOWKIT_VERSION, QCOWKIT_GIT_REVISION);
+}
+
 nbdkit_filter make_filter() {
   nbdkit_filter f{};
   f.name = "blockcache";
   f.longname = "qcowkit write-back block cache filter";
   f.description = "Bounded, parallel write-back cache with extent reporting (qcowkit)";
+  f.load = bc_load;
   f.config = bc_config;
   f.config_complete = bc_config_complete;
   f.config_help = kConfigHelp;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "plugin_options.hpp"
+#include "qcowkit/build_info.hpp"
 #include "qcowkit/codec.hpp"
 #include "served_image.hpp"
 
@@ -96,6 +97,7 @@ int qcow2_config_complete() {
 void qcow2_dump_plugin() {
   const CodecSet& codecs = builtin_codecs();
   std::printf("qcowkit_version=%s\n", QCOWKIT_VERSION);
+  std::printf("qcowkit_git_revision=%s\n", QCOWKIT_GIT_REVISION);
   std::printf("qcowkit_qcow2_versions=2,3\n");
   std::printf("qcowkit_compression=%s%s%s\n", codecs.deflate ? "zlib" : "",
               codecs.deflate && codecs.zstd ? "," : "", codecs.zstd ? "zstd" : "");

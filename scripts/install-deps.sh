@@ -4,18 +4,24 @@
 # anyone else it prints the exact command to run and fails.
 #   scripts/install-deps.sh          everything `make test` needs
 #   scripts/install-deps.sh demo     only what `make demo` needs
+#   scripts/install-deps.sh deb      what `make deb` needs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The build configures the tests too (catch2) and the man pages (perl's
+# pod2man); the package needs dpkg-dev (dpkg-shlibdeps) and file; the
+# install test reads the pages with man-db.
 demo_packages=(cmake g++ ninja-build pkg-config zlib1g-dev libzstd-dev
-               nbdkit nbdkit-plugin-dev libnbd-bin qemu-utils)
-test_packages=("${demo_packages[@]}" clang-14 libfuzzer-14-dev libclang-rt-14-dev
-               catch2 python3-libnbd fio emscripten binaryen chromium zstd)
+               nbdkit nbdkit-plugin-dev libnbd-bin qemu-utils perl catch2)
+deb_packages=("${demo_packages[@]}" dpkg-dev file man-db)
+test_packages=("${deb_packages[@]}" clang-14 libfuzzer-14-dev libclang-rt-14-dev
+               python3-libnbd fio emscripten binaryen chromium zstd)
 
 case "${1:-test}" in
   demo) wanted=("${demo_packages[@]}") ;;
+  deb) wanted=("${deb_packages[@]}") ;;
   test) wanted=("${test_packages[@]}") ;;
-  *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
+  *) echo "usage: $0 [demo|deb|test]" >&2; exit 2 ;;
 esac
 
 missing=()

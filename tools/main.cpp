@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli_common.hpp"
+#include "qcowkit/build_info.hpp"
 #include "verbs.hpp"
 
 namespace qcowkit::cli {
@@ -64,7 +65,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (name == "--version" || name == "-V") {
-    std::printf("qcowkit %s\n", QCOWKIT_VERSION);
+    std::printf("qcowkit %s (git %s)\n", QCOWKIT_VERSION, QCOWKIT_GIT_REVISION);
     return 0;
   }
   for (const auto& verb : all_verbs()) {
