@@ -65,7 +65,7 @@ Pieces split(const std::vector<uint8_t>& data, uint64_t min_run, uint64_t unit =
 
 }  // namespace
 
-TEST_CASE("executor: every index runs once; nested batches finish", "[copy][executor]") {
+TEST_CASE("executor: every index runs once and nested batches finish", "[copy][executor]") {
   std::vector<std::atomic<int>> seen(100);
   Executor::shared().run(seen.size(), [&](size_t i) {
     ++seen[i];
