@@ -240,7 +240,8 @@ void BlockCache::State::end_busy_locked(uint64_t id, bool failed) {
 }
 
 Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
-                                            const std::vector<uint64_t>& indexes, bool fua) {
+                                            const std::vector<uint64_t>& indexes, bool fua,
+                                            std::vector<uint64_t>* written) {
   // Plan runs of adjacent pages within the copy budget. Pages that changed
   // state meanwhile are skipped; callers loop until nothing is left.
   std::vector<Run> runs;
@@ -396,6 +397,8 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
       }
     }
     if (run.result.ok()) {
+      if (written)
+        for (size_t k = 0; k < run.versions.size(); ++k) written->push_back(run.first_page + k);
       stats.bytes_written_back += run.size;
       ++stats.writeback_requests;
     } else {
@@ -496,6 +499,7 @@ Status BlockCache::State::write_back_range_locked(std::unique_lock<std::mutex>& 
                                                   uint64_t first, uint64_t end, bool fua,
                                                   bool& others_wrote) {
   bool first_pass = true;
+  std::vector<uint64_t> ours;  // pages our own (fua) write-backs wrote
   for (;;) {
     std::vector<uint64_t> chosen;
     // A pass-through over the range may have dropped our pages, its bytes
@@ -507,10 +511,11 @@ Status BlockCache::State::write_back_range_locked(std::unique_lock<std::mutex>& 
       const Page& page = pages.at(index);
       ++present;
       if (!page.dirty) {
-        // Clean before our first look: someone else's write-back (without
-        // fua) carried our bytes. Cleaned later: by our own fua write, or
-        // with others_wrote already set by the wait that preceded it.
-        if (first_pass) others_wrote = true;
+        // Clean, and not by our own write-back: someone else's (without
+        // fua) carried our bytes, maybe while our own runs had the lock
+        // released, so the device needs a flush before we return.
+        if (first_pass || std::find(ours.begin(), ours.end(), index) == ours.end())
+          others_wrote = true;
         continue;
       }
       if (page.writing) {
@@ -529,7 +534,7 @@ Status BlockCache::State::write_back_range_locked(std::unique_lock<std::mutex>& 
       QK_TRY(wait_locked(lock, "write-through"));
       continue;
     }
-    QK_TRY(write_back_locked(lock, chosen, fua));
+    QK_TRY(write_back_locked(lock, chosen, fua, &ours));
   }
 }
 

@@ -193,9 +193,12 @@ struct BlockCache::State {
   void end_busy_locked(uint64_t id, bool failed = false);
 
   // Writes back the given dirty, idle pages (ascending indexes), coalesced,
-  // several runs in flight. Releases the lock during the I/O.
+  // several runs in flight. Releases the lock during the I/O. It may write
+  // only some of them (the copy budget); `written`, when given, receives
+  // the pages whose bytes it wrote successfully.
   Status write_back_locked(std::unique_lock<std::mutex>& lock,
-                           const std::vector<uint64_t>& indexes, bool fua);
+                           const std::vector<uint64_t>& indexes, bool fua,
+                           std::vector<uint64_t>* written = nullptr);
   // Folds the time one device write of `bytes_per_write` bytes took into
   // the averages above.
   void note_write_time_locked(uint64_t per_write_ns, uint64_t bytes_per_write);
