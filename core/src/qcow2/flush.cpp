@@ -25,12 +25,26 @@ Status Qcow2Image::Impl::write_dirty_refcounts_locked() {
   // a disk may reorder writes, and an entry naming a block that never
   // arrived would make every cluster it counts look free.
   if (!dirty_reftable_.empty()) QK_TRY(file_->flush());
-  for (uint64_t index : dirty_reftable_) {
-    uint8_t entry[8];
-    store_be64(entry, reftable_[index]);
-    QK_TRY(file_->write(header_.refcount_table_offset + index * 8, entry));
+  // A new block may lie in the range another new block counts: its entry
+  // goes only after that block's entry is on disk, or a crash could keep
+  // the one and lose the other, leaving a referenced block counted nowhere.
+  // So entries go in rounds: those whose block counts itself or is counted
+  // by a block already on disk, then a barrier, then the next round.
+  while (!dirty_reftable_.empty()) {
+    std::vector<uint64_t> round;
+    for (uint64_t index : dirty_reftable_) {
+      const uint64_t owner = (reftable_[index] / cluster_size_) / refblock_entries_;
+      if (owner == index || !dirty_reftable_.count(owner)) round.push_back(index);
+    }
+    if (round.empty()) round.assign(dirty_reftable_.begin(), dirty_reftable_.end());  // never a cycle; still write
+    for (uint64_t index : round) {
+      uint8_t entry[8];
+      store_be64(entry, reftable_[index]);
+      QK_TRY(file_->write(header_.refcount_table_offset + index * 8, entry));
+      dirty_reftable_.erase(index);
+    }
+    if (!dirty_reftable_.empty()) QK_TRY(file_->flush());
   }
-  dirty_reftable_.clear();
   if (any) QK_TRY(file_->flush());
   return {};
 }
