@@ -85,6 +85,20 @@ struct CrashStateChecker {
   }
 };
 
+// Flushes and closes `image` with every crash state of every window checked
+// against `model`, and fails the test with what was found.
+void flush_checking_every_window(WindowDevice& dev, Qcow2Image& image, SectorModel& model) {
+  CrashStateChecker checker(&model);
+  dev.on_barrier = [&](const WindowDevice& d) { checker.check(d); };
+  REQUIRE_OK(image.flush());
+  model.flush();
+  REQUIRE_OK(image.close());
+  dev.on_barrier = nullptr;
+  INFO("crash states checked: " << checker.states);
+  for (const auto& f : checker.failures) FAIL_CHECK(f);
+  CHECK(checker.failures.empty());
+}
+
 std::shared_ptr<WindowDevice> new_image(uint64_t size, uint32_t cluster_size, bool extended_l2 = false) {
   auto dev = std::make_shared<WindowDevice>(0);
   Qcow2CreateOptions o;
@@ -152,15 +166,7 @@ TEST_CASE("an evicted refcount block is durable before the L2 table that needs i
   REQUIRE(refblock_written);
   REQUIRE_FALSE(l2_written);
 
-  CrashStateChecker checker(&model);
-  dev->on_barrier = [&](const WindowDevice& d) { checker.check(d); };
-  REQUIRE_OK(image->flush());
-  model.flush();
-  REQUIRE_OK(image->close());
-  dev->on_barrier = nullptr;
-  INFO("crash states checked: " << checker.states);
-  for (const auto& f : checker.failures) FAIL_CHECK(f);
-  CHECK(checker.failures.empty());
+  flush_checking_every_window(*dev, *image, model);
 }
 
 TEST_CASE("a new cluster's data is durable before the L2 entry that names it",
@@ -196,15 +202,7 @@ TEST_CASE("a new cluster's data is durable before the L2 entry that names it",
   REQUIRE_OK(flusher_status);
   REQUIRE_FALSE(armed);
 
-  CrashStateChecker checker(&model);
-  dev->on_barrier = [&](const WindowDevice& d) { checker.check(d); };
-  REQUIRE_OK(image->flush());
-  model.flush();
-  REQUIRE_OK(image->close());
-  dev->on_barrier = nullptr;
-  INFO("crash states checked: " << checker.states);
-  for (const auto& f : checker.failures) FAIL_CHECK(f);
-  CHECK(checker.failures.empty());
+  flush_checking_every_window(*dev, *image, model);
 }
 
 TEST_CASE("a flush frees only clusters whose references it put on disk", "[reliability][ordering]") {

@@ -61,7 +61,6 @@ Status Qcow2Image::Impl::zero_or_discard(uint64_t offset, uint64_t length, bool 
   {
     std::shared_lock gate(io_gate_);
     std::unique_lock lock(mutex_);
-    QK_TRY(prepare_first_write_locked());
     wait_for_in_flight_locked(lock, whole_start, whole_end - whole_start);
     for (uint64_t pos = whole_start; pos < whole_end;) {
       // Skip runs that already read as wanted without touching their table.
