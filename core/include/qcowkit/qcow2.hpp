@@ -1,8 +1,20 @@
 // Qcow2Image: a qcow2 image as a BlockDevice, stored on another BlockDevice.
 //
-//   auto file = FileDevice::open("disk.qcow2");
-//   auto image = Qcow2Image::open(std::move(*file), {});
-//   image->read(0, buffer);
+//   auto file = FileDevice::open("disk.qcow2", {.read_only = true});
+//   if (!file.ok()) return file.error();
+//   Qcow2OpenOptions options;
+//   options.read_only = true;
+//   auto image = Qcow2Image::open(std::move(*file), options);
+//   if (!image.ok()) return image.error();
+//   std::vector<uint8_t> buffer(4096);
+//   Status st = (*image)->read(0, buffer);
+//
+// (tests/unit/docs/test_header_examples.cpp compiles and runs this.)
+//
+// Ownership: the image shares the device it lies on (and any backing or
+// data file passed in) and never closes them: close() flushes and ends the
+// image; the caller closes the file. Thread safety: every method may be
+// called from many threads at once (see docs/architecture.md, locking).
 //
 // Supports versions 2 and 3, cluster sizes 512 B to 2 MiB, refcount widths
 // 1 to 64 bits, zero clusters, compressed clusters (deflate, zstd), extended
