@@ -180,6 +180,27 @@ class Qcow2Image final : public BlockDevice {
   // EINVAL for one marked in use (inconsistent after an unclean close).
   Result<std::vector<Extent>> bitmap_ranges(const std::string& name);
 
+  // Persistent dirty bitmaps, as `qemu-img bitmap`. Each change waits for
+  // the requests in flight and runs alone; a power cut at any point leaves
+  // the old or the new bitmap directory (at worst with leaked clusters).
+  // Errors: ENOTSUP on a v2 (compat=0.10) image, ENOENT for an unknown
+  // bitmap, EEXIST for a name in use, EINVAL for a name of 0 or more than
+  // 1023 bytes, a granularity that is not a power of two from 512 B to
+  // 2 GiB (0: QEMU's default, the cluster size within 4 KiB..64 KiB), or a
+  // bitmap marked in use (inconsistent; it can only be removed), EFBIG past
+  // 65535 bitmaps. Nothing changes on disk when a call fails.
+  Status add_bitmap(const std::string& name, uint64_t granularity = 0, bool enabled = true);
+  Status remove_bitmap(const std::string& name);
+  Status clear_bitmap(const std::string& name);                    // every granule clean
+  Status enable_bitmap(const std::string& name, bool enabled);     // records writes or not
+  // target |= source, both in this image.
+  Status merge_bitmap(const std::string& target, const std::string& source);
+  // target |= the dirty `data` extents of a bitmap of another image of
+  // `source_size` bytes (as bitmap_ranges() gives them); EINVAL unless the
+  // sizes agree.
+  Status merge_bitmap_ranges(const std::string& target, const std::vector<Extent>& source,
+                             uint64_t source_size);
+
   // True when zeroing [offset, offset + length) needs metadata updates only.
   bool can_zero_fast(uint64_t offset, uint64_t length);
 

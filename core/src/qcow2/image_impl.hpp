@@ -140,6 +140,22 @@ class Qcow2Image::Impl {
   void mark_bitmaps_dirty(uint64_t offset, uint64_t length);
   Status persist_bitmaps_locked();
   Result<std::vector<Extent>> bitmap_ranges(const std::string& name);  // bitmap_ranges.cpp
+  Result<std::vector<Extent>> bitmap_ranges_locked(const qcow2::BitmapEntry& bitmap);
+
+  // bitmap_ops.cpp: directory changes, each published with one header write
+  Status add_bitmap(const std::string& name, uint64_t granularity, bool enabled);
+  Status remove_bitmap(const std::string& name);
+  Status clear_bitmap(const std::string& name);
+  Status enable_bitmap(const std::string& name, bool enabled);
+  Status merge_bitmap(const std::string& target, const std::string* source_name,
+                      const std::vector<Extent>* source_ranges, uint64_t source_size);
+  Status change_bitmaps(const char* op,
+                        const std::function<Status(std::vector<qcow2::BitmapEntry>&,
+                                                   std::vector<uint64_t>&)>& change);
+  Status publish_bitmaps_locked(std::vector<qcow2::BitmapEntry> entries,
+                                const std::vector<uint64_t>& freed_clusters);
+  Result<uint64_t> write_new_clusters_locked(ConstByteSpan bytes);
+  Status switch_header_locked(const qcow2::Header& next);  // header_update.cpp
   std::mutex bitmap_mutex_;                  // guards tracked_bitmaps_[*].set_bits
   std::vector<TrackedBitmap> tracked_bitmaps_;  // fixed by the first write
   bool bitmaps_in_use_ = false;              // we set their in-use flags on disk

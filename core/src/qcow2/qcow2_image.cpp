@@ -118,6 +118,27 @@ Result<std::vector<Extent>> Qcow2Image::bitmap_ranges(const std::string& name) {
   return impl_->bitmap_ranges(name);
 }
 
+Status Qcow2Image::add_bitmap(const std::string& name, uint64_t granularity, bool enabled) {
+  return impl_->add_bitmap(name, granularity, enabled);
+}
+
+Status Qcow2Image::remove_bitmap(const std::string& name) { return impl_->remove_bitmap(name); }
+
+Status Qcow2Image::clear_bitmap(const std::string& name) { return impl_->clear_bitmap(name); }
+
+Status Qcow2Image::enable_bitmap(const std::string& name, bool enabled) {
+  return impl_->enable_bitmap(name, enabled);
+}
+
+Status Qcow2Image::merge_bitmap(const std::string& target, const std::string& source) {
+  return impl_->merge_bitmap(target, &source, nullptr, 0);
+}
+
+Status Qcow2Image::merge_bitmap_ranges(const std::string& target, const std::vector<Extent>& source,
+                                       uint64_t source_size) {
+  return impl_->merge_bitmap(target, nullptr, &source, source_size);
+}
+
 Status Qcow2Image::apply_snapshot(const std::string& id_or_name) {
   return impl_->apply_snapshot(id_or_name);
 }
