@@ -201,6 +201,15 @@ class Qcow2Image final : public BlockDevice {
   Status merge_bitmap_ranges(const std::string& target, const std::vector<Extent>& source,
                              uint64_t source_size);
 
+  // Records another backing file (as `qemu-img rebase -u`): the name and
+  // format go into the header in one write, after everything written so far
+  // is durable; an empty name makes the image standalone. From then on
+  // unallocated ranges read from `backing` (nullptr: zeroes). The name is
+  // recorded, never opened. EINVAL for a name over 1023 bytes, ENOSPC when
+  // the header would outgrow the first cluster.
+  Status set_backing_file(const std::string& name, const std::string& format,
+                          std::shared_ptr<BlockDevice> backing);
+
   // True when zeroing [offset, offset + length) needs metadata updates only.
   bool can_zero_fast(uint64_t offset, uint64_t length);
 

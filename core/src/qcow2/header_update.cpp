@@ -79,3 +79,27 @@ Status Qcow2Image::Impl::switch_header_locked(const Header& next) {
 }
 
 }  // namespace qcowkit
+
+namespace qcowkit {
+
+using namespace qcow2;
+
+Status Qcow2Image::Impl::set_backing_file(const std::string& name, const std::string& format,
+                                          std::shared_ptr<BlockDevice> backing) {
+  QK_TRY(check_open("rebase", true));
+  if (name.size() > kMaxBackingNameBytes)
+    return make_error(EINVAL, "a backing file name is at most 1023 bytes long");
+  std::unique_lock gate(io_gate_);
+  std::lock_guard lock(mutex_);
+  // What the image holds now (data copied in by a rebase) is durable before
+  // the header names another backing file.
+  QK_TRY(flush_locked());
+  Header next = header_;
+  next.backing_file = name;
+  next.backing_format = name.empty() ? std::string() : format;
+  QK_TRY(switch_header_locked(next));
+  backing_ = std::move(backing);
+  return apply_releasable_locked();
+}
+
+}  // namespace qcowkit

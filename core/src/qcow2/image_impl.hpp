@@ -156,6 +156,8 @@ class Qcow2Image::Impl {
                                 const std::vector<uint64_t>& freed_clusters);
   Result<uint64_t> write_new_clusters_locked(ConstByteSpan bytes);
   Status switch_header_locked(const qcow2::Header& next);  // header_update.cpp
+  Status set_backing_file(const std::string& name, const std::string& format,
+                          std::shared_ptr<BlockDevice> backing);
   std::mutex bitmap_mutex_;                  // guards tracked_bitmaps_[*].set_bits
   std::vector<TrackedBitmap> tracked_bitmaps_;  // fixed by the first write
   bool bitmaps_in_use_ = false;              // we set their in-use flags on disk

@@ -139,6 +139,11 @@ Status Qcow2Image::merge_bitmap_ranges(const std::string& target, const std::vec
   return impl_->merge_bitmap(target, nullptr, &source, source_size);
 }
 
+Status Qcow2Image::set_backing_file(const std::string& name, const std::string& format,
+                                    std::shared_ptr<BlockDevice> backing) {
+  return impl_->set_backing_file(name, format, std::move(backing));
+}
+
 Status Qcow2Image::apply_snapshot(const std::string& id_or_name) {
   return impl_->apply_snapshot(id_or_name);
 }
