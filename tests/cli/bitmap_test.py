@@ -263,6 +263,52 @@ def bad_input():
     refused("a raw image", raw, "-f", "raw", "--add", raw, "b")
 
 
+def convert_bitmaps():
+    """convert --bitmaps copies every bitmap as qemu-img convert --bitmaps does."""
+    src = os.path.join(WORK, "conv-src.qcow2")
+    ok("conv: create", "qemu-img", "create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", src, "16M")
+    ok("conv: on", QCOWKIT, "bitmap", "--add", "-g", "8K", src, "on")
+    ok("conv: off", QCOWKIT, "bitmap", "--add", "--disable", src, "off")
+    ok("conv: write", "qemu-io", "-c", "write -P 1 100k 20k", "-c", "write -z 5M 64k", src)
+    ok("conv: merge", QCOWKIT, "bitmap", "--merge", "on", src, "off")
+    ok("conv: broken", QCOWKIT, "bitmap", "--add", src, "broken")
+    set_in_use(src, "broken")
+    targets = {}
+    for tool in ("qemu-img", QCOWKIT):
+        out = os.path.join(WORK, f"conv-{os.path.basename(tool)}.qcow2")
+        if os.path.exists(out):
+            os.unlink(out)
+        rc, _, err = run(tool, "convert", "--bitmaps", "-O", "qcow2", src, out)
+        if rc != 1 or "broken" not in err:
+            fail(f"{tool} convert --bitmaps with an in-use bitmap: exit {rc}: {err.strip()}")
+        if os.path.exists(out):
+            os.unlink(out)
+        ok(f"{tool} convert --skip-broken-bitmaps", tool, "convert", "--bitmaps", "--skip-broken-bitmaps",
+           "-O", "qcow2", src, out)
+        qemu_check_clean(f"{tool} convert --bitmaps", out)
+        targets[tool] = out
+    listed = [qemu_bitmaps(t) for t in targets.values()]
+    if listed[0] != listed[1] or sorted(listed[1]) != ["off", "on"]:
+        fail(f"convert --bitmaps: qemu-img's copy has {listed[0]}, qcowkit's {listed[1]}")
+    for name in ("on", "off"):
+        want = ours(src, name)
+        if same_view(f"convert --bitmaps {name}", targets[QCOWKIT], name) != want or \
+                ours(targets["qemu-img"], name) != want:
+            fail(f"convert --bitmaps: bitmap {name} differs from the source's {want}")
+    for what, args in (("raw output", ["-O", "raw"]), ("v2 output", ["-O", "qcow2", "-o", "compat=0.10"])):
+        out = os.path.join(WORK, "conv-bad.img")
+        if os.path.exists(out):
+            os.unlink(out)
+        rc, _, err = run(QCOWKIT, "convert", "--bitmaps", "--skip-broken-bitmaps", *args, src, out)
+        if rc != 1 or not err.strip() or os.path.exists(out):
+            fail(f"convert --bitmaps to a {what}: exit {rc}: {err.strip()!r}")
+    raw = os.path.join(WORK, "conv.raw")
+    ok("conv: raw", "qemu-img", "create", "-q", "-f", "raw", raw, "1M")
+    rc, _, err = run(QCOWKIT, "convert", "--bitmaps", "-f", "raw", "-O", "qcow2", raw, raw + ".qcow2")
+    if rc != 1 or not err.strip() or os.path.exists(raw + ".qcow2"):
+        fail(f"convert --bitmaps from a raw image: exit {rc}: {err.strip()!r}")
+
+
 def main():
     for tool in ("qemu-img", "qemu-io", "qemu-nbd", "nbdinfo"):
         if shutil.which(tool) is None:
@@ -278,6 +324,7 @@ def main():
             exercise(name, qcow2)
             tested += 1
     side_by_side()
+    convert_bitmaps()
     bad_input()
     print(f"bitmap: {tested} image kinds, {len(failures)} failures")
     sys.exit(1 if failures or tested == 0 else 0)

@@ -92,7 +92,7 @@ def new_backing(name, size, fmt="qcow2"):
     if os.path.exists(path):
         os.unlink(path)
     ok("new backing", "qemu-img", "create", "-q", "-f", fmt, path, size)
-    ok("new backing data", "qemu-io", "-f", fmt, "-c", "write -P 0x31 2M 4M", "-c", "write -P 0x32 40M 64k", path)
+    ok("new backing data", "qemu-io", "-f", fmt, "-c", "write -P 0x31 2M 4M", "-c", "write -P 0x32 12M 64k", path)
     return path
 
 

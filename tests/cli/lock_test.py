@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""qcowkit's verbs and QEMU's image locks.
+
+usage: lock_test.py QCOWKIT IMAGES_DIR WORK_DIR
+
+While qemu-io holds an image read-write (as a running VM or qemu-nbd does),
+every verb that changes it (check -r, resize, compact, snapshot -c/-a/-d,
+bitmap, rebase, commit) and every reader without -U (info, check, map) is
+refused with a message saying a writer holds it, and the file is left as
+it was; info -U still reads it. While qemu-io holds it read-only (a
+reader), the changing verbs are refused naming a reader, and info reads.
+Once qemu-io is gone, the verbs work again. IMAGES_DIR is unused.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+QCOWKIT, _IMAGES, WORK = sys.argv[1:4]
+failures = []
+
+
+def fail(message):
+    failures.append(message)
+    print("FAIL: " + message, flush=True)
+
+
+def run(*cmd):
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, errors="replace",
+                          timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def locked(path):
+    inode = os.stat(path).st_ino
+    with open("/proc/locks") as f:
+        return any(f":{inode} " in line for line in f)
+
+
+class Holder:
+    """qemu-io with the image open until stop()."""
+
+    def __init__(self, path, read_only):
+        args = ["qemu-io", "-f", "qcow2"] + (["-r"] if read_only else []) + [path]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            if locked(path):
+                return
+            time.sleep(0.1)
+        fail(f"qemu-io did not lock {path} within 30 s")
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def verbs(image, base):
+    return [
+        ("check -r leaks", ["check", "-r", "leaks", image]),
+        ("resize", ["resize", image, "+1M"]),
+        ("compact", ["compact", image]),
+        ("snapshot -c", ["snapshot", "-c", "s", image]),
+        ("snapshot -d", ["snapshot", "-d", "keep", image]),
+        ("bitmap --add", ["bitmap", "--add", image, "b"]),
+        ("commit", ["commit", image]),
+        ("rebase -u", ["rebase", "-u", "-b", "", image]),
+    ]
+
+
+def expect_refusals(image, base, kind, readers_too):
+    before = digest(image)
+    checks = verbs(image, base)
+    if readers_too:
+        checks += [("info", ["info", image]), ("check", ["check", image]),
+                   ("map", ["map", image])]
+    for what, args in checks:
+        rc, out, err = run(QCOWKIT, *args)
+        if rc == 0:
+            fail(f"{what} ran while a {kind} held the image")
+        elif f"in use by a {kind}" not in err:
+            fail(f"{what}: the refusal does not name the {kind}: {err.strip()!r}")
+    if digest(image) != before:
+        fail(f"the image changed while a {kind} held it")
+
+
+def main():
+    for tool in ("qemu-img", "qemu-io"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is missing: apt-get install qemu-utils", file=sys.stderr)
+            sys.exit(1)
+    os.makedirs(WORK, exist_ok=True)
+    base, image = os.path.join(WORK, "base.qcow2"), os.path.join(WORK, "image.qcow2")
+    for p in (base, image):
+        if os.path.exists(p):
+            os.unlink(p)
+    run("qemu-img", "create", "-q", "-f", "qcow2", base, "16M")
+    run("qemu-img", "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", image)
+    run("qemu-img", "snapshot", "-c", "keep", image)
+
+    writer = Holder(image, read_only=False)
+    expect_refusals(image, base, "writer", readers_too=True)
+    rc, out, err = run(QCOWKIT, "info", "-U", image)
+    if rc != 0:
+        fail(f"info -U next to a writer: exit {rc}: {err.strip()}")
+    writer.stop()
+
+    reader = Holder(image, read_only=True)
+    expect_refusals(image, base, "reader", readers_too=False)
+    rc, out, err = run(QCOWKIT, "info", image)
+    if rc != 0:
+        fail(f"info next to a reader: exit {rc}: {err.strip()}")
+    reader.stop()
+
+    for what, args in verbs(image, base):
+        rc, out, err = run(QCOWKIT, *args)
+        if rc != 0:
+            fail(f"{what} once the image is free: exit {rc}: {err.strip()}")
+    print(f"locks: {len(failures)} failures")
+    sys.exit(1 if failures else 0)
+
+
+main()
