@@ -130,6 +130,33 @@ def cases():
         fail("commit -b emptied the overlay (-b implies -d)")
 
 
+def deeper():
+    """-b names a base two layers down: both layers above it go in."""
+    base, mid, raw = make_chain("deep")
+    top = w("top-deep.qcow2")
+    if os.path.exists(top):
+        os.unlink(top)
+    ok("top", "qemu-img", "create", "-q", "-f", "qcow2", "-b", os.path.basename(mid), "-F", "qcow2", top)
+    ok("top data", "qemu-io", "-c", "write -P 0x41 1M 4k", "-c", "write -P 0x42 40M 64k", top)
+    ok("raw of top", "qemu-img", "convert", "-O", "raw", top, raw)
+    twin_dir = w("twin-deep")
+    shutil.rmtree(twin_dir, ignore_errors=True)
+    os.makedirs(twin_dir)
+    for p in (base, mid, top):
+        shutil.copyfile(p, os.path.join(twin_dir, os.path.basename(p)))
+    before = own_clusters(top)
+    ok("commit -b two layers down", QCOWKIT, "commit", "-q", "-b", base, top)
+    qemu_check_clean("commit -b deep: base", base)
+    same_contents("commit -b deep: base", base, raw)
+    if own_clusters(top) != before:
+        fail("commit -b deep changed the top image")
+    ok("qemu commit -b deep", "qemu-img", "commit", "-q", "-b", os.path.join(twin_dir, os.path.basename(base)),
+       os.path.join(twin_dir, os.path.basename(top)))
+    rc, out, _ = run("qemu-img", "compare", base, os.path.join(twin_dir, os.path.basename(base)))
+    if rc != 0:
+        fail(f"commit -b deep: qcowkit's and qemu-img's base files differ: {out.strip()}")
+
+
 def refused(what, files, *args, status=1):
     before = [digest(f) for f in files]
     rc, out, err = run(QCOWKIT, "commit", *args)
@@ -161,6 +188,7 @@ def main():
             sys.exit(1)
     os.makedirs(WORK, exist_ok=True)
     cases()
+    deeper()
     bad_input()
     print(f"commit: {len(failures)} failures")
     sys.exit(1 if failures else 0)
