@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """qcowkit's verbs and QEMU's image locks.
 
-usage: lock_test.py QCOWKIT IMAGES_DIR WORK_DIR
+usage: lock_test.py QCOWKIT IMAGES_DIR WORK_DIR [PLUGIN]
 
 While qemu-io holds an image read-write (as a running VM or qemu-nbd does),
 every verb that changes it (check -r, resize, compact, snapshot -c/-a/-d,
@@ -9,7 +9,9 @@ bitmap, rebase, commit) and every reader without -U (info, check, map) is
 refused with a message saying a writer holds it, and the file is left as
 it was; info -U still reads it. While qemu-io holds it read-only (a
 reader), the changing verbs are refused naming a reader, and info reads.
-Once qemu-io is gone, the verbs work again. IMAGES_DIR is unused.
+With PLUGIN (nbdkit-qcow2-plugin.so, when it is built) the same refusals
+hold while nbdkit serves the image read-write. Once the holders are gone,
+the verbs work again. IMAGES_DIR is unused.
 """
 import hashlib
 import os
@@ -19,6 +21,7 @@ import sys
 import time
 
 QCOWKIT, _IMAGES, WORK = sys.argv[1:4]
+PLUGIN = sys.argv[4] if len(sys.argv) > 4 else None
 failures = []
 
 
@@ -38,10 +41,14 @@ def digest(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def locked(path):
+def locked(path, byte=None):
+    """Someone holds a lock on `path` (on lock byte `byte`, if given)."""
     inode = os.stat(path).st_ino
+    def covers(line):
+        start, end = line.split()[-2:]
+        return byte is None or int(start) <= byte <= (float("inf") if end == "EOF" else int(end))
     with open("/proc/locks") as f:
-        return any(f":{inode} " in line for line in f)
+        return any(f":{inode} " in line and covers(line) for line in f)
 
 
 class Holder:
@@ -51,14 +58,56 @@ class Holder:
         args = ["qemu-io", "-f", "qcow2"] + (["-r"] if read_only else []) + [path]
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
+        self.up = False
         for _ in range(300):
             if locked(path):
+                self.up = True
                 return
             time.sleep(0.1)
         fail(f"qemu-io did not lock {path} within 30 s")
 
     def stop(self):
         self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+class Server:
+    """nbdkit serving the image with the qcow2 plugin, and a read-write client
+    (qemu-io over NBD) connected, until stop(). The plugin reopens the image
+    for writing (taking the writer lock) at the first read-write connection."""
+
+    def __init__(self, path):
+        self.sock = os.path.join(WORK, "nbdkit.sock")
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        self.log = os.path.join(WORK, "nbdkit.log")
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(["nbdkit", "-f", "-U", self.sock, PLUGIN, path, "backing=true"],
+                                         stdout=subprocess.DEVNULL, stderr=log)
+        self.up = False
+        self.client = None
+        for _ in range(300):
+            if os.path.exists(self.sock) and locked(path):
+                self.client = subprocess.Popen(["qemu-io", "-f", "raw", f"nbd+unix:///?socket={self.sock}"],
+                                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL)
+                break
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        for _ in range(300 if self.client else 0):
+            if locked(path, 101):  # QEMU's "write" permission byte: the writer lock
+                self.up = True
+                return
+            time.sleep(0.1)
+        with open(self.log) as log:
+            fail(f"nbdkit did not serve {path}: {log.read().strip()}")
+
+    def stop(self):
+        if self.client:
+            self.client.stdin.close()
+            self.client.wait(timeout=60)
+        self.proc.terminate()
         self.proc.wait(timeout=60)
 
 
@@ -106,13 +155,25 @@ def main():
     run("qemu-img", "snapshot", "-c", "keep", image)
 
     writer = Holder(image, read_only=False)
+    if not writer.up:
+        sys.exit(1)
     expect_refusals(image, base, "writer", readers_too=True)
     rc, out, err = run(QCOWKIT, "info", "-U", image)
     if rc != 0:
         fail(f"info -U next to a writer: exit {rc}: {err.strip()}")
     writer.stop()
 
+    if PLUGIN and os.path.exists(PLUGIN) and shutil.which("nbdkit"):
+        server = Server(image)
+        if server.up:
+            expect_refusals(image, base, "writer", readers_too=True)
+        server.stop()
+    else:
+        print("(no plugin built or no nbdkit: the plugin as the holder is not tested)")
+
     reader = Holder(image, read_only=True)
+    if not reader.up:
+        sys.exit(1)
     expect_refusals(image, base, "reader", readers_too=False)
     rc, out, err = run(QCOWKIT, "info", image)
     if rc != 0:
