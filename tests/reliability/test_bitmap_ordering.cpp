@@ -158,3 +158,39 @@ TEST_CASE("bitmap changes while the image is written keep every write recorded",
   CHECK(report->corruptions == 0);
   CHECK(report->leaks == 0);
 }
+
+TEST_CASE("rebase -u: every crash state names the old or the new backing file",
+          "[reliability][bitmaps][rebase]") {
+  auto dev = image_with_bitmaps();
+  auto image = Qcow2Image::open(dev, {});
+  REQUIRE_OK(image);
+  std::vector<std::string> seen;
+  auto name_in = [](const std::shared_ptr<MemoryDevice>& state) -> std::string {
+    Qcow2OpenOptions o;
+    o.read_only = true;
+    auto opened = Qcow2Image::open(state, o);
+    if (!opened.ok()) return "does not open: " + opened.error().message;
+    auto report = (*opened)->check(RepairMode::none);
+    if (!report.ok() || report->corruptions) return "check fails";
+    const auto d = (*opened)->details();
+    if (d.bitmaps.size() != 2) return "bitmaps lost";
+    return d.backing_file + "|" + d.backing_format;
+  };
+  dev->on_barrier = [&](const WindowDevice& d) {
+    seen.push_back(name_in(d.crash_state([](size_t) { return true; })));
+    seen.push_back(name_in(d.crash_state([](size_t) { return false; })));
+    for (size_t skip = 0, n = d.window_size(); skip < n; ++skip)
+      seen.push_back(name_in(d.crash_state([skip](size_t i) { return i != skip; })));
+  };
+  REQUIRE_OK((*image)->set_backing_file("base.qcow2", "qcow2", nullptr));
+  REQUIRE_OK((*image)->close());
+  dev->on_barrier = nullptr;
+  REQUIRE_FALSE(seen.empty());
+  bool saw_new = false;
+  for (const std::string& s : seen) {
+    INFO(s);
+    CHECK((s == "|" || s == "base.qcow2|qcow2"));
+    saw_new |= s == "base.qcow2|qcow2";
+  }
+  CHECK(saw_new);
+}
