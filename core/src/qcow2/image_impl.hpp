@@ -2,7 +2,8 @@
 // across several files: open.cpp, create.cpp, mapping.cpp (guest-to-host
 // lookups), refcounts.cpp (refcounts and allocation), io.cpp (read and
 // write), zero_discard.cpp, flush.cpp, resize.cpp, check.cpp, compact.cpp,
-// extents.cpp.
+// extents.cpp, snapshot_ops.cpp, bitmap_tracking.cpp, bitmap_ops.cpp,
+// header_update.cpp.
 //
 // Locking: `mutex_` guards every piece of metadata (header, L1, refcount
 // table, cache). Data I/O runs without it, inside a shared hold of
