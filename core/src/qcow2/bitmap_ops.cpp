@@ -16,7 +16,6 @@
 // it collected are stored first and tracking resumes on the new directory
 // before the locks are released, so no write goes unrecorded.
 #include <algorithm>
-#include <functional>
 
 #include "qcow2/image_impl.hpp"
 #include "util/endian.hpp"
@@ -117,11 +116,10 @@ Status Qcow2Image::Impl::publish_bitmaps_locked(std::vector<BitmapEntry> entries
   return flush_locked();
 }
 
-Status Qcow2Image::Impl::change_bitmaps(
-    const char* op, const std::function<Status(std::vector<BitmapEntry>&, std::vector<uint64_t>&)>& change) {
+Status Qcow2Image::Impl::change_bitmaps(const char* op, const BitmapRequest& request) {
   QK_TRY(check_open(op, true));
-  std::unique_lock gate(io_gate_);
-  std::lock_guard lock(mutex_);
+  WriterLock gate(io_gate_);
+  MutexLock lock(mutex_);
   if (header_.version < 3)
     return make_error(ENOTSUP, std::string(op) + ": qcow2 v2 (compat=0.10) images cannot store "
                                                  "persistent bitmaps; upgrade with compat=1.1");
@@ -136,7 +134,7 @@ Status Qcow2Image::Impl::change_bitmaps(
   if (st.ok()) {
     std::vector<BitmapEntry> entries = consistent ? bitmaps_.entries : std::vector<BitmapEntry>{};
     std::vector<uint64_t> freed;
-    st = change(entries, freed);
+    st = apply_bitmap_request_locked(request, entries, freed);
     if (st.ok()) st = publish_bitmaps_locked(std::move(entries), freed);
   }
   if (tracking) {
@@ -147,8 +145,14 @@ Status Qcow2Image::Impl::change_bitmaps(
   return st;
 }
 
-Status Qcow2Image::Impl::add_bitmap(const std::string& name, uint64_t granularity, bool enabled) {
-  return change_bitmaps("bitmap add", [&](std::vector<BitmapEntry>& entries, std::vector<uint64_t>&) -> Status {
+// Changes `entries` as asked, writing any new table and data clusters;
+// `freed` receives the clusters to free once the new directory is durable.
+Status Qcow2Image::Impl::apply_bitmap_request_locked(const BitmapRequest& request,
+                                                     std::vector<BitmapEntry>& entries,
+                                                     std::vector<uint64_t>& freed) {
+  const std::string& name = request.name;
+  if (request.kind == BitmapRequest::merge) return merge_into_locked(request, entries, freed);
+  if (request.kind == BitmapRequest::add) {
     if (name.empty()) return make_error(EINVAL, "bitmap name cannot be empty");
     if (name.size() > kMaxBitmapNameBytes)
       return make_error(EINVAL, "bitmap name is longer than the maximum of " +
@@ -157,6 +161,7 @@ Status Qcow2Image::Impl::add_bitmap(const std::string& name, uint64_t granularit
     if (entries.size() >= kMaxBitmaps)
       return make_error(EFBIG, "the image already has the maximum of " +
                                    std::to_string(kMaxBitmaps) + " bitmaps");
+    uint64_t granularity = request.granularity;
     if (granularity == 0)  // QEMU's default: the cluster size, kept within 4 KiB .. 64 KiB
       granularity = std::clamp<uint64_t>(cluster_size_, 4096, 65536);
     if ((granularity & (granularity - 1)) != 0 ||
@@ -173,105 +178,102 @@ Status Qcow2Image::Impl::add_bitmap(const std::string& name, uint64_t granularit
     BitmapEntry e;
     e.info.name = name;
     e.info.granularity_bits = bits;
-    e.info.flags = enabled ? kBitmapAuto : 0;
+    e.info.flags = request.enabled ? kBitmapAuto : 0;
     e.type = kBitmapTypeDirtyTracking;
     e.table_size = static_cast<uint32_t>(table_size);
     const std::vector<uint8_t> table(table_size * 8, 0);  // every granule clean
     QK_ASSIGN_OR_RETURN(e.table_offset, write_new_clusters_locked(table));
     entries.push_back(std::move(e));
     return {};
-  });
-}
-
-Status Qcow2Image::Impl::remove_bitmap(const std::string& name) {
-  return change_bitmaps("bitmap remove", [&](std::vector<BitmapEntry>& entries, std::vector<uint64_t>& freed) -> Status {
-    BitmapEntry* e = find(entries, name);
-    if (!e) return not_found(name);
-    QK_ASSIGN_OR_RETURN(freed, bitmap_clusters(*file_, header_, *e));
-    entries.erase(entries.begin() + (e - entries.data()));
-    return {};
-  });
-}
-
-Status Qcow2Image::Impl::clear_bitmap(const std::string& name) {
-  return change_bitmaps("bitmap clear", [&](std::vector<BitmapEntry>& entries, std::vector<uint64_t>& freed) -> Status {
-    BitmapEntry* e = find(entries, name);
-    if (!e) return not_found(name);
-    QK_TRY(usable(*e));
-    QK_ASSIGN_OR_RETURN(freed, bitmap_clusters(*file_, header_, *e));
-    const std::vector<uint8_t> table(uint64_t{e->table_size} * 8, 0);
-    QK_ASSIGN_OR_RETURN(e->table_offset, write_new_clusters_locked(table));
-    return {};
-  });
-}
-
-Status Qcow2Image::Impl::enable_bitmap(const std::string& name, bool enabled) {
-  return change_bitmaps(enabled ? "bitmap enable" : "bitmap disable",
-                        [&](std::vector<BitmapEntry>& entries, std::vector<uint64_t>&) -> Status {
-    BitmapEntry* e = find(entries, name);
-    if (!e) return not_found(name);
-    QK_TRY(usable(*e));
-    e->info.flags = enabled ? (e->info.flags | kBitmapAuto) : (e->info.flags & ~kBitmapAuto);
-    return {};
-  });
-}
-
-// ORs a source's dirty ranges into `target`: a target granule becomes dirty
-// when any byte of it was dirty in the source (granularities may differ).
-// The merged bitmap is written as a new table with new data clusters.
-Status Qcow2Image::Impl::merge_bitmap(const std::string& target, const std::string* source_name,
-                                      const std::vector<Extent>* source_ranges, uint64_t source_size) {
-  return change_bitmaps("bitmap merge", [&](std::vector<BitmapEntry>& entries, std::vector<uint64_t>& freed) -> Status {
-    std::vector<Extent> own;
-    if (source_name) {
-      BitmapEntry* s = find(entries, *source_name);
-      if (!s) return not_found(*source_name);
-      QK_TRY(usable(*s));
-      QK_ASSIGN_OR_RETURN(own, bitmap_ranges_locked(*s));
-      source_ranges = &own;
-      source_size = header_.size;
+  }
+  BitmapEntry* e = find(entries, name);
+  if (!e) return not_found(name);
+  switch (request.kind) {
+    case BitmapRequest::remove: {  // also an inconsistent one: that is how it goes away
+      QK_ASSIGN_OR_RETURN(freed, bitmap_clusters(*file_, header_, *e));
+      entries.erase(entries.begin() + (e - entries.data()));
+      return {};
     }
-    BitmapEntry* e = find(entries, target);
-    if (!e) return not_found(target);
-    QK_TRY(usable(*e));
-    if (source_size != header_.size)
-      return make_error(EINVAL, "bitmaps are of different sizes (destination size is " +
-                                    std::to_string(header_.size) + ", source size is " +
-                                    std::to_string(source_size) + ") and can't be merged");
-    QK_ASSIGN_OR_RETURN(std::vector<Extent> current, bitmap_ranges_locked(*e));
-    QK_ASSIGN_OR_RETURN(freed, bitmap_clusters(*file_, header_, *e));
-
-    const unsigned gbits = e->info.granularity_bits;
-    const uint64_t bits_per_cluster = cluster_size_ * 8;
-    std::vector<uint8_t> table(uint64_t{e->table_size} * 8, 0);
-    std::vector<uint8_t> cluster(cluster_size_);
-    size_t next_a = 0, next_b = 0;  // both lists are sorted: walk them once
-    for (uint64_t i = 0; i < e->table_size; ++i) {
-      std::fill(cluster.begin(), cluster.end(), 0);
-      const uint64_t first_granule = i * bits_per_cluster;
-      const uint64_t span_start = first_granule << gbits;
-      const uint64_t span_end = std::min(header_.size, (first_granule + bits_per_cluster) << gbits);
-      bool any = false;
-      auto apply = [&](const std::vector<Extent>& ranges, size_t& next) {
-        while (next < ranges.size() && ranges[next].offset + ranges[next].length <= span_start) ++next;
-        for (size_t k = next; k < ranges.size() && ranges[k].offset < span_end; ++k) {
-          if (ranges[k].kind != ExtentKind::data || ranges[k].length == 0) continue;
-          const uint64_t from = std::max(ranges[k].offset, span_start);
-          const uint64_t to = std::min(ranges[k].offset + ranges[k].length, span_end);
-          if (from >= to) continue;
-          set_bit_range(cluster, (from >> gbits) - first_granule, ((to - 1) >> gbits) + 1 - first_granule);
-          any = true;
-        }
-      };
-      apply(current, next_a);
-      apply(*source_ranges, next_b);
-      if (!any) continue;  // entry 0: every granule clean
-      QK_ASSIGN_OR_RETURN(uint64_t host, write_new_clusters_locked(cluster));
-      store_be64(table.data() + i * 8, host);
+    case BitmapRequest::clear: {
+      QK_TRY(usable(*e));
+      QK_ASSIGN_OR_RETURN(freed, bitmap_clusters(*file_, header_, *e));
+      const std::vector<uint8_t> table(uint64_t{e->table_size} * 8, 0);
+      QK_ASSIGN_OR_RETURN(e->table_offset, write_new_clusters_locked(table));
+      return {};
     }
-    QK_ASSIGN_OR_RETURN(e->table_offset, write_new_clusters_locked(table));
-    return {};
-  });
+    case BitmapRequest::enable:
+    case BitmapRequest::disable:
+      QK_TRY(usable(*e));
+      e->info.flags = request.kind == BitmapRequest::enable ? (e->info.flags | kBitmapAuto)
+                                                            : (e->info.flags & ~kBitmapAuto);
+      return {};
+    default:
+      return make_error(EINVAL, "unknown bitmap request");
+  }
+}
+
+// ORs a source's dirty ranges into the target: a target granule becomes
+// dirty when any byte of it was dirty in the source (granularities may
+// differ). The merged bitmap is written as a new table with new data
+// clusters.
+Status Qcow2Image::Impl::merge_into_locked(const BitmapRequest& request,
+                                           std::vector<BitmapEntry>& entries,
+                                           std::vector<uint64_t>& freed) {
+  const std::vector<Extent>* source_ranges = request.source_ranges;
+  uint64_t source_size = request.source_size;
+  std::vector<Extent> own;
+  if (request.source_name) {
+    BitmapEntry* s = find(entries, *request.source_name);
+    if (!s) return not_found(*request.source_name);
+    QK_TRY(usable(*s));
+    QK_ASSIGN_OR_RETURN(own, bitmap_ranges_locked(*s));
+    source_ranges = &own;
+    source_size = header_.size;
+  }
+  if (!source_ranges) return make_error(EINVAL, "bitmap merge: no source");
+  BitmapEntry* e = find(entries, request.name);
+  if (!e) return not_found(request.name);
+  QK_TRY(usable(*e));
+  if (source_size != header_.size)
+    return make_error(EINVAL, "bitmaps are of different sizes (destination size is " +
+                                  std::to_string(header_.size) + ", source size is " +
+                                  std::to_string(source_size) + ") and can't be merged");
+  QK_ASSIGN_OR_RETURN(std::vector<Extent> current, bitmap_ranges_locked(*e));
+  QK_ASSIGN_OR_RETURN(freed, bitmap_clusters(*file_, header_, *e));
+
+  const unsigned gbits = e->info.granularity_bits;
+  const uint64_t bits_per_cluster = cluster_size_ * 8;
+  std::vector<uint8_t> table(uint64_t{e->table_size} * 8, 0);
+  std::vector<uint8_t> cluster(cluster_size_);
+  // Both lists are sorted: each is walked once, across all data clusters.
+  struct Cursor {
+    const std::vector<Extent>* ranges;
+    size_t next = 0;
+  } cursors[2] = {{&current}, {source_ranges}};
+  for (uint64_t i = 0; i < e->table_size; ++i) {
+    std::fill(cluster.begin(), cluster.end(), 0);
+    const uint64_t first_granule = i * bits_per_cluster;
+    const uint64_t span_start = first_granule << gbits;
+    const uint64_t span_end = std::min(header_.size, (first_granule + bits_per_cluster) << gbits);
+    bool any = false;
+    for (Cursor& c : cursors) {
+      const std::vector<Extent>& ranges = *c.ranges;
+      while (c.next < ranges.size() && ranges[c.next].offset + ranges[c.next].length <= span_start) ++c.next;
+      for (size_t k = c.next; k < ranges.size() && ranges[k].offset < span_end; ++k) {
+        if (ranges[k].kind != ExtentKind::data || ranges[k].length == 0) continue;
+        const uint64_t from = std::max(ranges[k].offset, span_start);
+        const uint64_t to = std::min(ranges[k].offset + ranges[k].length, span_end);
+        if (from >= to) continue;
+        set_bit_range(cluster, (from >> gbits) - first_granule, ((to - 1) >> gbits) + 1 - first_granule);
+        any = true;
+      }
+    }
+    if (!any) continue;  // entry 0: every granule clean
+    QK_ASSIGN_OR_RETURN(uint64_t host, write_new_clusters_locked(cluster));
+    store_be64(table.data() + i * 8, host);
+  }
+  QK_ASSIGN_OR_RETURN(e->table_offset, write_new_clusters_locked(table));
+  return {};
 }
 
 }  // namespace qcowkit

@@ -89,8 +89,8 @@ Status Qcow2Image::Impl::set_backing_file(const std::string& name, const std::st
   QK_TRY(check_open("rebase", true));
   if (name.size() > kMaxBackingNameBytes)
     return make_error(EINVAL, "a backing file name is at most 1023 bytes long");
-  std::unique_lock gate(io_gate_);
-  std::lock_guard lock(mutex_);
+  WriterLock gate(io_gate_);
+  MutexLock lock(mutex_);
   // What the image holds now (data copied in by a rebase) is durable before
   // the header names another backing file.
   QK_TRY(flush_locked());

@@ -60,7 +60,7 @@ bool Qcow2Image::looks_like_qcow2(BlockDevice& file) {
 }
 
 DeviceInfo Qcow2Image::info() const {
-  std::lock_guard lock(impl_->mutex_);
+  MutexLock lock(impl_->mutex_);
   return DeviceInfo{impl_->header_.size, 1, impl_->read_only_};
 }
 
@@ -119,24 +119,38 @@ Result<std::vector<Extent>> Qcow2Image::bitmap_ranges(const std::string& name) {
 }
 
 Status Qcow2Image::add_bitmap(const std::string& name, uint64_t granularity, bool enabled) {
-  return impl_->add_bitmap(name, granularity, enabled);
+  Impl::BitmapRequest r{Impl::BitmapRequest::add, name};
+  r.granularity = granularity;
+  r.enabled = enabled;
+  return impl_->change_bitmaps("bitmap add", r);
 }
 
-Status Qcow2Image::remove_bitmap(const std::string& name) { return impl_->remove_bitmap(name); }
+Status Qcow2Image::remove_bitmap(const std::string& name) {
+  return impl_->change_bitmaps("bitmap remove", Impl::BitmapRequest{Impl::BitmapRequest::remove, name});
+}
 
-Status Qcow2Image::clear_bitmap(const std::string& name) { return impl_->clear_bitmap(name); }
+Status Qcow2Image::clear_bitmap(const std::string& name) {
+  return impl_->change_bitmaps("bitmap clear", Impl::BitmapRequest{Impl::BitmapRequest::clear, name});
+}
 
 Status Qcow2Image::enable_bitmap(const std::string& name, bool enabled) {
-  return impl_->enable_bitmap(name, enabled);
+  using R = Impl::BitmapRequest;
+  return impl_->change_bitmaps(enabled ? "bitmap enable" : "bitmap disable",
+                               R{enabled ? R::enable : R::disable, name});
 }
 
 Status Qcow2Image::merge_bitmap(const std::string& target, const std::string& source) {
-  return impl_->merge_bitmap(target, &source, nullptr, 0);
+  Impl::BitmapRequest r{Impl::BitmapRequest::merge, target};
+  r.source_name = &source;
+  return impl_->change_bitmaps("bitmap merge", r);
 }
 
 Status Qcow2Image::merge_bitmap_ranges(const std::string& target, const std::vector<Extent>& source,
                                        uint64_t source_size) {
-  return impl_->merge_bitmap(target, nullptr, &source, source_size);
+  Impl::BitmapRequest r{Impl::BitmapRequest::merge, target};
+  r.source_ranges = &source;
+  r.source_size = source_size;
+  return impl_->change_bitmaps("bitmap merge", r);
 }
 
 Status Qcow2Image::set_backing_file(const std::string& name, const std::string& format,
@@ -149,7 +163,7 @@ Status Qcow2Image::apply_snapshot(const std::string& id_or_name) {
 }
 
 bool Qcow2Image::can_zero_fast(uint64_t offset, uint64_t length) {
-  std::lock_guard lock(impl_->mutex_);
+  MutexLock lock(impl_->mutex_);
   return impl_->can_zero_fast(offset, length);
 }
 
@@ -158,7 +172,7 @@ Qcow2Details Qcow2Image::details() const { return impl_->details(); }
 uint32_t Qcow2Image::cluster_size() const { return static_cast<uint32_t>(impl_->cluster_size_); }
 
 bool Qcow2Image::is_corrupt() const {
-  std::lock_guard lock(impl_->mutex_);
+  MutexLock lock(impl_->mutex_);
   return impl_->corrupt_ || (impl_->header_.incompatible_features & qcow2::kIncompatCorrupt);
 }
 
