@@ -1,5 +1,7 @@
 // Bitmap operations on the engine: what each does to the directory, what
 // bad input is refused with, and that a refusal leaves the file unchanged.
+#include <cstdio>
+
 #include "qcowkit/memory_device.hpp"
 #include "qcowkit/qcow2.hpp"
 #include "test_support.hpp"
@@ -117,4 +119,71 @@ TEST_CASE("bad bitmap requests are refused and change nothing", "[qcow2][bitmaps
   REQUIRE_FALSE(st.ok());
   CHECK(st.error().code == ENOTSUP);
   CHECK(bytes_of(*v2dev) == v2before);
+}
+
+namespace {
+
+uint32_t be32(const std::vector<uint8_t>& b, size_t at) {
+  return uint32_t(b[at]) << 24 | uint32_t(b[at + 1]) << 16 | uint32_t(b[at + 2]) << 8 | b[at + 3];
+}
+void put_be(std::vector<uint8_t>& b, size_t at, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) b[at + i] = static_cast<uint8_t>(v >> (8 * (bytes - 1 - i)));
+}
+
+}  // namespace
+
+TEST_CASE("a 65536th bitmap is refused and changes nothing", "[qcow2][bitmaps]") {
+  // Adding 65535 bitmaps one by one rewrites the directory each time; the
+  // test writes such a directory itself (every entry sharing one empty,
+  // disabled table), which is enough for the engine to count them.
+  auto dev = std::make_shared<MemoryDevice>(0);
+  Qcow2CreateOptions c;
+  c.size = 1u << 20;
+  c.cluster_size = 4096;
+  {
+    auto image = Qcow2Image::create(dev, c);
+    REQUIRE_OK(image);
+    REQUIRE_OK((*image)->add_bitmap("first", 65536, false));
+    REQUIRE_OK((*image)->close());
+  }
+  auto header = bytes_of(*dev);
+  header.resize(4096);
+  size_t ext = be32(header, 100);
+  while (be32(header, ext) != 0x23852875) {
+    REQUIRE(be32(header, ext) != 0);
+    ext += 8 + ((be32(header, ext + 4) + 7) & ~7u);
+  }
+  uint64_t dir_offset = 0;
+  for (int i = 0; i < 8; ++i) dir_offset = dir_offset << 8 | header[ext + 24 + i];
+  std::vector<uint8_t> first(32);
+  REQUIRE_OK(dev->read(dir_offset, first));  // table offset, size, flags, type, granularity
+
+  constexpr uint32_t kCount = 65535;
+  std::vector<uint8_t> directory(uint64_t{kCount} * 32, 0);
+  for (uint32_t i = 0; i < kCount; ++i) {
+    const size_t at = size_t{i} * 32;
+    std::copy(first.begin(), first.begin() + 18, directory.begin() + at);
+    char name[8];
+    std::snprintf(name, sizeof name, "b%05u", i);
+    put_be(directory, at + 18, 6, 2);
+    put_be(directory, at + 20, 0, 4);
+    std::copy(name, name + 6, directory.begin() + at + 24);
+  }
+  const uint64_t end = (dev->info().size + 4095) / 4096 * 4096;
+  REQUIRE_OK(dev->resize(end + directory.size()));
+  REQUIRE_OK(dev->write(end, directory));
+  put_be(header, ext + 8, kCount, 4);
+  put_be(header, ext + 16, directory.size(), 8);
+  put_be(header, ext + 24, end, 8);
+  REQUIRE_OK(dev->write(0, header));
+
+  auto image = Qcow2Image::open(dev, {});
+  REQUIRE_OK(image);
+  REQUIRE((*image)->details().bitmaps.size() == kCount);
+  const auto before = bytes_of(*dev);
+  auto st = (*image)->add_bitmap("one-too-many");
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().code == EFBIG);
+  CHECK(st.error().message.find("65535") != std::string::npos);
+  CHECK(bytes_of(*dev) == before);
 }
