@@ -127,6 +127,18 @@ Status Qcow2Image::Impl::change_bitmaps(const char* op, const BitmapRequest& req
   if (header_.bitmaps && consistent && bitmaps_.entries.size() != header_.bitmaps->nb_bitmaps)
     return make_error(EINVAL, std::string(op) + ": the bitmap directory could not be read");
 
+  // Refuse before anything is written if the header could not name a
+  // directory (the extension must fit in the first cluster).
+  {
+    std::vector<uint8_t> fixed(header_.header_length);
+    QK_TRY(file_->read(0, fixed));
+    Header probe = header_;
+    probe.bitmaps = BitmapsExtension{1, 0, 0};
+    auto area = encode_header_area(fixed, probe);
+    if (!area.ok())
+      return with_context(std::move(area).error(), std::string(op) + ": no room for a bitmap directory");
+  }
+
   // Bits this session collected go into the old bitmaps first; tracking
   // restarts on the new directory whatever happens below.
   const bool tracking = first_write_done_;

@@ -187,3 +187,21 @@ TEST_CASE("a 65536th bitmap is refused and changes nothing", "[qcow2][bitmaps]")
   CHECK(st.error().message.find("65535") != std::string::npos);
   CHECK(bytes_of(*dev) == before);
 }
+
+TEST_CASE("a bitmap directory the first cluster cannot name is refused before anything is written",
+          "[qcow2][bitmaps]") {
+  auto dev = std::make_shared<MemoryDevice>(0);
+  Qcow2CreateOptions c;
+  c.size = 1u << 20;
+  c.cluster_size = 512;
+  c.backing_file = std::string(370, 'b');  // 112 + 8 + ... leaves less than 32 bytes
+  c.backing_format = "qcow2";
+  auto image = Qcow2Image::create(dev, c);
+  REQUIRE_OK(image);
+  REQUIRE_OK((*image)->flush());
+  const auto before = bytes_of(*dev);
+  auto st = (*image)->add_bitmap("b");
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().code == ENOSPC);
+  CHECK(bytes_of(*dev) == before);
+}
