@@ -53,8 +53,14 @@ Status copy_differences(BlockDevice& image, BlockDevice* fresh, uint64_t cluster
       QK_TRY(fresh->read(pos, ByteSpan(new_bytes.data(), std::min(n, fresh_size - pos))));
     for (uint64_t at = 0; at < n;) {
       const uint64_t piece = std::min(n - at, cluster - (pos + at) % cluster);
-      if (std::memcmp(old_bytes.data() + at, new_bytes.data() + at, piece) != 0)
-        QK_TRY(image.write(pos + at, ConstByteSpan(old_bytes.data() + at, piece)));
+      if (std::memcmp(old_bytes.data() + at, new_bytes.data() + at, piece) != 0) {
+        // Zeroes over a new backing file's data are written as zeroes, so
+        // that they take no data cluster.
+        const bool zeroes = std::all_of(old_bytes.begin() + at, old_bytes.begin() + at + piece,
+                                        [](uint8_t b) { return b == 0; });
+        QK_TRY(zeroes ? image.write_zeroes(pos + at, piece)
+                      : image.write(pos + at, ConstByteSpan(old_bytes.data() + at, piece)));
+      }
       at += piece;
     }
     pos += n;
