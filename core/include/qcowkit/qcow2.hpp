@@ -10,7 +10,8 @@
 // opened read-only) and persistent dirty bitmaps (enabled ones record every
 // write, marked in use while the image is open for writing and consistent
 // again after a clean close; bitmaps it cannot maintain are marked
-// inconsistent on the first write, as the spec requires). Refuses
+// inconsistent on the first write, as the spec requires; added, removed,
+// cleared, enabled, disabled and merged on request, crash-safe). Refuses
 // encryption, unknown incompatible features and structurally invalid images
 // with an error saying which. Never opens a file named inside the image: a
 // backing file or external data file is used only when the caller passes it.
