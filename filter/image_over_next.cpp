@@ -31,7 +31,7 @@ Result<std::unique_ptr<ImageOverNext>> ImageOverNext::open(nbdkit_next_ops* next
                                                            bool want_write, bool serialize) {
   std::unique_ptr<ImageOverNext> self(new ImageOverNext);
   QK_ASSIGN_OR_RETURN(self->device_, NextDevice::open(next, serialize));
-  self->container_ = std::make_shared<serve::FixedCapacityDevice>(self->device_);
+  QK_ASSIGN_OR_RETURN(self->container_, serve::FixedCapacityDevice::open(self->device_));
   const bool writable =
       want_write && self->device_->caps().can_write && options.serve.snapshot.empty();
 
@@ -77,11 +77,10 @@ Status ImageOverNext::open_image(const Qcow2FilterOptions& options, bool writabl
 }
 
 Status ImageOverNext::create_image(const Qcow2FilterOptions& options) {
-  const uint64_t capacity = container_->info().size;
-  if (capacity == 0)
+  if (device_->info().size == 0)
     return make_error(ENOSPC, "qcow2-create=: the plugin below holds 0 bytes, and an NBD export "
                               "cannot grow; give it room first (e.g. truncate -s 10G FILE)");
-  QK_ASSIGN_OR_RETURN(const bool empty, serve::device_is_all_zero(*container_));
+  QK_ASSIGN_OR_RETURN(const bool empty, serve::device_is_all_zero(*device_));
   if (!empty)
     return make_error(EEXIST, "qcow2-create=: the plugin's data is neither a qcow2 image nor all "
                               "zeroes; refusing to overwrite it");
