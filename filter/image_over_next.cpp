@@ -40,8 +40,13 @@ Result<std::unique_ptr<ImageOverNext>> ImageOverNext::open(nbdkit_next_ops* next
   } else {
     Status st = self->open_image(options, writable);
     // An image marked corrupt opens read-only only: serve it that way, as
-    // the plugin does (writes are refused, reads still work).
-    if (!st.ok() && writable && st.error().code == EROFS) st = self->open_image(options, false);
+    // the plugin does (writes are refused, reads still work). So is a dirty
+    // image whose repair (done when opened for writing) needs more room
+    // than the plugin has: the plugin would grow its file instead.
+    if (!st.ok() && writable && (st.error().code == EROFS || st.error().code == ENOSPC)) {
+      self->read_only_reason_ = st.error().message;
+      st = self->open_image(options, false);
+    }
     QK_TRY(st);
   }
   self->exported_ = std::make_unique<serve::ExportedImage>(self->image_, options.serve.trim,

@@ -9,8 +9,9 @@
 // Opening decides what the plugin's bytes are: an existing qcow2 image is
 // served as it is; with qcow2-create=, an all-zero writable plugin gets a
 // new image; anything else is refused without a byte written. An image
-// that has a backing file is refused unless qcow2-backing= names one, and
-// one marked corrupt is served read-only, as the plugin does.
+// that has a backing file is refused unless qcow2-backing= names one; one
+// marked corrupt is served read-only, as the plugin does, and so is a dirty
+// one when the plugin has no room for the repair opening it writable needs.
 //
 // Ownership: owns every layer above the nbdkit_next, which must be prepared
 // and outlive it. Thread safety: exported() from any number of threads;
@@ -42,6 +43,8 @@ class ImageOverNext {
   const NextCaps& plugin_caps() const { return device_->caps(); }
   // True when the image was made by this open (qcow2-create=).
   bool created() const { return created_; }
+  // Why an image asked for read-write was opened read-only (empty if not).
+  const std::string& read_only_reason() const { return read_only_reason_; }
 
   // Flushes and closes the image, then the backing image. Safe to call twice.
   Status close();
@@ -58,6 +61,7 @@ class ImageOverNext {
   std::unique_ptr<serve::ExportedImage> exported_;
   bool writable_ = false;
   bool created_ = false;
+  std::string read_only_reason_;
 };
 
 }  // namespace qcowkit::filter

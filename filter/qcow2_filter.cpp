@@ -107,6 +107,9 @@ bool open_image(Export& exp, nbdkit_backend* backend, bool readonly, int* err) {
   }
   exp.image = std::move(image).value();
   exp.write_denied = !readonly && !exp.image->writable();
+  if (!exp.image->read_only_reason().empty())
+    nbdkit_error("%s: serving read-only: %s", exp.log_name.c_str(),
+                 exp.image->read_only_reason().c_str());
   if (exp.image->created())
     nbdkit_debug("%s: created a qcow2 image of %llu bytes", exp.log_name.c_str(),
                  static_cast<unsigned long long>(*options.create_size));
