@@ -4,7 +4,8 @@
 //
 // A thin adapter, like the plugin: the image stack is ImageOverNext, every
 // request is the serving layer's (serve/nbdkit/requests.hpp, shared with
-// the plugin), every entry point runs under its exception guard.
+// the plugin), every callback runs under its exception guard (applied
+// where they are registered, below).
 //
 // One image per export name, shared by every connection to it, on a plugin
 // context of its own (nbdkit_next_context_open with shared=1): two qcow2
@@ -34,8 +35,6 @@ using namespace qcowkit;
 using namespace qcowkit::filter;
 namespace requests = qcowkit::serve::nbdkit;
 using qcowkit::serve::nbdkit::guard;
-using qcowkit::serve::nbdkit::guarded;
-using qcowkit::serve::nbdkit::guarded_void;
 
 namespace {
 
@@ -146,28 +145,22 @@ Connection* open_connection(nbdkit_backend* backend, bool readonly, const char* 
 // ---- configuration and lifecycle ----
 
 int q_config(nbdkit_next_config* next, nbdkit_backend* nxdata, const char* key, const char* value) {
-  int err = 0;
-  return guarded("config", -1, &err, [&] {
-    if (!is_qcow2_option(key)) return next(nxdata, key, value);
-    std::string v = value;
-    if (std::string(key) == "qcow2-backing") {
-      // nbdkit may change directory when it daemonizes: keep an absolute path.
-      char* absolute = nbdkit_absolute_path(value);
-      if (!absolute) return -1;
-      v = absolute;
-      free(absolute);
-    }
-    Status st = apply_qcow2_option(options, key, v, requests::value_parsers());
-    return st.ok() ? 0 : fail_config(st);
-  });
+  if (!is_qcow2_option(key)) return next(nxdata, key, value);
+  std::string v = value;
+  if (std::string(key) == "qcow2-backing") {
+    // nbdkit may change directory when it daemonizes: keep an absolute path.
+    char* absolute = nbdkit_absolute_path(value);
+    if (!absolute) return -1;
+    v = absolute;
+    free(absolute);
+  }
+  Status st = apply_qcow2_option(options, key, v, requests::value_parsers());
+  return st.ok() ? 0 : fail_config(st);
 }
 
 int q_config_complete(nbdkit_next_config_complete* next, nbdkit_backend* nxdata) {
-  int err = 0;
-  return guarded("config_complete", -1, &err, [&] {
-    Status st = check_qcow2_options(options);
-    return st.ok() ? next(nxdata) : fail_config(st);
-  });
+  Status st = check_qcow2_options(options);
+  return st.ok() ? next(nxdata) : fail_config(st);
 }
 
 int q_get_ready(int model) {
@@ -176,28 +169,25 @@ int q_get_ready(int model) {
 }
 
 void q_cleanup(nbdkit_backend*) {
-  guarded_void("cleanup", [] {
-    std::lock_guard lock(exports_mutex);
-    for (auto& [name, exp] : exports) close_image(*exp);
-    exports.clear();
-  });
+  std::lock_guard lock(exports_mutex);
+  for (auto& [name, exp] : exports) close_image(*exp);
+  exports.clear();
 }
 
 void* q_open(nbdkit_next_open* next, nbdkit_context* context, int readonly,
              const char* exportname, int) {
+  if (next(context, readonly, exportname) == -1) return nullptr;
   int err = 0;
-  return guarded("open", static_cast<void*>(nullptr), &err, [&]() -> void* {
-    if (next(context, readonly, exportname) == -1) return nullptr;
-    return open_connection(nbdkit_context_get_backend(context), readonly != 0, exportname, &err);
-  });
+  Connection* c = open_connection(nbdkit_context_get_backend(context), readonly != 0, exportname, &err);
+  // A filter's open has no err argument: the errno goes where a plugin's does.
+  if (!c) serve::nbdkit::set_plugin_error(err);
+  return c;
 }
 
 void q_close(void* handle) {
-  guarded_void("close", [&] {
-    std::lock_guard lock(exports_mutex);
-    --conn(handle)->exp->connections;
-    delete conn(handle);
-  });
+  std::lock_guard lock(exports_mutex);
+  --conn(handle)->exp->connections;
+  delete conn(handle);
 }
 
 // ---- what we can do ----

@@ -3,7 +3,8 @@
 // A thin adapter: the image's lifecycle (open, reopen for writing, close)
 // is here; what each request does is the serving layer's (serve/), which the
 // qcow2 filter shares. Every entry point runs under the serving layer's
-// exception guard. All connections share one open image (see ServedImage),
+// exception guard (applied where the callbacks are registered, below). All
+// connections share one open image (see ServedImage),
 // which is what makes multi-conn honest: a flush on any connection flushes
 // the one image.
 #define NBDKIT_API_VERSION 2
@@ -32,8 +33,6 @@ using namespace qcowkit;
 using namespace qcowkit::plugin;
 namespace requests = qcowkit::serve::nbdkit;
 using qcowkit::serve::nbdkit::guard;
-using qcowkit::serve::nbdkit::guarded;
-using qcowkit::serve::nbdkit::guarded_void;
 
 namespace {
 
@@ -66,15 +65,6 @@ int with_errno(int result, int err) {
   return result;
 }
 
-// Runs a non-request entry point under the guard.
-template <class R, class F>
-R entry(const char* what, R on_exception, F&& body) {
-  int err = 0;
-  R r = guarded(what, on_exception, &err, std::forward<F>(body));
-  if (err) nbdkit_set_error(err);
-  return r;
-}
-
 int fail_config(const Error& error) {
   nbdkit_error("qcow2: %s", error.message.c_str());
   return -1;
@@ -83,7 +73,6 @@ int fail_config(const Error& error) {
 // --- configuration ---------------------------------------------------------
 
 int qcow2_config(const char* key, const char* value) {
-  return entry("config", -1, [&] {
   std::string v = value;
   if (std::string(key) == "file") {
     // nbdkit may change directory when it daemonizes: keep an absolute path.
@@ -94,18 +83,14 @@ int qcow2_config(const char* key, const char* value) {
   }
   Status st = apply_option(g_options, key, v, requests::value_parsers());
   return st.ok() ? 0 : fail_config(st.error());
-  });
 }
 
 int qcow2_config_complete() {
-  return entry("config_complete", -1, [] {
-    Status st = validate_options(g_options);
-    return st.ok() ? 0 : fail_config(st.error());
-  });
+  Status st = validate_options(g_options);
+  return st.ok() ? 0 : fail_config(st.error());
 }
 
 void qcow2_dump_plugin() {
-  guarded_void("dump_plugin", [] {
   const CodecSet& codecs = builtin_codecs();
   std::printf("qcowkit_version=%s\n", QCOWKIT_VERSION);
   std::printf("qcowkit_git_revision=%s\n", QCOWKIT_GIT_REVISION);
@@ -115,7 +100,6 @@ void qcow2_dump_plugin() {
   std::printf("qcowkit_locking=qemu-ofd\n");
   std::printf("qcowkit_backing=raw,qcow2\n");
   std::fflush(stdout);
-  });
 }
 
 // Checks everything that can be checked before the server listens, so a
@@ -124,7 +108,6 @@ void qcow2_dump_plugin() {
 // daemonize, or for --run), and a descriptor left in the parent would keep
 // the image locked for as long as the parent lives.
 int qcow2_get_ready() {
-  return entry("get_ready", -1, [] {
   auto created = ServedImage::create_if_missing(g_options);
   if (!created.ok()) return fail_config(created.error());
   if (*created) nbdkit_debug("created %s", g_options.file.c_str());
@@ -137,38 +120,33 @@ int qcow2_get_ready() {
   if (!probe.ok()) return fail_config(probe.error());
   Status st = (*probe)->close();
   return st.ok() ? 0 : fail_config(st.error());
-  });
 }
 
 // Opens the image for serving, in the process that serves. Read-only for
 // now; the first read-write connection reopens it read-write.
 int qcow2_after_fork() {
-  return entry("after_fork", -1, [] {
-    auto served = ServedImage::open(g_options, false);
-    if (!served.ok()) return fail_config(served.error());
-    std::lock_guard lock(g_mutex);
-    g_served = std::move(served).value();
-    return 0;
-  });
+  auto served = ServedImage::open(g_options, false);
+  if (!served.ok()) return fail_config(served.error());
+  std::lock_guard lock(g_mutex);
+  g_served = std::move(served).value();
+  return 0;
 }
 
 // Flushes and closes the image once nbdkit is done with every connection:
 // on SIGTERM, --run finishing, or the parent exiting.
 void qcow2_cleanup() {
-  guarded_void("cleanup", [] {
-    std::lock_guard lock(g_mutex);
-    if (!g_served) return;
-    Status st = g_served->close();
-    if (!st.ok()) nbdkit_error("%s: closing: %s", name(), st.error().message.c_str());
-    g_served.reset();
-  });
+  std::lock_guard lock(g_mutex);
+  if (!g_served) return;
+  Status st = g_served->close();
+  if (!st.ok()) nbdkit_error("%s: closing: %s", name(), st.error().message.c_str());
+  g_served.reset();
 }
 
 void qcow2_unload() { qcow2_cleanup(); }
 
 // --- connections -----------------------------------------------------------
 
-void* open_connection(bool readonly) {
+void* qcow2_open(int readonly) {
   std::lock_guard lock(g_mutex);
   if (!g_served) {
     nbdkit_error("%s: the image is not open", g_options.file.c_str());
@@ -211,21 +189,15 @@ void* open_connection(bool readonly) {
       g_served = std::move(writable).value();
     }
   }
-  auto* connection = new Connection{g_served, readonly};
+  auto* connection = new Connection{g_served, readonly != 0};
   ++g_connections;
   return connection;
 }
 
-void* qcow2_open(int readonly) {
-  return entry("open", static_cast<void*>(nullptr), [&] { return open_connection(readonly != 0); });
-}
-
 void qcow2_close(void* handle) {
-  guarded_void("close", [&] {
-    std::lock_guard lock(g_mutex);
-    --g_connections;
-    delete static_cast<Connection*>(handle);
-  });
+  std::lock_guard lock(g_mutex);
+  --g_connections;
+  delete static_cast<Connection*>(handle);
 }
 
 int64_t qcow2_get_size(void* handle) {
