@@ -3,22 +3,19 @@
 // A thin adapter: the image's lifecycle (open, reopen for writing, close)
 // is here; what each request does is the serving layer's (serve/), which the
 // qcow2 filter shares. Every entry point runs under the serving layer's
-// exception guard (applied where the callbacks are registered, below). All
-// connections share one open image (see ServedImage),
-// which is what makes multi-conn honest: a flush on any connection flushes
-// the one image.
+// exception guard (applied where the callbacks are registered, below).
+// All connections share one open image (see ServedImage), which is what
+// makes multi-conn honest: a flush on any connection flushes the one image.
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
-#include <algorithm>
-#include <cinttypes>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
-#include <new>
 #include <string>
-#include <vector>
 
 #include "plugin_options.hpp"
 #include "qcowkit/build_info.hpp"
