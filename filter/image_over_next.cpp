@@ -74,10 +74,28 @@ Status ImageOverNext::open_image(const Qcow2FilterOptions& options, bool writabl
     return make_error(EINVAL, "qcow2-backing=" + options.backing +
                                   ": the image has no backing file");
   }
+  // Read-only, the file is the whole plugin. Writable, it must end where
+  // the image does, since the engine places new tables at the end of its
+  // file: the engine says where, from a read-only look first.
+  container_->set_file_end(container_->capacity());
+  if (writable) QK_TRY(find_image_end(o));
   auto image = Qcow2Image::open(container_, o);
   if (!image.ok()) return std::move(image).error();
   image_ = std::shared_ptr<Qcow2Image>(std::move(image).value());
   writable_ = writable;
+  return {};
+}
+
+Status ImageOverNext::find_image_end(const Qcow2OpenOptions& writable_options) {
+  Qcow2OpenOptions o = writable_options;
+  o.read_only = true;
+  auto image = Qcow2Image::open(container_, o);
+  if (!image.ok()) return std::move(image).error();
+  auto report = (*image)->check(RepairMode::none);
+  QK_TRY((*image)->close());
+  // An image the check cannot walk is left with no room; opening it for
+  // writing says what is wrong, as it would over the plugin.
+  if (report.ok()) container_->set_file_end(report->image_end_offset);
   return {};
 }
 
@@ -92,6 +110,7 @@ Status ImageOverNext::create_image(const Qcow2FilterOptions& options) {
   if (!options.backing.empty())
     return make_error(EINVAL, "qcow2-create= makes an image without a backing file; "
                               "qcow2-backing= does not go with it");
+  container_->set_file_end(0);
   Qcow2CreateOptions co;
   co.size = *options.create_size;
   auto image = Qcow2Image::create(container_, co, options.serve.open_options(true));

@@ -25,6 +25,7 @@
 #include "qcow2_filter_options.hpp"
 #include "qcowkit/image_opener.hpp"
 #include "serve/exported_image.hpp"
+#include "serve/fixed_capacity_device.hpp"
 
 namespace qcowkit::filter {
 
@@ -53,9 +54,11 @@ class ImageOverNext {
   ImageOverNext() = default;
   Status open_image(const Qcow2FilterOptions& options, bool writable);
   Status create_image(const Qcow2FilterOptions& options);
+  // Makes the container's file end where the image's last cluster does.
+  Status find_image_end(const Qcow2OpenOptions& writable_options);
 
   std::shared_ptr<NextDevice> device_;
-  std::shared_ptr<BlockDevice> container_;
+  std::shared_ptr<serve::FixedCapacityDevice> container_;
   std::shared_ptr<OpenedImage> backing_;
   std::shared_ptr<Qcow2Image> image_;
   std::unique_ptr<serve::ExportedImage> exported_;

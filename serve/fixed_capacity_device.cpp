@@ -8,16 +8,21 @@ namespace qcowkit::serve {
 Result<std::shared_ptr<FixedCapacityDevice>> FixedCapacityDevice::open(
     std::shared_ptr<BlockDevice> below) {
   const uint64_t capacity = below->info().size;
-  uint64_t end = 0;  // the end of the last data extent
+  uint64_t data_end = 0;  // the end of the last data extent
   QK_TRY(for_each_extent(*below, 0, capacity, [&](const Extent& e) -> Status {
-    if (e.kind == ExtentKind::data) end = e.offset + e.length;
+    if (e.kind == ExtentKind::data) data_end = e.offset + e.length;
     return {};
   }));
-  return std::shared_ptr<FixedCapacityDevice>(new FixedCapacityDevice(std::move(below), end));
+  return std::shared_ptr<FixedCapacityDevice>(new FixedCapacityDevice(std::move(below), data_end));
 }
 
-FixedCapacityDevice::FixedCapacityDevice(std::shared_ptr<BlockDevice> below, uint64_t end)
-    : below_(std::move(below)), size_(end), zero_from_(end) {}
+FixedCapacityDevice::FixedCapacityDevice(std::shared_ptr<BlockDevice> below, uint64_t zero_from)
+    : below_(std::move(below)), size_(below_->info().size), zero_from_(zero_from) {}
+
+void FixedCapacityDevice::set_file_end(uint64_t end) {
+  std::lock_guard lock(resize_mutex_);
+  size_.store(std::min(end, below_->info().size));
+}
 
 DeviceInfo FixedCapacityDevice::info() const {
   DeviceInfo info = below_->info();

@@ -2,23 +2,22 @@
 // cannot, such as whatever plugin lies below an nbdkit filter (NBD exports
 // have one size for their whole life).
 //
-// The device's bytes are a file followed by room: the file ends where the
-// device's trailing run of holes and zero extents begins (found once, from
-// the device's extents, when opened), and info().size is the file's size.
-// A resize moves the end within the device, never past it: growing past
-// the device fails with ENOSPC, saying how large the device is. Like a
-// file's, space gained by growing reads as zeroes (it is zeroed below when
-// it is not known to be zero already). So a qcow2 file given room with
-// `truncate -s 10G disk.qcow2` (a sparse tail) can grow by 10G when served
-// this way, and QEMU reads the result as an image with a zero tail.
+// The device's bytes are a file followed by room. Where the file ends is
+// the caller's to say (set_file_end; until then the file is the whole
+// device): the device cannot know which of its bytes an image references.
+// info().size is the file's size. A resize moves the end within the
+// device, never past it: growing past the device fails with ENOSPC, saying
+// how large the device is. Like a file's, space gained by growing reads as
+// zeroes: it is zeroed below unless it lies in the device's trailing run of
+// holes and zero extents (found once, from its extents, when opened). So a
+// qcow2 file given room with `truncate -s 10G disk.qcow2` can grow by 10G
+// when served this way, and QEMU reads the result as an image with a zero
+// tail.
 //
-// A device that reports no extents, or a tail that is written zeroes
-// rather than holes, leaves no room (the file is the whole device); that
-// only matters for writing.
-//
-// Ownership: shares the device below. Thread safety: safe from many
-// threads; resize is serialized, and info() sees the size before or after
-// a concurrent resize.
+// Ownership: shares the device below, and does not close it (close()
+// flushes): its owner does. Thread safety: safe from many threads; resize
+// and set_file_end are serialized, and info() sees the size before or
+// after a concurrent one.
 #pragma once
 
 #include <atomic>
@@ -31,10 +30,13 @@ namespace qcowkit::serve {
 
 class FixedCapacityDevice final : public BlockDevice {
  public:
-  // Finds where the file ends in `below` (walking its extents).
+  // The file is the whole device until set_file_end; walks the device's
+  // extents to learn where its zero tail begins.
   static Result<std::shared_ptr<FixedCapacityDevice>> open(std::shared_ptr<BlockDevice> below);
 
   uint64_t capacity() const { return below_->info().size; }
+  // Says where the file ends (at most the capacity); nothing is written.
+  void set_file_end(uint64_t end);
 
   DeviceInfo info() const override;
   Status read(uint64_t offset, ByteSpan buffer) override;
@@ -44,10 +46,10 @@ class FixedCapacityDevice final : public BlockDevice {
   Status write_zeroes(uint64_t offset, uint64_t length, ZeroFlags flags = {}) override;
   Status resize(uint64_t new_size) override;
   Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override;
-  Status close() override { return below_->close(); }
+  Status close() override { return below_->flush(); }
 
  private:
-  FixedCapacityDevice(std::shared_ptr<BlockDevice> below, uint64_t end);
+  FixedCapacityDevice(std::shared_ptr<BlockDevice> below, uint64_t zero_from);
 
   std::shared_ptr<BlockDevice> below_;
   std::atomic<uint64_t> size_;  // where the file ends

@@ -7,7 +7,9 @@
 #      to a second nbdkit serving the file raw;
 #   3. over a serialized plugin (noparallel filter below);
 #   4. qcow2-create= over an all-zero file, then the workload;
-#   5. an image with no room left: the client gets ENOSPC, the image stays clean.
+#   5. an image with no room left: the client gets ENOSPC, the image stays clean;
+#   6. an image whose last clusters are holes in the file (preallocation=
+#      metadata): they are still the image's, not room to grow into.
 source "$(dirname "$0")/lib.sh"
 : "${BLOCKCACHE:?BLOCKCACHE must point at nbdkit-blockcache-filter.so}"
 sock=$work/outer.sock inner=$work/inner.sock
@@ -93,4 +95,15 @@ stop_server "$server_pid"
 check_clean "$work/full.qcow2"
 grep -q "write at offset 1048576 length 65536: .*plugin below holds" "$work/server.log" ||
   fail "the ENOSPC is not logged with the operation and offset"
+# 6. Preallocated metadata: every data cluster is allocated, most of them
+# holes in the file up to its end. The workload writes into them.
+qemu-img create -q -f qcow2 -o preallocation=metadata "$work/prealloc.qcow2" 32M
+qemu-io -f qcow2 -c "write -P 0x55 0 64k" "$work/prealloc.qcow2" >/dev/null
+truncate -s 128M "$work/prealloc.qcow2"
+serve_filter "$sock" -- file "$work/prealloc.qcow2"
+"$py" "$qcow2_filter_here/workload.py" "$uri" "$work/prealloc.ref" --seed 6 --ops 800 ||
+  fail "prealloc: workload failed"
+stop_server "$server_pid"
+judge preallocation=metadata "$work/prealloc.qcow2" "$work/prealloc.ref"
+
 echo "test-write: workloads over file, nbd + blockcache, noparallel and a created image are clean"
