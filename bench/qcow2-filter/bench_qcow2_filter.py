@@ -41,8 +41,9 @@ def sh(*args, **kw):
 def prepare():
     """A raw file of incompressible data, and the same as a full qcow2 image."""
     os.makedirs(SCRATCH, exist_ok=True)
-    raw = os.path.join(SCRATCH, "data.raw")
-    full = os.path.join(SCRATCH, "full.qcow2")
+    # Named by size, so a run with another BENCH_SIZE_MIB makes its own.
+    raw = os.path.join(SCRATCH, f"data-{SIZE_MIB}M.raw")
+    full = os.path.join(SCRATCH, f"full-{SIZE_MIB}M.qcow2")
     if not os.path.exists(raw):
         chunk = os.urandom(MiB)
         with open(raw, "wb") as f:
