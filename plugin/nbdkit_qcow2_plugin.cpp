@@ -56,7 +56,9 @@ serve::ExportedImage& exported_of(void* handle) {
 const char* name() { return g_options.file.c_str(); }
 
 // A plugin hands its errno to nbdkit_set_error; the serving layer's
-// request functions (shared with the filter) store it in `err`.
+// request functions (shared with the filter) store it in `err`. Call the
+// request first, then this: as two arguments of one call, `err` could be
+// read before the request ran.
 int with_errno(int result, int err) {
   if (result == -1) nbdkit_set_error(err > 0 ? err : EIO);
   return result;
@@ -220,40 +222,45 @@ int qcow2_thread_model() { return NBDKIT_THREAD_MODEL_PARALLEL; }
 
 int qcow2_pread(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t) {
   int err = 0;
-  return with_errno(requests::pread(exported_of(handle), name(), buf, count, offset, &err), err);
+  const int r = requests::pread(exported_of(handle), name(), buf, count, offset, &err);
+  return with_errno(r, err);
 }
 
 int qcow2_pwrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
   int err = 0;
-  return with_errno(requests::pwrite(exported_of(handle), name(), buf, count, offset, flags, &err),
-                    err);
+  const int r = requests::pwrite(exported_of(handle), name(), buf, count, offset, flags, &err);
+  return with_errno(r, err);
 }
 
 int qcow2_flush(void* handle, uint32_t) {
   int err = 0;
-  return with_errno(requests::flush(exported_of(handle), name(), &err), err);
+  const int r = requests::flush(exported_of(handle), name(), &err);
+  return with_errno(r, err);
 }
 
 int qcow2_trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   int err = 0;
-  return with_errno(requests::trim(exported_of(handle), name(), count, offset, flags, &err), err);
+  const int r = requests::trim(exported_of(handle), name(), count, offset, flags, &err);
+  return with_errno(r, err);
 }
 
 int qcow2_zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   int err = 0;
-  return with_errno(requests::zero(exported_of(handle), name(), count, offset, flags, &err), err);
+  const int r = requests::zero(exported_of(handle), name(), count, offset, flags, &err);
+  return with_errno(r, err);
 }
 
 int qcow2_extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
                   struct nbdkit_extents* extents) {
   int err = 0;
-  return with_errno(
-      requests::extents(exported_of(handle), name(), count, offset, flags, extents, &err), err);
+  const int r = requests::extents(exported_of(handle), name(), count, offset, flags, extents, &err);
+  return with_errno(r, err);
 }
 
 int qcow2_cache(void* handle, uint32_t count, uint64_t offset, uint32_t) {
   int err = 0;
-  return with_errno(requests::cache(exported_of(handle), name(), count, offset, &err), err);
+  const int r = requests::cache(exported_of(handle), name(), count, offset, &err);
+  return with_errno(r, err);
 }
 
 struct nbdkit_plugin make_plugin() {
