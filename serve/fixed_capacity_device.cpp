@@ -20,7 +20,7 @@ FixedCapacityDevice::FixedCapacityDevice(std::shared_ptr<BlockDevice> below, uin
     : below_(std::move(below)), size_(below_->info().size), zero_from_(zero_from) {}
 
 void FixedCapacityDevice::set_file_end(uint64_t end) {
-  std::lock_guard lock(resize_mutex_);
+  MutexLock lock(resize_mutex_);
   size_.store(std::min(end, below_->info().size));
 }
 
@@ -62,7 +62,7 @@ Status FixedCapacityDevice::resize(uint64_t new_size) {
     return make_error(ENOSPC, "the image needs " + std::to_string(new_size) +
                                   " bytes but the plugin below holds " + std::to_string(below.size) +
                                   " (give it room: e.g. truncate -s SIZE on a file, or a larger export)");
-  std::lock_guard lock(resize_mutex_);
+  MutexLock lock(resize_mutex_);
   const uint64_t old_size = size_.load();
   if (new_size > old_size && old_size < zero_from_) {
     // Bytes the file held before it shrank: a grown file reads as zeroes.

@@ -22,9 +22,9 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 
 #include "qcowkit/block_device.hpp"
+#include "qcowkit/mutex.hpp"
 
 namespace qcowkit::serve {
 
@@ -53,8 +53,8 @@ class FixedCapacityDevice final : public BlockDevice {
 
   std::shared_ptr<BlockDevice> below_;
   std::atomic<uint64_t> size_;  // where the file ends
-  std::mutex resize_mutex_;
-  uint64_t zero_from_;          // below_ reads as zeroes from here on (guarded by resize_mutex_)
+  Mutex resize_mutex_;
+  uint64_t zero_from_ QK_GUARDED_BY(resize_mutex_);  // below_ reads as zeroes from here on
 };
 
 // True when every byte of `device` reads as zero (holes and zero extents

@@ -8,10 +8,10 @@
 #include "args.hpp"
 #include "cli_common.hpp"
 #include "copy_pipeline.hpp"
-#include "create_options.hpp"
+#include "qcowkit/qcow2_options.hpp"
 #include "image_open.hpp"
 #include "progress_bar.hpp"
-#include "size_parse.hpp"
+#include "qcowkit/option_values.hpp"
 #include "verbs.hpp"
 
 namespace qcowkit::cli {
@@ -114,7 +114,7 @@ int run_convert(const VerbArgs& raw_args) {
   Qcow2CreateOptions create;
   if (out_format == "raw" && !kv->empty())
     return usage_error("convert", "-o options apply to qcow2 output only");
-  if (auto applied = apply_qcow2_options(*kv, create); !applied.ok())
+  if (auto applied = apply_qcow2_create_options(*kv, create); !applied.ok())
     return usage_error("convert", applied.error().message);
   if (!create.backing_file.empty())
     return usage_error("convert", "convert writes a self-contained image; -o backing_file is not supported");
