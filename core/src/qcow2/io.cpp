@@ -39,12 +39,17 @@ Status Qcow2Image::Impl::read_backing(uint64_t offset, ByteSpan out) {
   return {};
 }
 
-Status Qcow2Image::Impl::decompress_cluster(const Span& span, std::vector<uint8_t>& cluster) {
+Result<const Codec*> Qcow2Image::Impl::cluster_codec() const {
   const CompressionType type = static_cast<CompressionType>(header_.compression_type);
   const Codec* codec = codecs_->get(type);
   if (!codec)
     return make_error(ENOTSUP, std::string("this build has no ") + to_string(type) +
                                    " codec for compressed clusters");
+  return codec;
+}
+
+Status Qcow2Image::Impl::decompress_cluster(const Span& span, std::vector<uint8_t>& cluster) {
+  QK_ASSIGN_OR_RETURN(const Codec* codec, cluster_codec());
   const uint64_t file_size = data_file_->info().size;
   if (span.compressed_offset >= file_size)
     return make_error(EIO, "compressed cluster at " + hex(span.compressed_offset) +
@@ -112,11 +117,7 @@ constexpr uint64_t kCompressedBatchBytes = 4u << 20;
 
 Status Qcow2Image::Impl::read_compressed_run(const std::vector<Span>& run, uint64_t from,
                                              ByteSpan out) {
-  const CompressionType type = static_cast<CompressionType>(header_.compression_type);
-  const Codec* codec = codecs_->get(type);
-  if (!codec)
-    return make_error(ENOTSUP, std::string("this build has no ") + to_string(type) +
-                                   " codec for compressed clusters");
+  QK_ASSIGN_OR_RETURN(const Codec* codec, cluster_codec());
   const uint64_t file_size = data_file_->info().size;
   const uint64_t start = run.front().compressed_offset;
   uint64_t stop = start;
@@ -417,10 +418,7 @@ Status Qcow2Image::Impl::write_compressed(uint64_t offset, ConstByteSpan data) {
       data.size() > cluster_size_)
     return make_error(EINVAL, "write_compressed: needs one whole cluster at a cluster-aligned "
                               "offset (or the image's short last cluster)");
-  const CompressionType type = static_cast<CompressionType>(header_.compression_type);
-  const Codec* codec = codecs_->get(type);
-  if (!codec)
-    return make_error(ENOTSUP, std::string("this build has no ") + to_string(type) + " codec");
+  QK_ASSIGN_OR_RETURN(const Codec* codec, cluster_codec());
   // Compression runs without any lock, so callers can compress on many threads.
   std::vector<uint8_t> padded;
   ConstByteSpan input = data;
