@@ -82,7 +82,10 @@ class BlockDevice {
   virtual Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) = 0;
 
   // Flushes and releases the device; later calls fail with EBADF. Safe to
-  // call twice. Destructors close too, but cannot report errors.
+  // call twice. Destructors close too, but cannot report errors. A device
+  // stacked on another (Qcow2Image, BlockCache, the format readers) shares
+  // the one below and never closes it: whoever opened a device closes it,
+  // after the devices stacked on it.
   virtual Status close() = 0;
 };
 

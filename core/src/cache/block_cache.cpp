@@ -360,7 +360,9 @@ Status BlockCache::close() {
     s.knowledge.clear();
     s.stats.cached_bytes = s.stats.dirty_bytes = 0;
   }
-  return s.device->close();
+  // The device is shared, not owned: whoever opened it closes it (the rule
+  // for every device stacked on another; see block_device.hpp).
+  return {};
 }
 
 }  // namespace qcowkit
