@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cli_common.hpp"
+#include "qcowkit/formats.hpp"
 #include "human_format.hpp"
 #include "image_open.hpp"
 #include "json_writer.hpp"
@@ -16,11 +17,12 @@ namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit info [-f raw|qcow2] [--output=human|json] [--backing-chain] IMAGE\n"
+    "usage: qcowkit info [-f FORMAT] [--output=human|json] [--backing-chain] IMAGE\n"
     "\n"
     "Prints the virtual size, file size, format and, for qcow2, the version,\n"
     "cluster size, refcount width, feature bits, backing file, snapshots and\n"
-    "bitmaps. JSON output uses qemu-img's field names. Only headers are read.\n"
+    "bitmaps. FORMAT: raw, qcow2, vpc, vdi (found by content unless given).\n"
+    "JSON output uses qemu-img's field names. Only headers are read.\n"
     "Backing files are named, not described, unless --backing-chain asks for\n"
     "every layer (JSON: an array, as qemu-img prints it).\n";
 
@@ -28,6 +30,7 @@ struct ImageFacts {
   std::string filename, format;
   uint64_t virtual_size = 0, actual_size = 0;
   std::optional<Qcow2Details> qcow2;
+  std::optional<ImageFormatFacts> other;  // vpc, vdi, ...
 };
 
 const char* compat_name(int version) { return version >= 3 ? "1.1" : "0.10"; }
@@ -61,6 +64,7 @@ void write_json(JsonWriter& json, const ImageFacts& facts) {
   if (d && !d->backing_format.empty()) json.field("backing-filename-format", d->backing_format);
   json.field("virtual-size", facts.virtual_size).field("filename", facts.filename);
   if (d) json.field("cluster-size", uint64_t{d->cluster_size});
+  if (facts.other && facts.other->cluster_size) json.field("cluster-size", *facts.other->cluster_size);
   json.field("format", facts.format).field("actual-size", facts.actual_size);
   if (d) {
     json.key("format-specific").begin_object().field("type", "qcow2");
@@ -99,6 +103,8 @@ void write_human(const ImageFacts& facts) {
   std::printf("virtual size: %s (%" PRIu64 " bytes)\n", human_size(facts.virtual_size).c_str(),
               facts.virtual_size);
   std::printf("disk size: %s\n", human_size(facts.actual_size).c_str());
+  if (facts.other && facts.other->cluster_size)
+    std::printf("cluster_size: %" PRIu64 "\n", *facts.other->cluster_size);
   if (!facts.qcow2) return;
   const Qcow2Details& d = *facts.qcow2;
   std::printf("cluster_size: %u\n", d.cluster_size);
@@ -144,7 +150,13 @@ Result<ImageFacts> gather_facts(const std::string& path, const std::optional<std
   facts.filename = path;
   auto file = FileDevice::open(path, {.read_only = true});
   if (!file.ok()) return with_context(std::move(file).error(), "cannot open '" + path + "'");
-  facts.format = format.value_or(Qcow2Image::looks_like_qcow2(**file) ? "qcow2" : "raw");
+  if (format) {
+    facts.format = *format;
+  } else {
+    auto detected = detect_format(**file);
+    if (!detected.ok()) return with_context(detected.error(), path);
+    facts.format = *detected;
+  }
   facts.virtual_size = (*file)->info().size;
   struct stat st;
   if (fstat((*file)->fd(), &st) == 0) facts.actual_size = uint64_t(st.st_blocks) * 512;
@@ -153,6 +165,11 @@ Result<ImageFacts> gather_facts(const std::string& path, const std::optional<std
     if (!details.ok()) return with_context(details.error(), path);
     facts.virtual_size = details->virtual_size;
     facts.qcow2 = std::move(details).value();
+  } else if (const ImageFormat* other = find_image_format(facts.format)) {
+    auto probed = other->probe(**file);
+    if (!probed.ok()) return with_context(probed.error(), path);
+    facts.virtual_size = probed->virtual_size;
+    facts.other = std::move(probed).value();
   }
   return facts;
 }

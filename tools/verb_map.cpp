@@ -54,17 +54,20 @@ void append(std::vector<MapRow>& rows, const MapRow& row) {
 }
 
 // A raw file maps onto itself: data where the file has data, zeroes (holes)
-// elsewhere, each at its own offset.
+// elsewhere, each at its own offset. Other formats than qcow2 (vpc, vdi, ...)
+// report their extents without host offsets.
 Result<std::vector<MapRow>> raw_rows(const OpenedImage& image, uint64_t start, uint64_t length) {
   std::vector<MapRow> rows;
-  QK_TRY(for_each_extent(*image.file, start, length, [&](const Extent& e) -> Status {
+  // Other formats (vpc, vdi, ...) report their own extents, without offsets.
+  const bool raw = image.device == image.file;
+  QK_TRY(for_each_extent(*image.device, start, length, [&](const Extent& e) -> Status {
     MapRow row;
     row.start = e.offset;
     row.length = e.length;
     row.data = e.kind == ExtentKind::data;
     row.zero = !row.data;
-    row.present = true;
-    row.offset = e.offset;
+    row.present = true;  // as qemu-img: no backing file below, so every byte is known
+    if (raw) row.offset = e.offset;
     row.file = image.path;
     append(rows, row);
     return {};
