@@ -9,7 +9,7 @@
 namespace qcowkit {
 namespace {
 
-const ImageFormat* const kFormats[] = {&formats::vpc_format()};
+const ImageFormat* const kFormats[] = {&formats::vpc_format(), &formats::vdi_format()};
 
 }  // namespace
 
