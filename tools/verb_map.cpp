@@ -66,6 +66,9 @@ Result<std::vector<MapRow>> raw_rows(const OpenedImage& image, uint64_t start, u
     row.length = e.length;
     row.data = e.kind == ExtentKind::data;
     row.zero = !row.data;
+    // An image's allocated blocks over holes in its file: allocated (data, as
+    // qemu-img says) and reading as zeroes.
+    if (!raw && e.kind == ExtentKind::zero) row.data = true;
     row.present = true;  // as qemu-img: no backing file below, so every byte is known
     if (raw) row.offset = e.offset;
     row.file = image.path;

@@ -145,10 +145,45 @@ Status BlockMapImage::flush() {
   return read_only_ ? Status{} : file_->flush();
 }
 
+namespace {
+
+// Adds [offset, offset + length) of `kind`, merging with the last extent.
+void add_extent(std::vector<Extent>& out, uint64_t offset, uint64_t length, ExtentKind kind) {
+  if (!out.empty() && out.back().kind == kind)
+    out.back().length += length;
+  else
+    out.push_back(Extent{offset, length, kind});
+}
+
+}  // namespace
+
+// Unallocated blocks are holes. Allocated ones are data, except where the
+// file itself has holes (a static VDI, a fixed VHD, blocks never written
+// in full): those read as zeroes the image knows of, so conversions skip
+// them, and qemu-img reports them the same way.
+Status BlockMapImage::add_file_extents(std::vector<Extent>& out, uint64_t guest, uint64_t host,
+                                       uint64_t length) const {
+  uint64_t done = 0;
+  while (done < length) {
+    QK_ASSIGN_OR_RETURN(auto pieces, file_->extents(host + done, length - done));
+    if (pieces.empty()) return make_error(EIO, name_ + ": the file reported no extents");
+    for (const Extent& e : pieces) {
+      const uint64_t n = std::min(e.length, length - done);
+      if (n == 0) break;
+      add_extent(out, guest + done, n, e.kind == ExtentKind::data ? ExtentKind::data : ExtentKind::zero);
+      done += n;
+    }
+  }
+  return {};
+}
+
 Result<std::vector<Extent>> BlockMapImage::extents(uint64_t offset, uint64_t length) {
   QK_TRY(check(offset, length, false, "extents"));
-  if (map_->identity_mapped()) return file_->extents(offset, length);
   std::vector<Extent> out;
+  if (map_->identity_mapped()) {
+    QK_TRY(add_file_extents(out, offset, offset, length));
+    return out;
+  }
   const uint64_t end = offset + length;
   uint64_t pos = offset;
   // A bounded answer: callers ask again from where it stops.
@@ -158,16 +193,19 @@ Result<std::vector<Extent>> BlockMapImage::extents(uint64_t offset, uint64_t len
   for (uint64_t seen = 0; pos < end && out.size() < kMaxExtents && seen < kMaxBlocks; ++seen) {
     const uint64_t block = pos / block_size_;
     const uint64_t n = std::min(end, (block + 1) * block_size_) - pos;
-    ExtentKind kind = ExtentKind::data;
-    switch (map_->locate(block).kind) {
-      case BlockLocation::Kind::hole: kind = ExtentKind::hole; break;
-      case BlockLocation::Kind::zero: kind = ExtentKind::zero; break;
-      default: break;
+    const BlockLocation loc = map_->locate(block);
+    switch (loc.kind) {
+      case BlockLocation::Kind::hole: add_extent(out, pos, n, ExtentKind::hole); break;
+      case BlockLocation::Kind::zero: add_extent(out, pos, n, ExtentKind::zero); break;
+      case BlockLocation::Kind::special: add_extent(out, pos, n, ExtentKind::data); break;
+      case BlockLocation::Kind::data:
+        if (!map_->file_holes_are_zero()) {
+          add_extent(out, pos, n, ExtentKind::data);
+          break;
+        }
+        QK_TRY(add_file_extents(out, pos, loc.host_offset + pos % block_size_, n));
+        break;
     }
-    if (!out.empty() && out.back().kind == kind)
-      out.back().length += n;
-    else
-      out.push_back(Extent{pos, n, kind});
     pos += n;
   }
   return out;

@@ -41,6 +41,10 @@ class BlockMap {
   // True when guest offsets are file offsets (a fixed VHD): extents then
   // come from the file, so its holes stay holes in a conversion.
   virtual bool identity_mapped() const { return false; }
+  // Whether extents() looks into the file for holes inside allocated blocks
+  // (they read as zeroes). qemu-img does for VDI but not for dynamic VHD;
+  // following it keeps `map` output the same.
+  virtual bool file_holes_are_zero() const { return true; }
 };
 
 class BlockMapImage final : public BlockDevice {
@@ -64,6 +68,8 @@ class BlockMapImage final : public BlockDevice {
   Status check(uint64_t offset, uint64_t length, bool mutating, const char* op) const;
   BlockLocation locate(uint64_t block) const;
   Result<uint64_t> ensure_allocated(uint64_t block);
+  Status add_file_extents(std::vector<Extent>& out, uint64_t guest, uint64_t host,
+                          uint64_t length) const;
 
   std::shared_ptr<BlockDevice> file_;
   std::unique_ptr<BlockMap> map_;

@@ -105,8 +105,7 @@ class VdiMap final : public BlockMap {
 
   BlockLocation locate(uint64_t block) const override {
     const uint32_t e = block < bmap_.size() ? bmap_[block] : kUnallocated;
-    if (e == kUnallocated) return {};
-    if (e == kDiscarded) return {BlockLocation::Kind::zero, 0};
+    if (e == kUnallocated || e == kDiscarded) return {};  // both read as zeroes
     return {BlockLocation::Kind::data, h_.offset_data + uint64_t{e} * kBlockSize};
   }
 

@@ -50,6 +50,7 @@ class DynamicMap final : public BlockMap {
   }
 
   uint64_t block_size() const override { return block_size_; }
+  bool file_holes_are_zero() const override { return false; }
 
   BlockLocation locate(uint64_t block) const override {
     if (block >= bat_.size() || bat_[block] == kUnallocated) return {};
