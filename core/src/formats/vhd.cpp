@@ -100,7 +100,12 @@ Result<Parsed> parse(BlockDevice& file) {
                                   " bytes is too small for a VHD footer");
   Parsed p;
   QK_TRY(file.read(0, p.footer_bytes));
-  const bool dynamic = has_footer_cookie(p.footer_bytes.data());
+  // A footer copy at the start means a dynamic disk, unless it says fixed:
+  // then it is the disk's own first sector (or the whole of an empty fixed
+  // disk), and the footer that counts is the last sector, as for any fixed
+  // disk.
+  const bool dynamic = has_footer_cookie(p.footer_bytes.data()) &&
+                       load_be32(p.footer_bytes.data() + 60) != kTypeFixed;
   if (!dynamic) QK_TRY(file.read(file_size - kFooterSize, p.footer_bytes));
   QK_ASSIGN_OR_RETURN(Footer footer, parse_footer(p.footer_bytes.data(),
                                                   dynamic ? "at offset 0" : "at the end of the file"));

@@ -154,6 +154,10 @@ namespace qcowkit {
 
 Result<VhdGeometry> vhd_size_for(uint64_t size, bool force_size) {
   using namespace formats::vhd;
+  if (size > kMaxSectors * 512)
+    return make_error(EFBIG, "VHD images are at most 2040 GiB; " + std::to_string(size) +
+                                 " bytes asked for");
+  size = (size + 511) / 512 * 512;  // whole sectors, as qemu-img rounds
   VhdGeometry g;
   if (force_size) {
     g = VhdGeometry{65535, 16, 255, 0};
