@@ -4,7 +4,8 @@
 // through this table, so adding a format touches no adapter.
 //
 // Every function here is safe to call from several threads; the devices they
-// return are thread-safe and close the file they were given on close().
+// return are thread-safe, share the file they were given and leave closing
+// it to its owner.
 #pragma once
 
 #include <map>

@@ -16,7 +16,8 @@
 // file.
 //
 // Thread safety: the devices returned are thread-safe (BlockMapImage).
-// Ownership: they share the file they were opened on and close it on close().
+// Ownership: they share the file they were opened on; close() writes what is
+// pending and flushes it, and leaves closing the file to its owner.
 #pragma once
 
 #include <cstdint>

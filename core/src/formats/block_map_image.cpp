@@ -219,9 +219,9 @@ Status BlockMapImage::close() {
     closed_ = true;
     if (!read_only_) result = map_->sync();
   }
+  // The file stays open: it is shared, and its owner closes it (as for qcow2).
   if (!read_only_ && result.ok()) result = file_->flush();
-  Status st = file_->close();
-  return result.ok() ? st : result;
+  return result;
 }
 
 }  // namespace qcowkit::formats
