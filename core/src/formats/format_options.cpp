@@ -7,7 +7,8 @@ namespace qcowkit::formats {
 
 Status check_known_keys(const FormatOptions& options, std::initializer_list<const char*> known,
                         const char* format) {
-  for (const auto& [key, value] : options) {
+  for (const auto& entry : options) {
+    const std::string& key = entry.first;
     if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
       std::string list;
       for (const char* k : known) list += std::string(list.empty() ? "" : ", ") + k;
