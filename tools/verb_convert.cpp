@@ -71,7 +71,9 @@ Result<Target> create_target(const std::string& path, const std::string& format,
     return target;
   }
   if (const ImageFormat* other = find_image_format(format)) {
-    QK_ASSIGN_OR_RETURN(auto image, other->create(target.file, (size + 511) / 512 * 512, other_options));
+    const std::string name = path.substr(path.find_last_of('/') + 1);
+    QK_ASSIGN_OR_RETURN(auto image,
+                        other->create(target.file, (size + 511) / 512 * 512, other_options, name));
     target.device = std::shared_ptr<BlockDevice>(std::move(image));
     return target;
   }

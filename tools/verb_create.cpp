@@ -39,7 +39,8 @@ Status create_other(const ImageFormat& format, const std::string& path, uint64_t
   file_options.truncate = true;
   QK_ASSIGN_OR_RETURN(auto file, FileDevice::open(path, file_options));
   std::shared_ptr<BlockDevice> shared(std::move(file));
-  QK_ASSIGN_OR_RETURN(auto image, format.create(shared, size, options));
+  const std::string name = path.substr(path.find_last_of('/') + 1);
+  QK_ASSIGN_OR_RETURN(auto image, format.create(shared, size, options, name));
   return image->close();
 }
 

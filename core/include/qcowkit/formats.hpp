@@ -40,9 +40,11 @@ struct ImageFormat {
   // Checks creation options before any file is made (EINVAL naming the key).
   Status (*check_options)(const FormatOptions& options);
   // Formats an empty writable `file` as a new image of at least `size` bytes
-  // and returns it open read-write.
+  // and returns it open for writing. `file_name` is the file's base name,
+  // for formats that record it (vmdk's descriptor); empty: a default.
   Result<std::unique_ptr<BlockDevice>> (*create)(std::shared_ptr<BlockDevice> file, uint64_t size,
-                                                 const FormatOptions& options);
+                                                 const FormatOptions& options,
+                                                 const std::string& file_name);
   // "fmt=vpc size=... subformat=dynamic", qemu-img's "Formatting" line.
   std::string (*describe)(uint64_t size, const FormatOptions& options);
 };

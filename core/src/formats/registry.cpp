@@ -9,7 +9,8 @@
 namespace qcowkit {
 namespace {
 
-const ImageFormat* const kFormats[] = {&formats::vpc_format(), &formats::vdi_format()};
+const ImageFormat* const kFormats[] = {&formats::vpc_format(), &formats::vdi_format(),
+                                       &formats::vmdk_format()};
 
 }  // namespace
 

@@ -36,7 +36,7 @@ Status check(const FormatOptions& options) {
 }
 
 Result<std::unique_ptr<BlockDevice>> create(std::shared_ptr<BlockDevice> file, uint64_t size,
-                                            const FormatOptions& options) {
+                                            const FormatOptions& options, const std::string&) {
   QK_ASSIGN_OR_RETURN(VhdCreateOptions o, parse_options(size, options));
   return create_vhd(std::move(file), o);
 }
