@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes vpc (VHD) and vdi images with qemu-img, each with the raw file
+# Makes vpc (VHD), vdi and vmdk images with qemu-img, each with the raw file
 # qemu-img itself converts it to: what qcowkit must read back byte for byte.
 # Usage: make-images.sh OUTDIR
 # Writes OUTDIR/images.tsv: name <TAB> format <TAB> image <TAB> qemu-img's raw
@@ -13,7 +13,7 @@ for tool in qemu-img qemu-io python3; do
 done
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -f "$out"/*.vhd "$out"/*.vdi "$out"/*.raw
+rm -f "$out"/*.vpc "$out"/*.vdi "$out"/*.vmdk "$out"/*.raw
 # Data, explicit zeroes, holes, odd offsets, a tail inside a block.
 python3 "$here/../interop/make-reference-raw.py" "$out/reference.raw"
 # A size that is not a whole number of sectors (qemu-img rounds it up).
@@ -62,4 +62,9 @@ make vdi-static        vdi "$out/reference.raw" yes -o static=on
 make vdi-odd           vdi "$out/odd.raw"       no
 make vdi-static-odd    vdi "$out/odd.raw"       no  -o static=on
 make_empty vdi-empty   vdi 100M
+make vmdk-sparse       vmdk "$out/reference.raw" yes -o subformat=monolithicSparse
+make vmdk-stream       vmdk "$out/reference.raw" no  -o subformat=streamOptimized
+make vmdk-odd          vmdk "$out/odd.raw"       no
+make vmdk-stream-odd   vmdk "$out/odd.raw"       no  -o subformat=streamOptimized
+make_empty vmdk-empty  vmdk 100M
 echo "make-images.sh: $(wc -l <"$out/images.tsv") images in $out"

@@ -45,7 +45,7 @@ Status check_header(const Header& h, uint64_t file_size) {
   if ((h.flags & kFlagCompressed) && h.compress_algorithm != 1)
     return make_error(ENOTSUP, "VMDK compression algorithm " +
                                    std::to_string(h.compress_algorithm) + " is not supported (deflate is)");
-  if (h.capacity == 0 || h.capacity > (uint64_t{1} << 40))
+  if (h.capacity > (uint64_t{1} << 40))
     return make_error(EINVAL, "VMDK capacity of " + std::to_string(h.capacity) + " sectors is out of range");
   if (h.descriptor_size > kMaxDescriptorBytes / 512 || h.descriptor_offset > file_size / 512 ||
       (file_size / 512 - h.descriptor_offset) < h.descriptor_size)
