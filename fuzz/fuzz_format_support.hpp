@@ -85,14 +85,17 @@ inline void exercise_image_file(const uint8_t* data, size_t size, const OpenImag
                           (again.ok() ? std::string() : again.error().message));
   std::vector<uint8_t> back(4096);
   // Later writes may overlap earlier ones (tiny images): check the last.
-  auto [at, fill] = done.back();
+  const uint64_t at = done.back().first;
+  const uint8_t fill = done.back().second;
   require((*again)->read(at, back).ok(), "reading back after reopen failed");
   require(std::all_of(back.begin(), back.end(), [&](uint8_t b) { return b == fill; }),
           "data written did not survive a reopen");
 }
 
+// `in_order`: each write starts at or after where the previous one ended
+// (a streaming writer's contract).
 inline void exercise_new_image(const uint8_t* data, size_t size, const CreateImage& create,
-                               const OpenImage& open) {
+                               const OpenImage& open, bool in_order = false) {
   ByteReader in(data, size);
   const uint64_t virtual_size = in.below(8u << 20) + 1;
   auto file = std::make_shared<MemoryDevice>(0);
@@ -101,9 +104,12 @@ inline void exercise_new_image(const uint8_t* data, size_t size, const CreateIma
   const uint64_t actual = (*image)->info().size;
   require(actual >= virtual_size, "a new image is smaller than asked");
   MemoryDevice model(actual);
-  for (int op = 0; op < 16 && !in.empty(); ++op) {
-    const uint64_t at = in.below(actual);
+  uint64_t cursor = 0;
+  for (int op = 0; op < 16 && !in.empty() && cursor < actual; ++op) {
+    const uint64_t at = in_order ? cursor + in.below(std::min<uint64_t>(actual - cursor, 1u << 20))
+                                 : in.below(actual);
     const uint64_t length = std::min<uint64_t>(in.below(300000) + 1, actual - at);
+    cursor = at + length;
     std::vector<uint8_t> bytes(length, in.u8());
     if (in.u8() & 1) {
       require((*image)->write(at, bytes).ok(), "a write to a new image failed");

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The committed hostile vpc/vdi images are exactly what the committed script makes.
+# The committed hostile vpc, vdi and vmdk images are exactly what the committed script makes.
 set -euo pipefail
 images=$1
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes one hostile image per way a vpc (VHD) or vdi file can lie, plus a
+"""Writes one hostile image per way a vpc (VHD), vdi or vmdk file can lie, plus a
 valid control image of each, and expected.tsv saying what qcowkit must do:
 
   name <TAB> format <TAB> expectation <TAB> what
@@ -14,6 +14,7 @@ still makes exactly them.
 import os
 import struct
 import sys
+import zlib
 
 # ---- VHD (big-endian) -------------------------------------------------------
 VHD_BLOCK = 4096        # small blocks keep the images small
@@ -88,6 +89,45 @@ def vdi(blocks=2, disk_size=2 * MIB, bmap=None, offset_bmap=512, offset_data=102
     return bytes(h) + table + data
 
 
+# ---- VMDK (little-endian) ---------------------------------------------------
+GRAIN = 8  # sectors: 4 KiB grains keep the images small
+DESCRIPTOR = (b'# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\n'
+              b'createType="%s"\n\n# Extent description\nRW 128 SPARSE "x.vmdk"\n')
+
+
+def vmdk(capacity=128, grain=GRAIN, version=1, flags=3, gt_entries=512, desc_offset=1, desc_size=2,
+         gd_offset=3, compress=0, check=b"\n \r\n", descriptor=None, gd=None, gt=None, grains=1,
+         stream=False, marker_size=None, grain_data=None, tail=b""):
+    h = bytearray(512)
+    struct.pack_into("<IIIQQQQIQQQ", h, 0, 0x564D444B, version, flags, capacity, grain,
+                     desc_offset, desc_size, gt_entries, 0, gd_offset, 8)
+    h[73:77] = check
+    struct.pack_into("<H", h, 77, compress)
+    if descriptor is None:
+        descriptor = DESCRIPTOR % (b"streamOptimized" if stream else b"monolithicSparse")
+    desc = descriptor.ljust(1024, b"\0")[:1024]
+    table = gd if gd is not None else [4]
+    gd_bytes = b"".join(struct.pack("<I", e) for e in table).ljust(512, b"\0")
+    data = b""
+    entries = []
+    for i in range(grains):
+        payload = bytes(((i * 5 + k) % 251) + 1 for k in range(grain * 512))
+        sector = 8 + len(data) // 512
+        entries.append(sector)
+        if stream:
+            packed = grain_data if grain_data is not None else zlib.compress(payload)
+            size = marker_size if marker_size is not None else len(packed)
+            record = struct.pack("<QI", i * grain, size) + packed
+            data += record.ljust((len(record) + 511) // 512 * 512, b"\0")
+        else:
+            data += payload
+    gt_entries_list = gt if gt is not None else entries + [0] * (512 - len(entries))
+    gt_bytes = b"".join(struct.pack("<I", e) for e in gt_entries_list).ljust(2048, b"\0")
+    return bytes(h) + desc + gd_bytes + gt_bytes + data + tail
+
+
+STREAM = dict(version=3, flags=0x30003, compress=1, stream=True)
+
 IMAGES = [
     # VHD: the valid controls.
     ("vhd-valid", "vpc", "ok", "a dynamic VHD with one 4 KiB block", vhd_dynamic()),
@@ -150,6 +190,47 @@ IMAGES = [
     ("vdi-odd-size", "vdi", "refuse:whole number of sectors", "a disk size of 1000000 bytes",
      vdi(disk_size=1000000)),
     ("vdi-truncated", "vdi", "refuse:too small for a VDI header", "a header cut short", vdi()[:300]),
+    # VMDK: the valid controls.
+    ("vmdk-valid", "vmdk", "ok", "a monolithicSparse extent with one 4 KiB grain", vmdk()),
+    ("vmdk-stream-valid", "vmdk", "ok", "a streamOptimized extent with two grains", vmdk(grains=2, **STREAM)),
+    # Descriptors.
+    ("vmdk-descriptor-loop", "vmdk", "refuse:descriptor files", "a descriptor file naming itself as its extent",
+     b'# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\n'
+     b'RW 128 FLAT "vmdk-descriptor-loop.vmdk" 0\n'),
+    ("vmdk-descriptor-garbage", "vmdk", "refuse:no createType", "a descriptor of random bytes",
+     vmdk(descriptor=bytes((k * 37 + 11) % 256 or 1 for k in range(1024)))),
+    ("vmdk-descriptor-past-eof", "vmdk", "refuse:embedded descriptor", "the descriptor past the end",
+     vmdk(desc_offset=1 << 40)),
+    ("vmdk-descriptor-huge", "vmdk", "refuse:over 1 MiB", "a 1 GiB descriptor", vmdk(desc_size=1 << 21)),
+    ("vmdk-parent", "vmdk", "refuse:differencing", "a parent named in the descriptor",
+     vmdk(descriptor=DESCRIPTOR % b"monolithicSparse" + b'parentFileNameHint="base.vmdk"\n')),
+    ("vmdk-flat-type", "vmdk", "refuse:create type", "an embedded descriptor saying monolithicFlat",
+     vmdk(descriptor=DESCRIPTOR % b"monolithicFlat")),
+    # Tables.
+    ("vmdk-gd-past-eof", "vmdk", "refuse:grain directory", "the grain directory past the end",
+     vmdk(gd_offset=1 << 30)),
+    ("vmdk-gt-past-eof", "vmdk", "refuse:grain table 0", "a grain table past the end", vmdk(gd=[1 << 30])),
+    ("vmdk-grain-past-eof", "vmdk", "refuse:points past the end", "a grain past the end",
+     vmdk(gt=[8, 1 << 30])),
+    ("vmdk-huge-capacity", "vmdk", "refuse:over the 64 MiB limit", "2^39 sectors of 4 KiB grains",
+     vmdk(capacity=1 << 39)),
+    ("vmdk-grain-size", "vmdk", "refuse:not a power of two", "grains of 3 sectors", vmdk(grain=3)),
+    ("vmdk-gt-entries", "vmdk", "refuse:not supported (512 are)", "1024 entries per grain table",
+     vmdk(gt_entries=1024)),
+    ("vmdk-version", "vmdk", "refuse:VMDK version", "version 4", vmdk(version=4)),
+    ("vmdk-newline", "vmdk", "refuse:newline check bytes", "damaged by a text-mode transfer",
+     vmdk(check=b"\n \n\n")),
+    ("vmdk-footer-missing", "vmdk", "refuse:footer", "the directory 'at the end' but no footer",
+     vmdk(gd_offset=0xFFFFFFFFFFFFFFFF, **STREAM)),
+    # Compressed grains.
+    ("vmdk-stream-corrupt", "vmdk", "refuse:corrupt", "a grain of bytes that are not zlib",
+     vmdk(grain_data=bytes(range(1, 200)), **STREAM)),
+    ("vmdk-stream-marker-huge", "vmdk", "refuse:does not fit the file", "a marker claiming 2 GiB of grain",
+     vmdk(marker_size=1 << 31, **STREAM)),
+    ("vmdk-stream-bomb", "vmdk", "refuse:more than the expected", "a grain inflating past its 4 KiB",
+     vmdk(grain_data=zlib.compress(bytes(1 << 20)), **STREAM)),
+    ("vmdk-compress-unknown", "vmdk", "refuse:compression algorithm", "compression algorithm 7",
+     vmdk(version=3, flags=0x30003, compress=7, stream=True)),
 ]
 
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The qcowkit CLI over every hostile vpc and vdi image: `convert -O raw`
+# The qcowkit CLI over every hostile vpc, vdi and vmdk image: `convert -O raw`
 # (which opens and reads everything) and `info`, each in its own process
 # under a 256 MiB address-space cap and 10 s. None may die of a signal or
 # time out; an image that must be refused makes convert fail with a message
-# naming the problem (expected.tsv), a valid one converts.
+# naming the problem (expected.tsv), a valid one converts to what qemu-img
+# reads (when qemu-img is there).
 #   run-hostile.sh QCOWKIT IMAGES_DIR
 set -uo pipefail
 cli=$1 images=$2
@@ -26,7 +27,15 @@ while IFS=$'\t' read -r name fmt expect what; do
   run convert -f "$fmt" -O raw "$image" "$tmp/out.raw"
   case $expect in
     ok)
-      ((status == 0)) || { echo "FAIL $name ($what): refused: $(cat "$tmp/err")"; ok=0; } ;;
+      if ((status != 0)); then
+        echo "FAIL $name ($what): refused: $(cat "$tmp/err")"; ok=0
+      elif command -v qemu-img >/dev/null; then
+        # The controls are what qemu-img reads too.
+        qemu-img convert -f "$fmt" -O raw "$image" "$tmp/theirs.raw" &&
+          cmp -s "$tmp/out.raw" "$tmp/theirs.raw" ||
+          { echo "FAIL $name ($what): reads differently from qemu-img"; ok=0; }
+        rm -f "$tmp/theirs.raw"
+      fi ;;
     refuse:*)
       want=${expect#refuse:}
       if ((status == 0)); then
