@@ -21,7 +21,7 @@ const char kHelp[] =
     "  preallocation=off|metadata|falloc|full  backing_file=NAME  backing_fmt=raw|qcow2\n"
     "The backing file is recorded in the header, never opened.\n"
     "FORMAT: qcow2 (default), raw, vpc (subformat=dynamic|fixed, force_size=on|off)\n"
-    "or vdi (static=on|off).\n";
+    "vdi (static=on|off) or vmdk (subformat=monolithicSparse|streamOptimized).\n";
 
 Status create_raw(const std::string& path, uint64_t size) {
   FileOpenOptions options;
