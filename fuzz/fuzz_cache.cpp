@@ -12,7 +12,7 @@
 
 #include "fuzz_support.hpp"
 #include "qcowkit/block_cache.hpp"
-#include "qcowkit/faulty_device.hpp"
+#include "qcowkit/testing/faulty_device.hpp"
 #include "qcowkit/memory_device.hpp"
 
 using namespace qcowkit;

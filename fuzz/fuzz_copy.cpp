@@ -12,7 +12,7 @@
 #include "fuzz_support.hpp"
 #include "qcowkit/copy_engine.hpp"
 #include "qcowkit/device_sink.hpp"
-#include "qcowkit/faulty_device.hpp"
+#include "qcowkit/testing/faulty_device.hpp"
 #include "qcowkit/memory_device.hpp"
 
 using namespace qcowkit;

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "fuzz_support.hpp"
-#include "qcowkit/faulty_device.hpp"
+#include "qcowkit/testing/faulty_device.hpp"
 #include "qcowkit/memory_device.hpp"
 #include "qcowkit/qcow2.hpp"
 

@@ -108,10 +108,4 @@ Result<std::map<std::string, std::string>> parse_key_values(const std::vector<st
   return out;
 }
 
-Result<bool> parse_on_off(const std::string& key, const std::string& value) {
-  if (value == "on" || value == "true" || value == "yes" || value == "1") return true;
-  if (value == "off" || value == "false" || value == "no" || value == "0") return false;
-  return make_error(EINVAL, "option '" + key + "' expects on or off, not '" + value + "'");
-}
-
 }  // namespace qcowkit::cli

@@ -47,7 +47,5 @@ Result<ParsedArgs> parse_args(const std::vector<std::string>& args,
 // means "a=on". Later keys override earlier ones.
 Result<std::map<std::string, std::string>> parse_key_values(const std::vector<std::string>& lists);
 
-// "on"/"off" (also true/false, yes/no, 1/0) for boolean -o options.
-Result<bool> parse_on_off(const std::string& key, const std::string& value);
 
 }  // namespace qcowkit::cli

@@ -8,11 +8,11 @@
 #include "args.hpp"
 #include "cli_common.hpp"
 #include "copy_pipeline.hpp"
-#include "create_options.hpp"
+#include "qcowkit/qcow2_options.hpp"
 #include "image_open.hpp"
 #include "progress_bar.hpp"
 #include "qcowkit/formats.hpp"
-#include "size_parse.hpp"
+#include "qcowkit/option_values.hpp"
 #include "verbs.hpp"
 
 namespace qcowkit::cli {
@@ -133,7 +133,7 @@ int run_convert(const VerbArgs& raw_args) {
     other_options = FormatOptions(kv->begin(), kv->end());
     if (auto checked = other->check_options(other_options); !checked.ok())
       return usage_error("convert", checked.error().message);
-  } else if (auto applied = apply_qcow2_options(*kv, create); !applied.ok()) {
+  } else if (auto applied = apply_qcow2_create_options(*kv, create); !applied.ok()) {
     return usage_error("convert", applied.error().message);
   }
   if (!create.backing_file.empty())

@@ -2,10 +2,10 @@
 #include <cstdio>
 
 #include "cli_common.hpp"
-#include "create_options.hpp"
+#include "qcowkit/qcow2_options.hpp"
 #include "image_open.hpp"
-#include "size_parse.hpp"
 #include "qcowkit/formats.hpp"
+#include "qcowkit/option_values.hpp"
 #include "verbs.hpp"
 
 namespace qcowkit::cli {
@@ -97,7 +97,7 @@ int run_create(const VerbArgs& raw_args) {
     create.size = *size;
     if (auto b = args->last("b")) create.backing_file = *b;
     if (auto fmt = args->last("F")) create.backing_format = *fmt;
-    auto applied = apply_qcow2_options(*kv, create);
+    auto applied = apply_qcow2_create_options(*kv, create);
     if (!applied.ok()) return usage_error("create", applied.error().message);
     if (!create.backing_format.empty() && create.backing_format != "raw" &&
         create.backing_format != "qcow2")
@@ -105,7 +105,7 @@ int run_create(const VerbArgs& raw_args) {
     if (!create.backing_file.empty() && create.backing_format.empty())
       return usage_error("create", "a backing file needs its format too (-F raw|qcow2)");
     created = create_qcow2(path, create);
-    description = describe_qcow2_options(create);
+    description = describe_qcow2_create_options(create);
   }
   if (!args->has("q")) std::printf("Formatting '%s', %s\n", path.c_str(), description.c_str());
   if (!created.ok()) return report_error("create", with_context(created.error(), path));

@@ -10,6 +10,7 @@
 #include "human_format.hpp"
 #include "image_open.hpp"
 #include "json_writer.hpp"
+#include "qcowkit/qcow2_options.hpp"
 #include "snapshot_list.hpp"
 #include "verbs.hpp"
 
@@ -33,14 +34,6 @@ struct ImageFacts {
   std::optional<ImageFormatFacts> other;  // vpc, vdi, ...
 };
 
-const char* compat_name(int version) { return version >= 3 ? "1.1" : "0.10"; }
-
-std::vector<std::string> bitmap_flag_names(uint32_t flags) {
-  std::vector<std::string> names;
-  if (flags & 1) names.push_back("in-use");
-  if (flags & 2) names.push_back("auto");
-  return names;
-}
 
 void write_json(JsonWriter& json, const ImageFacts& facts) {
   json.begin_object();
@@ -69,14 +62,14 @@ void write_json(JsonWriter& json, const ImageFacts& facts) {
   if (d) {
     json.key("format-specific").begin_object().field("type", "qcow2");
     json.key("data").begin_object();
-    json.field("compat", compat_name(d->version))
+    json.field("compat", qcow2_compat_name(d->version))
         .field("compression-type", to_string(d->compression_type));
     if (d->version >= 3) json.field("lazy-refcounts", d->lazy_refcounts);
     if (!d->bitmaps.empty()) {
       json.key("bitmaps").begin_array();
       for (const auto& b : d->bitmaps) {
         json.begin_object().key("flags").begin_array();
-        for (const auto& flag : bitmap_flag_names(b.flags)) json.value(flag);
+        for (const auto& flag : qcow2_bitmap_flag_names(b.flags)) json.value(flag);
         json.end_array();
         json.field("name", b.name).field("granularity", uint64_t{1} << b.granularity_bits);
         json.end_object();
@@ -120,7 +113,7 @@ void write_human(const ImageFacts& facts) {
     std::printf("backing file format: %s\n", d.backing_format.c_str());
   if (!d.snapshots.empty()) print_snapshot_list(d.snapshots);
   std::printf("Format specific information:\n");
-  std::printf("    compat: %s\n", compat_name(d.version));
+  std::printf("    compat: %s\n", qcow2_compat_name(d.version));
   std::printf("    compression type: %s\n", to_string(d.compression_type));
   if (d.version >= 3) std::printf("    lazy refcounts: %s\n", d.lazy_refcounts ? "true" : "false");
   if (!d.bitmaps.empty()) {
@@ -128,7 +121,7 @@ void write_human(const ImageFacts& facts) {
     for (size_t i = 0; i < d.bitmaps.size(); ++i) {
       const auto& b = d.bitmaps[i];
       std::printf("        [%zu]:\n            flags:\n", i);
-      auto flags = bitmap_flag_names(b.flags);
+      auto flags = qcow2_bitmap_flag_names(b.flags);
       for (size_t k = 0; k < flags.size(); ++k)
         std::printf("                [%zu]: %s\n", k, flags[k].c_str());
       std::printf("            name: %s\n            granularity: %" PRIu64 "\n", b.name.c_str(),

@@ -7,14 +7,15 @@
 #include "human_format.hpp"
 #include "image_open.hpp"
 #include "json_writer.hpp"
-#include "size_parse.hpp"
+#include "qcowkit/image_map.hpp"
+#include "qcowkit/option_values.hpp"
 #include "verbs.hpp"
 
 namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit map [-f raw|qcow2] [-U] [--output=human|json] [--backing-chain]\n"
+    "usage: qcowkit map [-f FORMAT] [-U] [--output=human|json] [--backing-chain]\n"
     "                   [--start-offset=OFFSET] [--max-length=LENGTH] IMAGE\n"
     "\n"
     "Lists the runs of the virtual disk: where data lies in the file, what\n"
@@ -25,109 +26,10 @@ const char kHelp[] =
     "--bitmap NAME lists instead what the persistent bitmap NAME marks dirty:\n"
     "rows of start, length and dirty (true or false), for incremental backups.\n";
 
-int chain_length(const OpenedImage& image) {
-  return 1 + (image.backing ? chain_length(*image.backing) : 0);
-}
-
-struct MapRow {
-  uint64_t start = 0, length = 0;
-  int depth = 0;
-  bool present = false, zero = false, data = false, compressed = false;
-  std::optional<uint64_t> offset;
-  std::string file;  // the layer the data lies in (for the human listing)
-
-  // True when `next` continues this row (same kind, contiguous in the file).
-  bool continued_by(const MapRow& next) const {
-    if (next.depth != depth || next.present != present || next.zero != zero ||
-        next.data != data || next.compressed != compressed || next.file != file ||
-        offset.has_value() != next.offset.has_value() || start + length != next.start)
-      return false;
-    return !offset || *offset + length == *next.offset;
-  }
-};
-
-void append(std::vector<MapRow>& rows, const MapRow& row) {
-  if (!rows.empty() && rows.back().continued_by(row))
-    rows.back().length += row.length;
-  else
-    rows.push_back(row);
-}
-
-// A raw file maps onto itself: data where the file has data, zeroes (holes)
-// elsewhere, each at its own offset. Other formats than qcow2 (vpc, vdi, ...)
-// report their extents without host offsets.
-Result<std::vector<MapRow>> raw_rows(const OpenedImage& image, uint64_t start, uint64_t length) {
-  std::vector<MapRow> rows;
-  // Other formats (vpc, vdi, ...) report their own extents, without offsets.
-  const bool raw = image.device == image.file;
-  QK_TRY(for_each_extent(*image.device, start, length, [&](const Extent& e) -> Status {
-    MapRow row;
-    row.start = e.offset;
-    row.length = e.length;
-    row.data = e.kind == ExtentKind::data;
-    row.zero = !row.data;
-    // An image's allocated blocks over holes in its file: allocated (data, as
-    // qemu-img says) and reading as zeroes.
-    if (!raw && e.kind == ExtentKind::zero) row.data = true;
-    row.present = true;  // as qemu-img: no backing file below, so every byte is known
-    if (raw) row.offset = e.offset;
-    row.file = image.path;
-    append(rows, row);
-    return {};
-  }));
-  return rows;
-}
-
-// The rows of [start, start + length) of `image`; where the engine says the
-// backing file answers (depth 1) and we opened it, the backing image's own
-// rows take their place, one level deeper, so offsets name the right file.
-Result<std::vector<MapRow>> image_rows(const OpenedImage& image, uint64_t start, uint64_t length,
-                                       int depth) {
-  if (!image.qcow2) {
-    QK_ASSIGN_OR_RETURN(auto rows, raw_rows(image, start, length));
-    for (auto& row : rows) row.depth = depth;
-    return rows;
-  }
-  std::vector<MapRow> rows;
-  const uint64_t end = start + length;
-  uint64_t pos = start;
-  while (pos < end) {
-    QK_ASSIGN_OR_RETURN(auto entries, image.qcow2->map(pos, end - pos));
-    if (entries.empty())
-      return make_error(EIO, "map returned nothing at offset " + std::to_string(pos));
-    for (const auto& e : entries) {
-      if (e.offset != pos || e.length == 0 || e.length > end - pos)
-        return make_error(EIO, "map returned a run that does not continue at offset " +
-                                   std::to_string(pos));
-      const uint64_t backing_size = image.backing ? image.backing->device->info().size : 0;
-      if (e.depth > 0 && image.backing && e.present && e.offset + e.length <= backing_size) {
-        QK_ASSIGN_OR_RETURN(auto deeper, image_rows(*image.backing, e.offset, e.length, depth + 1));
-        for (const auto& row : deeper) append(rows, row);
-      } else {
-        MapRow row;
-        row.start = e.offset;
-        row.length = e.length;
-        row.depth = depth + e.depth;
-        row.present = e.present;
-        row.data = e.data;
-        row.zero = e.zero;
-        row.compressed = e.compressed;
-        row.offset = e.host_offset;
-        row.file = image.path;
-        // Unallocated in every layer: qemu-img counts the whole chain.
-        if (!e.present && e.depth > 0 && image.backing) row.depth = depth + chain_length(*image.backing);
-        append(rows, row);
-      }
-      pos += e.length;
-    }
-  }
-  return rows;
-}
-
-void write_json(const std::vector<MapRow>& rows) {
+void write_json(const std::vector<MapRun>& rows) {
   std::string out = "[";
   for (size_t i = 0; i < rows.size(); ++i) {
-    const MapRow& r = rows[i];
+    const MapRun& r = rows[i];
     JsonWriter row(false);
     row.begin_object()
         .field("start", r.start)
@@ -148,14 +50,14 @@ void write_json(const std::vector<MapRow>& rows) {
   std::printf("%s\n", out.c_str());
 }
 
-void write_human(const std::vector<MapRow>& rows) {
+void write_human(const std::vector<MapRun>& rows) {
   std::printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File");
   for (const auto& r : rows) {
     // As qemu-img: only runs of data the file holds (not holes inside it).
     // Compressed runs have no offset to show (qemu-img stops with an error).
     if (!r.data || r.zero || !r.offset) continue;
     std::printf("%-16s%-16s%-16s%s\n", hex(r.start).c_str(), hex(r.length).c_str(),
-                hex(*r.offset).c_str(), r.file.c_str());
+                hex(*r.offset).c_str(), r.layer->path.c_str());
   }
 }
 
@@ -225,7 +127,7 @@ int run_map(const VerbArgs& raw_args) {
     write_bitmap_rows(*ranges, start, start + length, *format == OutputFormat::json);
     return 0;
   }
-  auto rows = image_rows(*image, start, length, 0);
+  auto rows = map_image(*image, start, length);
   if (!rows.ok()) return report_error("map", with_context(rows.error(), path));
   if (*format == OutputFormat::json)
     write_json(*rows);

@@ -4,11 +4,11 @@
 #include <cstdio>
 
 #include "cli_common.hpp"
-#include "create_options.hpp"
+#include "qcowkit/qcow2_options.hpp"
 #include "image_open.hpp"
 #include "json_writer.hpp"
 #include "qcowkit/measure.hpp"
-#include "size_parse.hpp"
+#include "qcowkit/option_values.hpp"
 #include "verbs.hpp"
 
 namespace qcowkit::cli {
@@ -77,7 +77,7 @@ int run_measure(const VerbArgs& raw_args) {
   } else {
     Qcow2CreateOptions layout;
     layout.size = size;
-    if (auto applied = apply_qcow2_options(*kv, layout); !applied.ok())
+    if (auto applied = apply_qcow2_create_options(*kv, layout); !applied.ok())
       return usage_error("measure", applied.error().message);
     layout.size = size;
     measured = measure_qcow2(source ? source->device.get() : nullptr,

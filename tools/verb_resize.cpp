@@ -4,7 +4,7 @@
 
 #include "cli_common.hpp"
 #include "image_open.hpp"
-#include "size_parse.hpp"
+#include "qcowkit/option_values.hpp"
 #include "verbs.hpp"
 
 namespace qcowkit::cli {

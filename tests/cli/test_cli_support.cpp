@@ -14,9 +14,9 @@
 #include "copy_pipeline.hpp"
 #include "human_format.hpp"
 #include "json_writer.hpp"
-#include "qcowkit/faulty_device.hpp"
+#include "qcowkit/testing/faulty_device.hpp"
 #include "qcowkit/memory_device.hpp"
-#include "size_parse.hpp"
+#include "qcowkit/option_values.hpp"
 
 using namespace qcowkit;
 using namespace qcowkit::cli;

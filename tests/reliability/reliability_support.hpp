@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "qcowkit/faulty_device.hpp"
+#include "qcowkit/testing/faulty_device.hpp"
 #include "qcowkit/memory_device.hpp"
 #include "crash_candidates.hpp"
 #include "qcowkit/qcow2.hpp"

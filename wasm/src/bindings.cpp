@@ -12,6 +12,7 @@
 #include "converter.hpp"
 #include "image_session.hpp"
 #include "js_device.hpp"
+#include "qcowkit/qcow2_options.hpp"
 
 using emscripten::val;
 
@@ -83,7 +84,7 @@ val snapshot_value(const Qcow2Snapshot& s) {
 val qcow2_info(Qcow2Image& image, val info) {
   const Qcow2Details d = image.details();
   info.set("version", d.version);
-  info.set("compat", std::string(d.version >= 3 ? "1.1" : "0.10"));
+  info.set("compat", std::string(qcow2_compat_name(d.version)));
   info.set("clusterSize", d.cluster_size);
   info.set("refcountBits", d.refcount_bits);
   info.set("compressionType", std::string(to_string(d.compression_type)));
@@ -167,18 +168,16 @@ class WasmImage {
       return std::unique_ptr<WasmImage>();
     };
     OpenRequest request;
-    if (format == "qcow2")
-      request.format = ImageFormat::qcow2;
-    else if (format == "raw")
-      request.format = ImageFormat::raw;
+    if (format == "qcow2" || format == "raw")
+      request.format = format;
     else if (format != "auto" && !format.empty())
       return fail(make_error(EINVAL, "unknown format '" + format + "' (use auto, qcow2 or raw)"));
     if (backing) {
-      request.backing = backing->session_->guest_device();
+      request.backing = backing->session_->layer();
     } else if (backing_id >= 0) {
       auto backing = JsDevice::attach(backing_id);
       if (!backing.ok()) return fail(with_context(std::move(backing).error(), "backing file"));
-      request.backing = *backing;
+      request.backing = raw_layer(*backing);
     }
     auto file = JsDevice::attach(device_id);
     if (!file.ok()) return fail(std::move(file).error());
@@ -191,7 +190,7 @@ class WasmImage {
 
   val info() {
     val v = val::object();
-    v.set("format", std::string(session_->format() == ImageFormat::qcow2 ? "qcow2" : "raw"));
+    v.set("format", session_->format());
     v.set("virtualSize", num(session_->virtual_size()));
     v.set("fileSize", num(session_->file().info().size));
     if (Qcow2Image* q = session_->qcow2()) qcow2_info(*q, v);

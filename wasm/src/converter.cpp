@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "js_codecs.hpp"
+#include "qcowkit/qcow2_options.hpp"
 
 namespace qcowkit::wasm {
 namespace {
@@ -36,7 +37,7 @@ Result<std::unique_ptr<Converter>> Converter::start(ImageSession& source,
   std::unique_ptr<Qcow2Image> qcow2;
   if (options.to == ImageFormat::qcow2) {
     const uint32_t cs = options.cluster_size;
-    if (cs < 512 || cs > (2u << 20) || (cs & (cs - 1)) != 0)
+    if (!is_valid_qcow2_cluster_size(cs))
       return make_error(EINVAL, "convert: cluster size " + std::to_string(cs) +
                                     " is not a power of two from 512 to 2 MiB");
     Qcow2CreateOptions create;

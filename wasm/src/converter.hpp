@@ -17,6 +17,9 @@
 
 namespace qcowkit::wasm {
 
+// What a conversion writes.
+enum class ImageFormat { raw, qcow2 };
+
 struct ConvertOptions {
   ImageFormat to = ImageFormat::raw;
   bool compress = false;          // qcow2 only: deflate every cluster that shrinks

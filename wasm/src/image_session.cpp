@@ -7,82 +7,46 @@
 namespace qcowkit::wasm {
 namespace {
 
-// The map is walked in windows so that no table of a huge image is held
-// whole (a 64 MiB window of 512-byte clusters is at most 128 Ki entries).
-constexpr uint64_t kMapWindow = 64u << 20;
 // Bound on cached qcow2 metadata: the browser tab should stay small.
 constexpr uint64_t kMetadataCacheBytes = 8u << 20;
 
-bool can_merge(const MapRun& a, const MapRun& b) {
-  if (a.start + a.length != b.start) return false;
-  if (a.depth != b.depth || a.present != b.present || a.zero != b.zero || a.data != b.data ||
-      a.compressed != b.compressed || a.offset.has_value() != b.offset.has_value())
-    return false;
-  return !a.offset || *a.offset + a.length == *b.offset;
-}
-
 }  // namespace
+
+std::shared_ptr<OpenedImage> raw_layer(std::shared_ptr<BlockDevice> device) {
+  auto layer = std::make_shared<OpenedImage>();
+  layer->format = "raw";
+  layer->file = device;
+  layer->device = std::move(device);
+  return layer;
+}
 
 Result<std::unique_ptr<ImageSession>> ImageSession::open(std::shared_ptr<BlockDevice> file,
                                                          const OpenRequest& request) {
-  const bool is_qcow2 = request.format ? *request.format == ImageFormat::qcow2
-                                       : Qcow2Image::looks_like_qcow2(*file);
-  if (!is_qcow2) return std::unique_ptr<ImageSession>(new ImageSession(std::move(file), nullptr));
-  Qcow2OpenOptions options;
-  options.read_only = request.read_only;
-  options.backing = request.backing;
-  options.metadata_cache_bytes = kMetadataCacheBytes;
-  options.codecs = &js_codecs();
-  QK_ASSIGN_OR_RETURN(auto image, Qcow2Image::open(file, options));
-  return std::unique_ptr<ImageSession>(new ImageSession(std::move(file), std::move(image)));
-}
-
-// Calls fn for each run of one window, unmerged. Runs that are not data are
-// split into present (zero clusters) and not present (unallocated) by the
-// image's extents, which know the difference.
-Status ImageSession::map_window(uint64_t offset, uint64_t length,
-                                const std::function<Status(const MapRun&)>& fn) {
-  if (!qcow2_) {
-    // A raw file maps to itself.
-    return fn(MapRun{offset, length, 0, true, false, true, false, offset});
+  auto image = std::make_shared<OpenedImage>();
+  if (request.format) {
+    image->format = *request.format;
+  } else {
+    QK_ASSIGN_OR_RETURN(image->format, detect_format(*file));
   }
-  QK_ASSIGN_OR_RETURN(auto entries, qcow2_->map(offset, length));
-  for (const MapEntry& e : entries) {
-    MapRun run{e.offset, e.length, e.depth, true, e.zero, e.data, e.compressed, e.host_offset};
-    if (e.data) {
-      QK_TRY(fn(run));
-      continue;
-    }
-    QK_TRY(for_each_extent(*qcow2_, e.offset, e.length, [&](const Extent& x) {
-      MapRun part = run;
-      part.start = x.offset;
-      part.length = x.length;
-      part.present = x.kind != ExtentKind::hole;
-      if (part.offset) part.offset = *run.offset + (x.offset - e.offset);
-      return fn(part);
-    }));
+  image->file = file;
+  image->device = file;
+  if (image->format == "qcow2") {
+    Qcow2OpenOptions options;
+    options.read_only = request.read_only;
+    if (request.backing) options.backing = request.backing->device;
+    options.metadata_cache_bytes = kMetadataCacheBytes;
+    options.codecs = &js_codecs();
+    QK_ASSIGN_OR_RETURN(image->qcow2, Qcow2Image::open(file, options));
+    image->device = image->qcow2;
+    image->backing = request.backing;
+  } else if (image->format != "raw") {
+    return make_error(ENOTSUP, "the browser module opens qcow2 and raw images, not " + image->format);
   }
-  return {};
+  return std::unique_ptr<ImageSession>(new ImageSession(std::move(image)));
 }
 
 Result<std::vector<MapRun>> ImageSession::map(uint64_t offset, uint64_t length) {
-  QK_TRY(check_request(guest().info(), offset, length, false, "map"));
-  std::vector<MapRun> runs;
-  auto add = [&runs](const MapRun& run) -> Status {
-    if (run.length == 0) return {};
-    if (!runs.empty() && can_merge(runs.back(), run))
-      runs.back().length += run.length;
-    else
-      runs.push_back(run);
-    return {};
-  };
-  const uint64_t end = offset + length;
-  for (uint64_t pos = offset; pos < end;) {
-    const uint64_t n = std::min(kMapWindow, end - pos);
-    QK_TRY(map_window(pos, n, add));
-    pos += n;
-  }
-  return runs;
+  return map_image(*image_, offset, length);
 }
 
 Result<std::vector<MapBin>> ImageSession::map_summary(uint32_t bins) {
@@ -109,26 +73,22 @@ Result<std::vector<MapBin>> ImageSession::map_summary(uint32_t bins) {
     }
     return {};
   };
-  for (uint64_t pos = 0; pos < size;) {
-    const uint64_t n = std::min(kMapWindow, size - pos);
-    QK_TRY(map_window(pos, n, add));
-    pos += n;
-  }
+  QK_TRY(for_each_map_run(*image_, 0, size, add));
   return out;
 }
 
 Result<CheckReport> ImageSession::check() {
-  if (!qcow2_) return make_error(ENOTSUP, "check: a raw image has no metadata to check");
-  return qcow2_->check(RepairMode::none);
+  if (!image_->qcow2) return make_error(ENOTSUP, "check: a raw image has no metadata to check");
+  return image_->qcow2->check(RepairMode::none);
 }
 
 Status ImageSession::close() {
   Status first;
-  if (qcow2_) {
-    Status st = qcow2_->close();
+  if (image_->qcow2) {
+    Status st = image_->qcow2->close();
     if (!st.ok()) first = st;
   }
-  Status st = file_->close();
+  Status st = image_->file->close();
   if (first.ok() && !st.ok()) first = st;
   return first;
 }

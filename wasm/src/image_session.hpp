@@ -1,7 +1,7 @@
 // ImageSession: one opened image in the browser module, qcow2 or raw.
 //
-// Wraps the file device (a JsDevice) and, for qcow2, the Qcow2Image over it,
-// and answers what the page and the JS API ask: the allocation map, a check
+// One layer of a chain (core's OpenedImage: the file device, a JsDevice, and
+// for qcow2 the Qcow2Image over it, the format decided by the core), and answers what the page and the JS API ask: the allocation map, a check
 // and a bounded summary of the map for drawing.
 #pragma once
 
@@ -11,25 +11,22 @@
 #include <string>
 #include <vector>
 
+#include "qcowkit/image_map.hpp"
 #include "qcowkit/qcow2.hpp"
 
 namespace qcowkit::wasm {
 
-enum class ImageFormat { raw, qcow2 };
-
 struct OpenRequest {
-  std::optional<ImageFormat> format;     // nullopt: detect from the magic
-  std::shared_ptr<BlockDevice> backing;  // used only when the caller passes one
+  std::optional<std::string> format;     // "raw" or "qcow2"; nullopt: detected by content
+  // The layer below, used only when the caller passes one: another opened
+  // image, or a raw device (see raw_layer).
+  std::shared_ptr<OpenedImage> backing;
   bool read_only = true;
 };
 
-// One run of the map, as `qemu-img map --output=json` prints it.
-struct MapRun {
-  uint64_t start = 0, length = 0;
-  int depth = 0;
-  bool present = false, zero = false, data = false, compressed = false;
-  std::optional<uint64_t> offset;  // host offset, for uncompressed data
-};
+// A plain device as a raw layer of a chain (a backing file the page was given
+// as bytes).
+std::shared_ptr<OpenedImage> raw_layer(std::shared_ptr<BlockDevice> device);
 
 // How much of each bin of the guest address space is of each kind, in bytes.
 struct MapBin {
@@ -41,14 +38,12 @@ class ImageSession {
   static Result<std::unique_ptr<ImageSession>> open(std::shared_ptr<BlockDevice> file,
                                                     const OpenRequest& request);
 
-  ImageFormat format() const { return qcow2_ ? ImageFormat::qcow2 : ImageFormat::raw; }
-  Qcow2Image* qcow2() { return qcow2_.get(); }
-  BlockDevice& guest() { return *guest_device(); }
-  // What the guest sees, shareable: a backing device for another image.
-  std::shared_ptr<BlockDevice> guest_device() {
-    return qcow2_ ? std::static_pointer_cast<BlockDevice>(qcow2_) : file_;
-  }
-  BlockDevice& file() { return *file_; }
+  const std::string& format() const { return image_->format; }
+  Qcow2Image* qcow2() { return image_->qcow2.get(); }
+  BlockDevice& guest() { return *image_->device; }
+  // This image as a layer: the backing file of another image.
+  std::shared_ptr<OpenedImage> layer() { return image_; }
+  BlockDevice& file() { return *image_->file; }
   uint64_t virtual_size() { return guest().info().size; }
 
   // Runs of [offset, offset + length), merged as qemu-img merges them.
@@ -61,12 +56,10 @@ class ImageSession {
   Status close();
 
  private:
-  ImageSession(std::shared_ptr<BlockDevice> file, std::shared_ptr<Qcow2Image> qcow2)
-      : file_(std::move(file)), qcow2_(std::move(qcow2)) {}
-  Status map_window(uint64_t offset, uint64_t length, const std::function<Status(const MapRun&)>& fn);
+  explicit ImageSession(std::shared_ptr<OpenedImage> image) : image_(std::move(image)) {}
 
-  std::shared_ptr<BlockDevice> file_;
-  std::shared_ptr<Qcow2Image> qcow2_;
+  // This layer only: its backing layer belongs to the session that opened it.
+  std::shared_ptr<OpenedImage> image_;
 };
 
 }  // namespace qcowkit::wasm

@@ -77,7 +77,7 @@ BlockCache::~BlockCache() {
 }
 
 DeviceInfo BlockCache::info() const {
-  std::lock_guard lock(state_->mutex);
+  MutexLock lock(state_->mutex);
   return DeviceInfo{state_->size, state_->sector_size, state_->read_only};
 }
 
@@ -85,14 +85,14 @@ const BlockCacheOptions& BlockCache::options() const { return state_->options; }
 BlockDevice& BlockCache::device() { return *state_->device; }
 
 BlockCacheStats BlockCache::stats() const {
-  std::lock_guard lock(state_->mutex);
+  MutexLock lock(state_->mutex);
   return state_->stats;
 }
 
 Status BlockCache::read(uint64_t offset, ByteSpan buffer) {
   State& s = *state_;
   const uint64_t end = offset + buffer.size();
-  std::unique_lock lock(s.mutex);
+  MutexLock lock(s.mutex);
   QK_TRY(s.check_locked(offset, buffer.size(), false, "read"));
   if (buffer.empty()) return {};
   const uint64_t first = s.page_of(offset), last = s.page_of(end - 1);
@@ -135,28 +135,38 @@ Status BlockCache::read(uint64_t offset, ByteSpan buffer) {
     // overtaken by drops of its pages reads under the lock instead, so it
     // finishes (at the price of holding everyone else up for one read).
     const bool locked_read = attempt > kUnlockedReadAttempts;
-    if (!locked_read) lock.unlock();
 
-    // With read caching, whole pages are read so they can be kept.
+    // With read caching, whole pages are read so they can be kept. Touches
+    // nothing the lock guards.
     std::vector<std::vector<uint8_t>> whole(missing.size());
-    for (size_t i = 0; i < missing.size(); ++i) {
-      const Segment& seg = missing[i];
-      Status st;
-      if (fill) {
-        const uint64_t from = s.page_start(s.page_of(seg.start));
-        const uint64_t to = std::min(device_size, s.page_start(s.page_of(seg.end - 1) + 1));
-        whole[i].assign(to - from, 0);
-        st = s.device->read(from, ByteSpan(whole[i]));
-        if (st.ok())
-          std::memcpy(buffer.data() + (seg.start - offset), whole[i].data() + (seg.start - from),
-                      seg.end - seg.start);
-      } else {
-        st = s.device->read(seg.start, buffer.subspan(seg.start - offset, seg.end - seg.start));
+    auto read_device = [&]() -> Status {
+      for (size_t i = 0; i < missing.size(); ++i) {
+        const Segment& seg = missing[i];
+        Status st;
+        if (fill) {
+          const uint64_t from = s.page_start(s.page_of(seg.start));
+          const uint64_t to = std::min(device_size, s.page_start(s.page_of(seg.end - 1) + 1));
+          whole[i].assign(to - from, 0);
+          st = s.device->read(from, ByteSpan(whole[i]));
+          if (st.ok())
+            std::memcpy(buffer.data() + (seg.start - offset), whole[i].data() + (seg.start - from),
+                        seg.end - seg.start);
+        } else {
+          st = s.device->read(seg.start, buffer.subspan(seg.start - offset, seg.end - seg.start));
+        }
+        if (!st.ok()) return with_context(std::move(st).error(), "block cache read");
       }
-      if (!st.ok()) return with_context(std::move(st).error(), "block cache read");
+      return {};
+    };
+    Status read_status;
+    if (locked_read) {
+      read_status = read_device();
+    } else {
+      lock.unlock();
+      read_status = read_device();
+      lock.lock();
     }
-
-    if (!locked_read) lock.lock();
+    QK_TRY(read_status);
     if (s.closed) return make_error(EBADF, "read: block cache is closed");
     // Pages written back and dropped while we read may mean we read the
     // device before their data reached it: start again.
@@ -190,7 +200,7 @@ Status BlockCache::read(uint64_t offset, ByteSpan buffer) {
 
 Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) {
   State& s = *state_;
-  std::unique_lock lock(s.mutex);
+  MutexLock lock(s.mutex);
   QK_TRY(s.check_locked(offset, data.size(), true, "write"));
   if (data.empty()) return {};
   ++s.stats.write_requests;
@@ -201,7 +211,7 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
   // Pages only partly covered need the device's bytes around the write.
   struct Fill { std::vector<uint8_t> data; uint64_t epoch; };
   std::map<uint64_t, Fill> fills;
-  auto partial = [&](uint64_t index) {
+  auto partial = [&](uint64_t index) QK_REQUIRES(s.mutex) {
     const uint64_t start = s.page_start(index);
     return offset > start || end < start + s.page_bytes(index);
   };
@@ -230,17 +240,27 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
       // then logs a drop, so the fill is read again).
       std::vector<uint64_t> need_bytes;
       for (uint64_t index : need) need_bytes.push_back(s.page_bytes(index));
-      if (!locked_read) lock.unlock();
-      for (size_t i = 0; i < need.size(); ++i) {
-        const uint64_t index = need[i];
-        Fill fill{std::vector<uint8_t>(s.page_size, 0), epoch};
-        Status st = s.device->read(s.page_start(index),
-                                   ByteSpan(fill.data.data(), need_bytes[i]));
-        if (!st.ok())
-          return with_context(std::move(st).error(), "block cache write (reading the rest of a page)");
-        fills[index] = std::move(fill);
+      auto read_fills = [&]() -> Status {  // touches nothing the lock guards
+        for (size_t i = 0; i < need.size(); ++i) {
+          const uint64_t index = need[i];
+          Fill fill{std::vector<uint8_t>(s.page_size, 0), epoch};
+          Status st = s.device->read(s.page_start(index),
+                                     ByteSpan(fill.data.data(), need_bytes[i]));
+          if (!st.ok())
+            return with_context(std::move(st).error(), "block cache write (reading the rest of a page)");
+          fills[index] = std::move(fill);
+        }
+        return {};
+      };
+      Status read_status;
+      if (locked_read) {
+        read_status = read_fills();
+      } else {
+        lock.unlock();
+        read_status = read_fills();
+        lock.lock();
       }
-      if (!locked_read) lock.lock();
+      QK_TRY(read_status);
       QK_TRY(s.check_locked(offset, data.size(), true, "write"));
       continue;
     }
@@ -300,7 +320,7 @@ Status BlockCache::flush() {
   State& s = *state_;
   uint64_t limit;
   {
-    std::lock_guard lock(s.mutex);
+    MutexLock lock(s.mutex);
     if (s.closed) return make_error(EBADF, "flush: block cache is closed");
     if (s.options.policy == CachePolicy::unsafe) return {};
     limit = s.next_order;
@@ -312,7 +332,7 @@ Status BlockCache::write_back_all() {
   State& s = *state_;
   uint64_t limit;
   {
-    std::lock_guard lock(s.mutex);
+    MutexLock lock(s.mutex);
     if (s.closed) return make_error(EBADF, "write-back: block cache is closed");
     limit = s.next_order;
   }
@@ -322,12 +342,12 @@ Status BlockCache::write_back_all() {
 Status BlockCache::close() {
   State& s = *state_;
   {
-    std::lock_guard lock(s.mutex);
+    MutexLock lock(s.mutex);
     if (s.closed) return {};
   }
   if (!s.read_only) QK_TRY(write_back_all());
   {
-    std::lock_guard lock(s.mutex);
+    MutexLock lock(s.mutex);
     if (s.closed) return {};
     s.closed = true;
     s.pages.clear();

@@ -31,7 +31,7 @@ Result<uint64_t> BlockCache::State::scan_blocks(const std::vector<Extent>& devic
   std::vector<Job> jobs;
   uint64_t epoch;
   {
-    std::lock_guard lock(s.mutex);
+    MutexLock lock(s.mutex);
     epoch = s.mutation_epoch;
     uint64_t budget = s.options.scan_limit;
     for (const Extent& e : device) {
@@ -64,7 +64,7 @@ planned:
     job.result = s.device->read(job.start, ByteSpan(data));
     job.zero = job.result.ok() && is_all_zero(data);
   });
-  std::lock_guard lock(s.mutex);
+  MutexLock lock(s.mutex);
   for (Job& job : jobs) {
     if (!job.result.ok())
       return with_context(std::move(job.result).error(), "block cache extent scan");
@@ -80,7 +80,7 @@ planned:
 Result<std::vector<Extent>> BlockCache::extents(uint64_t offset, uint64_t length) {
   State& s = *state_;
   {
-    std::lock_guard lock(s.mutex);
+    MutexLock lock(s.mutex);
     QK_TRY(s.check_locked(offset, length, false, "extents"));
   }
   if (length == 0) return std::vector<Extent>{};
@@ -96,7 +96,7 @@ Result<std::vector<Extent>> BlockCache::extents(uint64_t offset, uint64_t length
     QK_ASSIGN_OR_RETURN(reach, s.scan_blocks(device, reach));
   }
 
-  std::lock_guard lock(s.mutex);
+  MutexLock lock(s.mutex);
   reach = std::min(reach, s.size);
   std::vector<Extent> out;
   uint64_t pos = offset;

@@ -27,7 +27,7 @@ void BlockCache::State::mark_range_pages_dirty_locked(uint64_t first, uint64_t e
   }
 }
 
-Status BlockCache::State::write_large(std::unique_lock<std::mutex>& lock, uint64_t offset,
+Status BlockCache::State::write_large(MutexLock& lock, uint64_t offset,
                                       ConstByteSpan data, WriteFlags flags) {
   const uint64_t end = offset + data.size();
   const uint64_t first = page_of(offset), last_end = page_of(end - 1) + 1;
@@ -53,11 +53,11 @@ Status BlockCache::State::write_large(std::unique_lock<std::mutex>& lock, uint64
   }
   knowledge.forget(offset, end);
   log_drop_locked(first, last_end);
-  lock.unlock();
+  mutex.unlock();  // the caller's MutexLock still owns it
   const auto started = std::chrono::steady_clock::now();
   Status st = device->write(offset, data, flags);
   const auto elapsed = std::chrono::steady_clock::now() - started;
-  lock.lock();
+  mutex.lock();
   end_busy_locked(id, !st.ok());
   if (st.ok())
     note_write_time_locked(
@@ -75,7 +75,7 @@ Status BlockCache::State::write_large(std::unique_lock<std::mutex>& lock, uint64
 Status BlockCache::State::zero_range(uint64_t offset, uint64_t length, bool discard,
                                      ZeroFlags flags) {
   const char* op = discard ? "discard" : "write_zeroes";
-  std::unique_lock lock(mutex);
+  MutexLock lock(mutex);
   QK_TRY(check_locked(offset, length, true, op));
   if (length == 0) return {};
   const uint64_t end = offset + length;
@@ -121,7 +121,7 @@ Status BlockCache::State::zero_range(uint64_t offset, uint64_t length, bool disc
 }
 
 Status BlockCache::State::resize(uint64_t new_size) {
-  std::unique_lock lock(mutex);
+  MutexLock lock(mutex);
   if (closed) return make_error(EBADF, "resize: block cache is closed");
   if (read_only) return make_error(EROFS, "resize: device is read-only");
   if (new_size % sector_size != 0)

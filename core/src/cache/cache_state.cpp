@@ -190,15 +190,15 @@ void BlockCache::State::update_peak_locked() {
   stats.peak_memory_bytes = std::max(stats.peak_memory_bytes, held);
 }
 
-Status BlockCache::State::wait_locked(std::unique_lock<std::mutex>& lock, const char* why) {
+Status BlockCache::State::wait_locked(MutexLock& lock, const char* why) {
   if (in_flight == 0)
     return make_error(EDEADLK, std::string("block cache: ") + why +
                                    " waits for a write-back, but none is in flight");
-  changed.wait(lock);
+  changed.wait(lock.native());
   return {};
 }
 
-Result<uint64_t> BlockCache::State::begin_busy_locked(std::unique_lock<std::mutex>& lock,
+Result<uint64_t> BlockCache::State::begin_busy_locked(MutexLock& lock,
                                                     uint64_t first, uint64_t end) {
   // Overlapping pass-throughs go one at a time: they change cached pages in
   // the order they take the lock, and the device must see them in that
@@ -239,7 +239,7 @@ void BlockCache::State::end_busy_locked(uint64_t id, bool failed) {
   changed.notify_all();
 }
 
-Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
+Status BlockCache::State::write_back_locked(MutexLock& lock,
                                             const std::vector<uint64_t>& indexes, bool fua,
                                             std::vector<uint64_t>* written) {
   // Plan runs of adjacent pages within the copy budget. Pages that changed
@@ -317,7 +317,7 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
   // network, a slow plugin); for a device that answers in microseconds
   // handing runs to other threads costs more than the writes themselves.
   const bool parallel = runs.size() > 1 && write_latency_ns >= kParallelWorthNs;
-  lock.unlock();
+  mutex.unlock();  // the caller's MutexLock still owns it
 
   size_t source = 0;
   for (size_t r = 0; r < runs.size(); ++r) {
@@ -330,11 +330,11 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
       out += sources[source].bytes;
     }
   }
-  lock.lock();
+  mutex.lock();
   for (const Run& run : runs)
     for (size_t k = 0; k < run.versions.size(); ++k) pages.at(run.first_page + k).copying = false;
   changed.notify_all();
-  lock.unlock();
+  mutex.unlock();  // the caller's MutexLock still owns it
 
   auto write_run = [&](size_t i) {
     Run& run = runs[i];
@@ -350,7 +350,7 @@ Status BlockCache::State::write_back_locked(std::unique_lock<std::mutex>& lock,
   } else {
     for (size_t i = 0; i < runs.size(); ++i) write_run(i);
   }
-  lock.lock();
+  mutex.lock();
   // What the device takes for one write: the fastest of the batch, each
   // timed on its own. The batch's time, or an average, would charge the
   // device for the writers' turns at the CPU and at the device's own locks
@@ -440,7 +440,7 @@ bool BlockCache::State::write_around_locked(uint64_t first, uint64_t end) const 
   return true;
 }
 
-Status BlockCache::State::make_room_locked(std::unique_lock<std::mutex>& lock, uint64_t count) {
+Status BlockCache::State::make_room_locked(MutexLock& lock, uint64_t count) {
   while (pages_held_locked() + count > max_pages) {
     if (evict_clean_locked()) continue;
     // Write back the oldest dirty pages: what is needed, or a sixteenth of
@@ -465,7 +465,7 @@ Status BlockCache::State::make_room_locked(std::unique_lock<std::mutex>& lock, u
 }
 
 Status BlockCache::State::flush_dirty(uint64_t order_limit) {
-  std::unique_lock lock(mutex);
+  MutexLock lock(mutex);
   for (;;) {
     if (closed) return make_error(EBADF, "flush: block cache is closed");
     std::vector<uint64_t> chosen;
@@ -495,7 +495,7 @@ Status BlockCache::State::flush_dirty(uint64_t order_limit) {
   return device->flush();
 }
 
-Status BlockCache::State::write_back_range_locked(std::unique_lock<std::mutex>& lock,
+Status BlockCache::State::write_back_range_locked(MutexLock& lock,
                                                   uint64_t first, uint64_t end, bool fua,
                                                   bool& others_wrote) {
   bool first_pass = true;

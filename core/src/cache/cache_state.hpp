@@ -34,13 +34,13 @@
 #include <list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <unordered_map>
 #include <vector>
 
 #include "cache/parallel_runner.hpp"
 #include "cache/range_knowledge.hpp"
 #include "qcowkit/block_cache.hpp"
+#include "qcowkit/mutex.hpp"
 
 namespace qcowkit {
 
@@ -102,131 +102,131 @@ struct BlockCache::State {
   uint32_t page_size;
   uint64_t writeback_budget;  // bytes reserved for write-back copies
   uint64_t max_pages;         // pages that fit in the rest of max_size
-  uint64_t writeback_bytes = 0;  // held by write-back copies (in flight and spare_runs)
+  uint64_t writeback_bytes QK_GUARDED_BY(mutex) = 0;  // held by write-back copies (in flight and spare_runs)
   // Full-size run buffers kept for reuse: sequential write-back would
   // otherwise fault in a fresh megabyte for every run.
-  std::vector<std::unique_ptr<uint8_t[]>> spare_runs;
+  std::vector<std::unique_ptr<uint8_t[]>> spare_runs QK_GUARDED_BY(mutex);
   // Moving average of one device write during write-back; starts high so
   // the first rounds go in parallel and measure.
-  uint64_t write_latency_ns = 1'000'000;
+  uint64_t write_latency_ns QK_GUARDED_BY(mutex) = 1'000'000;
   // What one device write costs beyond moving its bytes (its time less a
   // half a nanosecond a byte): the round trip of a network, a disk or a slow
   // plugin. A running estimate near the low end of what write-backs and
   // pass-throughs measure; starts high, as if the device were slow.
-  uint64_t write_overhead_ns = 1'000'000;
+  uint64_t write_overhead_ns QK_GUARDED_BY(mutex) = 1'000'000;
   uint32_t sector_size;
   bool read_only;
 
-  mutable std::mutex mutex;
+  mutable Mutex mutex;
   std::condition_variable changed;  // a write-back or a pass-through finished
 
   using PageMap = std::unordered_map<uint64_t, cache::Page>;
-  PageMap pages;  // page index -> page (hashed: lookups are the hot path)
-  std::list<uint64_t> dirty_list;    // page indexes, oldest dirty first (ascending order)
-  std::list<uint64_t> writing_list;  // page indexes being written back
+  PageMap pages QK_GUARDED_BY(mutex);  // page index -> page (hashed: lookups are the hot path)
+  std::list<uint64_t> dirty_list QK_GUARDED_BY(mutex);    // page indexes, oldest dirty first (ascending order)
+  std::list<uint64_t> writing_list QK_GUARDED_BY(mutex);  // page indexes being written back
   // Clean pages, oldest first; a page read since it was last considered
   // gets a second chance (CLOCK), so hits cost no reordering.
-  std::list<uint64_t> clean_list;
-  std::vector<std::unique_ptr<uint8_t[]>> spare_buffers;  // from dropped pages, for reuse
-  uint64_t next_order = 1;
-  uint64_t size;
-  bool closed = false;
+  std::list<uint64_t> clean_list QK_GUARDED_BY(mutex);
+  std::vector<std::unique_ptr<uint8_t[]>> spare_buffers QK_GUARDED_BY(mutex);  // from dropped pages, for reuse
+  uint64_t next_order QK_GUARDED_BY(mutex) = 1;
+  uint64_t size QK_GUARDED_BY(mutex);
+  bool closed QK_GUARDED_BY(mutex) = false;
 
-  uint64_t in_flight = 0;                // write-back runs and pass-throughs running
-  std::map<uint64_t, cache::Busy> busy;  // id -> the pass-through changing a range
-  uint64_t next_busy_id = 1;
-  uint64_t kept_pages = 0;               // buffers in busy entries' `kept`
-  uint64_t mutation_epoch = 0;           // bumped by every change to contents
-  uint64_t drop_epoch = 0;
+  uint64_t in_flight QK_GUARDED_BY(mutex) = 0;                // write-back runs and pass-throughs running
+  std::map<uint64_t, cache::Busy> busy QK_GUARDED_BY(mutex);  // id -> the pass-through changing a range
+  uint64_t next_busy_id QK_GUARDED_BY(mutex) = 1;
+  uint64_t kept_pages QK_GUARDED_BY(mutex) = 0;               // buffers in busy entries' `kept`
+  uint64_t mutation_epoch QK_GUARDED_BY(mutex) = 0;           // bumped by every change to contents
+  uint64_t drop_epoch QK_GUARDED_BY(mutex) = 0;
   struct Drop { uint64_t epoch; cache::PageRange range; };
-  std::deque<Drop> drop_log;             // the most recent drops, oldest first
+  std::deque<Drop> drop_log QK_GUARDED_BY(mutex);             // the most recent drops, oldest first
 
-  cache::RangeKnowledge knowledge;
-  BlockCacheStats stats;
+  cache::RangeKnowledge knowledge QK_GUARDED_BY(mutex);
+  BlockCacheStats stats QK_GUARDED_BY(mutex);
   cache::ParallelRunner runner;
 
   // Geometry.
   uint64_t page_of(uint64_t offset) const { return offset / page_size; }
   uint64_t page_start(uint64_t index) const { return index * page_size; }
   // Bytes of the page that lie inside the device.
-  uint64_t page_bytes(uint64_t index) const;
+  uint64_t page_bytes(uint64_t index) const QK_REQUIRES(mutex);
 
-  Status check_locked(uint64_t offset, uint64_t length, bool mutating, const char* op) const;
+  Status check_locked(uint64_t offset, uint64_t length, bool mutating, const char* op) const QK_REQUIRES(mutex);
 
   // Bookkeeping.
   // A new clean page; its data is zero only when `zeroed`, else it holds
   // garbage the caller overwrites (bytes past the device end are zeroed).
-  cache::Page& insert_page_locked(uint64_t index, bool zeroed);
+  cache::Page& insert_page_locked(uint64_t index, bool zeroed) QK_REQUIRES(mutex);
   // Drops the least recently used clean page; false when there is none.
-  bool evict_clean_locked();
-  void mark_dirty_locked(uint64_t index, cache::Page& page);
-  void mark_range_pages_dirty_locked(uint64_t first, uint64_t end);
-  void touch_locked(cache::Page& page, uint64_t index);
-  void drop_page_locked(PageMap::iterator it);
+  bool evict_clean_locked() QK_REQUIRES(mutex);
+  void mark_dirty_locked(uint64_t index, cache::Page& page) QK_REQUIRES(mutex);
+  void mark_range_pages_dirty_locked(uint64_t first, uint64_t end) QK_REQUIRES(mutex);
+  void touch_locked(cache::Page& page, uint64_t index) QK_REQUIRES(mutex);
+  void drop_page_locked(PageMap::iterator it) QK_REQUIRES(mutex);
   // Removes a page from the cache and hands over its buffer.
-  std::unique_ptr<uint8_t[]> take_page_locked(PageMap::iterator it);
+  std::unique_ptr<uint8_t[]> take_page_locked(PageMap::iterator it) QK_REQUIRES(mutex);
   // Page buffers held: cached pages and those kept by pass-throughs (the
   // number max_pages bounds, with spare_buffers).
-  uint64_t pages_held_locked() const { return pages.size() + kept_pages; }
+  uint64_t pages_held_locked() const QK_REQUIRES(mutex) { return pages.size() + kept_pages; }
   // Drops a page a pass-through (busy entry `id`) supersedes, noting the age
   // of a dirty one in the entry so flushes wait for the device call.
-  void drop_superseded_locked(PageMap::iterator it, uint64_t id);
+  void drop_superseded_locked(PageMap::iterator it, uint64_t id) QK_REQUIRES(mutex);
   // Puts a page that stays dirty back on dirty_list, at its place by order.
-  void requeue_dirty_locked(cache::Page& page);
+  void requeue_dirty_locked(cache::Page& page) QK_REQUIRES(mutex);
   // Indexes of the cached pages in [first, end), ascending.
-  std::vector<uint64_t> pages_in_locked(uint64_t first, uint64_t end) const;
-  void log_drop_locked(uint64_t first, uint64_t end);
-  bool dropped_since_locked(uint64_t epoch, uint64_t first, uint64_t end) const;
-  bool busy_locked(uint64_t first, uint64_t end) const;
-  bool writing_in_locked(uint64_t first, uint64_t end) const;
-  void update_peak_locked();
+  std::vector<uint64_t> pages_in_locked(uint64_t first, uint64_t end) const QK_REQUIRES(mutex);
+  void log_drop_locked(uint64_t first, uint64_t end) QK_REQUIRES(mutex);
+  bool dropped_since_locked(uint64_t epoch, uint64_t first, uint64_t end) const QK_REQUIRES(mutex);
+  bool busy_locked(uint64_t first, uint64_t end) const QK_REQUIRES(mutex);
+  bool writing_in_locked(uint64_t first, uint64_t end) const QK_REQUIRES(mutex);
+  void update_peak_locked() QK_REQUIRES(mutex);
 
   // Blocks on `changed` until something in flight finishes. Fails instead
   // of waiting forever when nothing is in flight (which would be a bug).
-  Status wait_locked(std::unique_lock<std::mutex>& lock, const char* why);
+  Status wait_locked(MutexLock& lock, const char* why) QK_REQUIRES(mutex);
   // Waits until no page of [first, end) is being written back or busy with
   // another pass-through, then marks the range busy; returns its id for
   // end_busy_locked.
-  Result<uint64_t> begin_busy_locked(std::unique_lock<std::mutex>& lock, uint64_t first,
-                                     uint64_t end);
+  Result<uint64_t> begin_busy_locked(MutexLock& lock, uint64_t first,
+                                     uint64_t end) QK_REQUIRES(mutex);
   // Ends a pass-through: with `failed`, the dirty pages it dropped come back.
-  void end_busy_locked(uint64_t id, bool failed = false);
+  void end_busy_locked(uint64_t id, bool failed = false) QK_REQUIRES(mutex);
 
   // Writes back the given dirty, idle pages (ascending indexes), coalesced,
   // several runs in flight. Releases the lock during the I/O. It may write
   // only some of them (the copy budget); `written`, when given, receives
   // the pages whose bytes it wrote successfully.
-  Status write_back_locked(std::unique_lock<std::mutex>& lock,
+  Status write_back_locked(MutexLock& lock,
                            const std::vector<uint64_t>& indexes, bool fua,
-                           std::vector<uint64_t>* written = nullptr);
+                           std::vector<uint64_t>* written = nullptr) QK_REQUIRES(mutex);
   // Folds the time one device write of `bytes_per_write` bytes took into
   // the averages above.
-  void note_write_time_locked(uint64_t per_write_ns, uint64_t bytes_per_write);
+  void note_write_time_locked(uint64_t per_write_ns, uint64_t bytes_per_write) QK_REQUIRES(mutex);
   // Whether a write of pages [first, end) should go straight to the device
   // (write_large) rather than into the cache: the cache is full of dirty
   // pages, none of these pages is cached, and the device answers about as
   // fast as memory. Writing back older pages to make room would then cost
   // two more copies of as many bytes for nothing: there is no round trip
   // to hide and nothing to coalesce that the device would not take as fast.
-  bool write_around_locked(uint64_t first, uint64_t end) const;
+  bool write_around_locked(uint64_t first, uint64_t end) const QK_REQUIRES(mutex);
   // Makes room for `count` more pages: drops clean pages, then writes back
   // the oldest dirty ones.
-  Status make_room_locked(std::unique_lock<std::mutex>& lock, uint64_t count);
+  Status make_room_locked(MutexLock& lock, uint64_t count) QK_REQUIRES(mutex);
   // Writes back every page dirty since before `order_limit`, then flushes.
   Status flush_dirty(uint64_t order_limit);
   // Writes back the pages of [first, end) (waiting for write-backs and
   // pass-throughs others started); sets `others_wrote` when some page's
   // bytes reached the device by someone else's hand (a write-back without
   // fua, or a pass-through that superseded them): the caller flushes then.
-  Status write_back_range_locked(std::unique_lock<std::mutex>& lock, uint64_t first,
-                                 uint64_t end, bool fua, bool& others_wrote);
+  Status write_back_range_locked(MutexLock& lock, uint64_t first,
+                                 uint64_t end, bool fua, bool& others_wrote) QK_REQUIRES(mutex);
 
   // Pass-throughs (cache_passthrough.cpp): change the device directly,
   // keeping cached pages in step.
   // write_large expects the lock held and the request checked; it returns
   // with the lock held.
-  Status write_large(std::unique_lock<std::mutex>& lock, uint64_t offset, ConstByteSpan data,
-                     WriteFlags flags);
+  Status write_large(MutexLock& lock, uint64_t offset, ConstByteSpan data,
+                     WriteFlags flags) QK_REQUIRES(mutex);
   Status zero_range(uint64_t offset, uint64_t length, bool discard, ZeroFlags flags);
   Status resize(uint64_t new_size);
 

@@ -9,7 +9,7 @@ namespace qcowkit {
 using namespace qcow2;
 
 Result<std::vector<Extent>> Qcow2Image::Impl::bitmap_ranges(const std::string& name) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   const BitmapEntry* bitmap = nullptr;
   for (const BitmapEntry& b : bitmaps_.entries)
     if (b.info.name == name) bitmap = &b;

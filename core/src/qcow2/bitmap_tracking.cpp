@@ -58,7 +58,7 @@ Status Qcow2Image::Impl::set_bitmaps_in_use_locked(bool in_use) {
 
 void Qcow2Image::Impl::mark_bitmaps_dirty(uint64_t offset, uint64_t length) {
   if (length == 0) return;
-  std::lock_guard lock(bitmap_mutex_);
+  MutexLock lock(bitmap_mutex_);
   const uint64_t bits_per_cluster = cluster_size_ * 8;
   for (TrackedBitmap& t : tracked_bitmaps_) {
     const uint64_t first = offset >> t.granularity_bits;
@@ -87,7 +87,7 @@ void Qcow2Image::Impl::mark_bitmaps_dirty(uint64_t offset, uint64_t length) {
 // flags. New data clusters are counted (durably) before a table names them.
 Status Qcow2Image::Impl::persist_bitmaps_locked() {
   if (tracked_bitmaps_.empty() || !bitmaps_in_use_) return {};
-  std::lock_guard bits_lock(bitmap_mutex_);
+  MutexLock bits_lock(bitmap_mutex_);
   for (TrackedBitmap& t : tracked_bitmaps_) {
     const BitmapEntry& b = bitmaps_.entries[t.entry];
     std::vector<uint8_t> raw(uint64_t{b.table_size} * 8);

@@ -37,7 +37,7 @@ struct WalkOptions {
 // Walks every structure of the image, adding its references to `refs`.
 // Problems are counted in `report` (which may be null during a rebuild).
 static Status count_references(Qcow2Image::Impl& im, ReferenceCounter& refs, CheckReport* report,
-                               const WalkOptions& walk) {
+                               const WalkOptions& walk) QK_REQUIRES(im.mutex_) {
   const uint64_t cs = im.cluster_size_;
   const uint64_t file_size = im.file_->info().size;
   auto corruption = [report](std::string m) {
@@ -50,7 +50,7 @@ static Status count_references(Qcow2Image::Impl& im, ReferenceCounter& refs, Che
 
   // Walks one L2 table; `active` tables also feed the statistics and the
   // COPIED checks.
-  auto walk_l2 = [&](uint64_t l2_offset, bool active) -> Status {
+  auto walk_l2 = [&](uint64_t l2_offset, bool active) QK_REQUIRES(im.mutex_) -> Status {
     QK_ASSIGN_OR_RETURN(TablePtr l2, im.load_l2_locked(l2_offset));
     uint64_t next_contiguous = 0;  // as qemu-img counts it: within one L2 table
     for (uint64_t i = 0; i < im.l2_entries_; ++i) {
@@ -98,7 +98,7 @@ static Status count_references(Qcow2Image::Impl& im, ReferenceCounter& refs, Che
   };
 
   // Walks an L1 table and the L2 tables it names.
-  auto walk_l1 = [&](const std::vector<uint64_t>& l1, bool active) -> Status {
+  auto walk_l1 = [&](const std::vector<uint64_t>& l1, bool active) QK_REQUIRES(im.mutex_) -> Status {
     for (uint64_t i = 0; i < l1.size(); ++i) {
       const uint64_t l2 = l1[i] & kOffsetMask;
       if (l2 == 0) continue;
@@ -176,7 +176,7 @@ static Status count_references(Qcow2Image::Impl& im, ReferenceCounter& refs, Che
 // Compares stored refcounts with the references; fixes leaks in place when
 // asked. Returns whether any refcount is too low.
 static Result<bool> compare_refcounts(Qcow2Image::Impl& im, const ReferenceCounter& refs,
-                                      CheckReport& report, bool fix_leaks) {
+                                      CheckReport& report, bool fix_leaks) QK_REQUIRES(im.mutex_) {
   bool too_low = false;
   uint64_t highest = 0;
   const uint64_t cs = im.cluster_size_;
@@ -285,10 +285,10 @@ Result<CheckReport> Qcow2Image::Impl::check(RepairMode repair) {
     return make_error(EIO, "check: the image was found corrupt while open; reopen it to repair");
   if (!read_only_) QK_TRY(flush());  // settle deferred refcount drops first
 
-  std::unique_lock gate(io_gate_);
-  std::lock_guard lock(mutex_);
+  WriterLock gate(io_gate_);
+  MutexLock lock(mutex_);
   const uint64_t cs = cluster_size_;
-  auto run_check = [&](bool fix_leaks, bool fix_copied) -> Result<std::pair<CheckReport, bool>> {
+  auto run_check = [&](bool fix_leaks, bool fix_copied) QK_REQUIRES(mutex_) -> Result<std::pair<CheckReport, bool>> {
     CheckReport report;
     report.total_clusters = (header_.size + cs - 1) / cs;
     ReferenceCounter refs((file_->info().size + cs - 1) / cs, cluster_bits_);

@@ -33,8 +33,8 @@ constexpr size_t kMovesPerBatch = 256;
 Status Qcow2Image::Impl::compact() {
   QK_TRY(check_open("compact", true));
   QK_TRY(flush());
-  std::unique_lock gate(io_gate_);
-  std::lock_guard lock(mutex_);
+  WriterLock gate(io_gate_);
+  MutexLock lock(mutex_);
   QK_TRY(prepare_first_write_locked());
   const uint64_t cs = cluster_size_;
 
@@ -58,7 +58,7 @@ Status Qcow2Image::Impl::compact() {
   for (uint64_t b = 0; b < reftable_.size(); ++b)
     if (reftable_[b]) owners[reftable_[b] / cs] = Owner{OwnerKind::refcount_block, b, 0};
 
-  auto highest_used = [&]() -> Result<uint64_t> {
+  auto highest_used = [&]() QK_REQUIRES(mutex_) -> Result<uint64_t> {
     for (uint64_t c = (file_->info().size + cs - 1) / cs; c > 0; --c) {
       QK_ASSIGN_OR_RETURN(uint64_t count, refcount_locked(c - 1));
       if (count || is_metadata_cluster(c - 1)) return c;

@@ -6,6 +6,7 @@
 
 #include "qcow2/image_impl.hpp"
 #include "qcow2/refcount_entry.hpp"
+#include "qcowkit/qcow2_options.hpp"
 #include "util/endian.hpp"
 
 namespace qcowkit {
@@ -13,26 +14,6 @@ namespace qcowkit {
 using namespace qcow2;
 
 namespace {
-
-Status validate(const Qcow2CreateOptions& o) {
-  auto bad = [](const std::string& what) { return make_error(EINVAL, "create: " + what); };
-  if (o.version != 2 && o.version != 3) return bad("version must be 2 (compat=0.10) or 3 (compat=1.1)");
-  if (o.size % kSectorSize != 0) return bad("the size must be a multiple of 512 bytes");
-  if (o.size > static_cast<uint64_t>(INT64_MAX)) return bad("the size is too large");
-  if (o.cluster_size < 512 || o.cluster_size > (2u << 20) || (o.cluster_size & (o.cluster_size - 1)))
-    return bad("the cluster size must be a power of two from 512 bytes to 2 MiB");
-  if (o.refcount_bits == 0 || o.refcount_bits > 64 || (o.refcount_bits & (o.refcount_bits - 1)))
-    return bad("refcount bits must be 1, 2, 4, 8, 16, 32 or 64");
-  if (o.version == 2 && o.refcount_bits != 16) return bad("version 2 images have 16-bit refcounts only");
-  if (o.version == 2 && o.lazy_refcounts) return bad("lazy refcounts need version 3 (compat=1.1)");
-  if (o.version == 2 && o.compression_type != CompressionType::deflate)
-    return bad("zstd compression needs version 3 (compat=1.1)");
-  if (o.extended_l2 && o.version < 3) return bad("extended L2 entries need version 3 (compat=1.1)");
-  if (o.extended_l2 && o.cluster_size < 16384)
-    return bad("extended L2 entries need clusters of at least 16 KiB");
-  if (o.backing_file.size() > kMaxBackingNameBytes) return bad("the backing file name is too long");
-  return {};
-}
 
 unsigned log2_exact(uint64_t v) {
   unsigned bits = 0;
@@ -45,7 +26,8 @@ unsigned log2_exact(uint64_t v) {
 Result<std::unique_ptr<Qcow2Image>> Qcow2Image::create(std::shared_ptr<BlockDevice> file,
                                                        const Qcow2CreateOptions& o,
                                                        const Qcow2OpenOptions& open_options) {
-  QK_TRY(validate(o));
+  if (auto valid = validate_qcow2_create_options(o); !valid.ok())
+    return with_context(valid.error(), "create");
   if (file->info().read_only) return make_error(EROFS, "create: the target is read-only");
 
   Header h;
@@ -109,7 +91,7 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::create(std::shared_ptr<BlockDevi
     // Every guest cluster gets its L2 entry and host cluster now; with
     // falloc the file space is reserved, with full it is written.
     Impl& impl = *image->impl_;
-    std::lock_guard lock(impl.mutex_);
+    MutexLock lock(impl.mutex_);
     const uint64_t clusters = (o.size + cs - 1) / cs;
     for (uint64_t c = 0; c < clusters;) {
       QK_ASSIGN_OR_RETURN(TablePtr l2, impl.writable_l2_locked(c * cs));

@@ -49,19 +49,19 @@ Result<bool> Qcow2Image::Impl::metadata_preallocated_locked() {
 
 Result<std::vector<Extent>> Qcow2Image::Impl::extents(uint64_t offset, uint64_t length) {
   QK_TRY(check_open("extents", false));
-  std::shared_lock gate(io_gate_);
+  ReaderLock gate(io_gate_);
   QK_TRY(check_request(DeviceInfo{header_.size, 1, read_only_}, offset, length, false, "extents"));
   std::vector<Extent> out;
   const uint64_t end = offset + length;
   bool split_by_file_holes;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     QK_ASSIGN_OR_RETURN(split_by_file_holes, metadata_preallocated_locked());
   }
   for (uint64_t pos = offset; pos < end && out.size() < kMaxExtentsPerCall;) {
     Span span;
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       QK_ASSIGN_OR_RETURN(span, lookup_locked(pos, end - pos));
     }
     switch (span.kind) {
@@ -121,12 +121,12 @@ Result<std::vector<Extent>> Qcow2Image::Impl::extents(uint64_t offset, uint64_t 
 
 Result<std::vector<MapEntry>> Qcow2Image::Impl::map(uint64_t offset, uint64_t length) {
   QK_TRY(check_open("map", false));
-  std::shared_lock gate(io_gate_);
+  ReaderLock gate(io_gate_);
   QK_TRY(check_request(DeviceInfo{header_.size, 1, read_only_}, offset, length, false, "map"));
   std::vector<MapEntry> out;
   bool split_by_file_holes;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     QK_ASSIGN_OR_RETURN(split_by_file_holes, metadata_preallocated_locked());
   }
   auto add = [&out](MapEntry e) {
@@ -149,7 +149,7 @@ Result<std::vector<MapEntry>> Qcow2Image::Impl::map(uint64_t offset, uint64_t le
   for (uint64_t pos = offset; pos < end;) {
     Span span;
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       QK_ASSIGN_OR_RETURN(span, lookup_locked(pos, end - pos));
     }
     MapEntry e;

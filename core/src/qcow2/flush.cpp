@@ -103,11 +103,11 @@ Status Qcow2Image::Impl::flush_locked() {
 Status Qcow2Image::Impl::apply_deferred_decrements() {
   {
     // Most flushes free nothing: they need not wait for all I/O to drain.
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (releasable_decrements_.empty()) return {};
   }
-  std::unique_lock gate(io_gate_);  // no I/O may still target a cluster we free
-  std::lock_guard lock(mutex_);
+  WriterLock gate(io_gate_);  // no I/O may still target a cluster we free
+  MutexLock lock(mutex_);
   return apply_releasable_locked();
 }
 
@@ -131,7 +131,7 @@ Status Qcow2Image::Impl::flush() {
   QK_TRY(check_open("flush", false));
   if (read_only_) return {};
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     QK_TRY(flush_locked());
   }
   return apply_deferred_decrements();

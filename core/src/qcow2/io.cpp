@@ -107,13 +107,13 @@ Status Qcow2Image::Impl::read_spans(const std::vector<Span>& spans, uint64_t fro
 
 Status Qcow2Image::Impl::read(uint64_t offset, ByteSpan buffer) {
   QK_TRY(check_open("read", false));
-  std::shared_lock gate(io_gate_);
+  ReaderLock gate(io_gate_);
   QK_TRY(check_request(DeviceInfo{header_.size, 1, read_only_}, offset, buffer.size(), false, "read"));
   const uint64_t end = offset + buffer.size();
   for (uint64_t pos = offset; pos < end;) {
     Span span;
     {
-      std::lock_guard lock(mutex_);
+      MutexLock lock(mutex_);
       QK_ASSIGN_OR_RETURN(span, lookup_locked(pos, end - pos));
     }
     Status st = read_span(span, pos, buffer.subspan(pos - offset, span.length));
@@ -130,12 +130,12 @@ bool Qcow2Image::Impl::in_flight_overlaps_locked(uint64_t first_cluster, uint64_
   return false;
 }
 
-void Qcow2Image::Impl::wait_for_in_flight_locked(std::unique_lock<std::mutex>& lock, uint64_t offset,
+void Qcow2Image::Impl::wait_for_in_flight_locked(MutexLock& lock, uint64_t offset,
                                                  uint64_t length) {
   if (length == 0) return;
   const uint64_t first = offset / cluster_size_;
   const uint64_t count = (offset + length - 1) / cluster_size_ - first + 1;
-  in_flight_done_.wait(lock, [&] { return !in_flight_overlaps_locked(first, count); });
+  while (in_flight_overlaps_locked(first, count)) in_flight_done_.wait(lock.native());
 }
 
 Status Qcow2Image::Impl::prepare_first_write_locked() {
@@ -145,7 +145,7 @@ Status Qcow2Image::Impl::prepare_first_write_locked() {
   // the data once we write: say so before the first write, as the spec asks.
   bool maintained;
   {
-    std::lock_guard bits_lock(bitmap_mutex_);
+    MutexLock bits_lock(bitmap_mutex_);
     maintained = plan_bitmap_tracking_locked();
   }
   const uint64_t keep = maintained ? kAutoclearBitmaps : 0;
@@ -167,16 +167,16 @@ Status Qcow2Image::Impl::prepare_first_write_locked() {
 Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
   QK_TRY(check_open("write", true));
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     QK_TRY(prepare_first_write_locked());
   }
   {
-    std::shared_lock gate(io_gate_);
+    ReaderLock gate(io_gate_);
     QK_TRY(check_request(DeviceInfo{header_.size, 1, false}, offset, data.size(), true, "write"));
     mark_bitmaps_dirty(offset, data.size());
     const uint64_t end = offset + data.size();
     for (uint64_t pos = offset; pos < end;) {
-      std::unique_lock lock(mutex_);
+      MutexLock lock(mutex_);
       QK_ASSIGN_OR_RETURN(Span span, lookup_locked(pos, end - pos));
       if (span.kind == SpanKind::data && span.copied) {
         for (uint64_t c = span.host_offset / cluster_size_;
@@ -195,10 +195,10 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
       if (writes_subclusters_in_place(span)) {
         const uint64_t cluster = pos / cluster_size_;
         if (in_flight_overlaps_locked(cluster, 1)) {
-          in_flight_done_.wait(lock, [&] { return !in_flight_overlaps_locked(cluster, 1); });
+          while (in_flight_overlaps_locked(cluster, 1)) in_flight_done_.wait(lock.native());
           continue;
         }
-        QK_ASSIGN_OR_RETURN(uint64_t stop, write_subclusters_locked(lock, span, pos, end,
+        QK_ASSIGN_OR_RETURN(uint64_t stop, write_subclusters_locked(span, pos, end,
                                                                    data.subspan(pos - offset)));
         pos = stop;
         continue;
@@ -218,7 +218,7 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
       if (in_flight_overlaps_locked(first_cluster, clusters)) {
         // Another writer is giving these clusters new homes: wait, then look
         // the mapping up again.
-        in_flight_done_.wait(lock, [&] { return !in_flight_overlaps_locked(first_cluster, clusters); });
+        while (in_flight_overlaps_locked(first_cluster, clusters)) in_flight_done_.wait(lock.native());
         continue;
       }
       // What the bytes around the write hold now (with extended L2 they may
@@ -245,7 +245,7 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
       }
 
       lock.lock();
-      auto finish = [&] {
+      auto finish = [&]() QK_REQUIRES(mutex_) {
         for (uint64_t i = 0; i < clusters; ++i) in_flight_.erase(first_cluster + i);
         in_flight_done_.notify_all();
       };
@@ -290,8 +290,7 @@ bool Qcow2Image::Impl::writes_subclusters_in_place(const Span& span) const {
 // Called with the lock held; returns with it held. While the lock is
 // dropped the guest cluster is in flight, so no other writer fills or
 // relocates it and no zero or discard changes its entry.
-Result<uint64_t> Qcow2Image::Impl::write_subclusters_locked(std::unique_lock<std::mutex>& lock,
-                                                            const Span& span, uint64_t pos, uint64_t end,
+Result<uint64_t> Qcow2Image::Impl::write_subclusters_locked(const Span& span, uint64_t pos, uint64_t end,
                                                             ConstByteSpan data) {
   const uint64_t cluster = pos / cluster_size_;
   const uint64_t cluster_start = cluster * cluster_size_;
@@ -311,7 +310,7 @@ Result<uint64_t> Qcow2Image::Impl::write_subclusters_locked(std::unique_lock<std
   const uint64_t write_end = host_cluster + (sub_end - cluster_start);
   if (data_file_->info().size < write_end) QK_TRY(data_file_->resize(write_end));
   in_flight_.insert(cluster);
-  lock.unlock();
+  mutex_.unlock();  // the caller's MutexLock still owns it: relocked below
 
   std::vector<uint8_t> buffer(sub_end - sub_start, 0);
   Status st = read_spans(head, sub_start, ByteSpan(buffer.data(), pos - sub_start));
@@ -321,7 +320,7 @@ Result<uint64_t> Qcow2Image::Impl::write_subclusters_locked(std::unique_lock<std
                                          std::min(sub_end, header_.size) - stop));
   if (st.ok()) st = data_file_->write(host_cluster + (sub_start - cluster_start), buffer);
 
-  lock.lock();
+  mutex_.lock();
   if (st.ok()) {
     auto l2 = writable_l2_locked(cluster_start);
     if (l2.ok()) {
@@ -376,8 +375,8 @@ Status Qcow2Image::Impl::store_compressed(uint64_t offset, ConstByteSpan packed)
                                   " compressed bytes; a stored cluster needs 1 to " +
                                   std::to_string(cluster_size_ - 1));
 
-  std::shared_lock gate(io_gate_);
-  std::unique_lock lock(mutex_);
+  ReaderLock gate(io_gate_);
+  MutexLock lock(mutex_);
   QK_TRY(prepare_first_write_locked());
   mark_bitmaps_dirty(offset, std::min<uint64_t>(cluster_size_, header_.size - offset));
   wait_for_in_flight_locked(lock, offset, cluster_size_);

@@ -117,7 +117,7 @@ Result<Span> Qcow2Image::Impl::lookup_locked(uint64_t guest_offset, uint64_t max
   const bool extended = header_.extended_l2();
   const uint64_t unit_size = extended ? subcluster_size_ : cluster_size_;
 
-  auto classify = [&](uint64_t unit_offset) -> Result<Unit> {
+  auto classify = [&](uint64_t unit_offset) QK_REQUIRES(mutex_) -> Result<Unit> {
     const uint64_t index = (unit_offset / cluster_size_) % l2_entries_;
     const uint64_t entry = l2_entry(*l2, index);
     const uint64_t in_cluster = unit_offset % cluster_size_;

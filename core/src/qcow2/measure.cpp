@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "qcow2/format.hpp"
+#include "qcowkit/qcow2_options.hpp"
 
 namespace qcowkit {
 namespace {
@@ -60,8 +61,7 @@ Result<uint64_t> data_bytes(BlockDevice& source, uint64_t cluster_size) {
 Result<MeasureResult> measure_qcow2(BlockDevice* source, const Qcow2Image* source_qcow2,
                                     const Qcow2CreateOptions& layout) {
   const uint64_t cs = layout.cluster_size;
-  if (cs < 512 || cs > (2u << 20) || (cs & (cs - 1)))
-    return make_error(EINVAL, "cluster size must be a power of two from 512 to 2M");
+  QK_TRY(validate_qcow2_create_options(layout, /*check_size=*/false));
   Qcow2CreateOptions rounded = layout;
   rounded.size = round_up(layout.size, 512);  // sizes are whole sectors
   const uint64_t l1_bytes = div_up(div_up(rounded.size, cs), cs / (layout.extended_l2 ? 16 : 8)) * 8;

@@ -89,7 +89,8 @@ Status Qcow2Image::Impl::load(const Qcow2OpenOptions& options) {
 
   // Everything that is metadata, so that no data write can land on it and
   // no table can be two things at once.
-  auto claim = [this](uint64_t offset, uint64_t bytes, const std::string& what) -> Status {
+  auto claim = [this](uint64_t offset, uint64_t bytes, const std::string& what)
+                   QK_NO_THREAD_SAFETY_ANALYSIS -> Status {  // part of load()
     for (uint64_t c = offset >> cluster_bits_; c <= (offset + bytes - 1) >> cluster_bits_; ++c)
       if (!metadata_clusters_.insert(c).second)
         return invalid(what + " at " + hex(offset) + " overlaps other metadata");
@@ -132,7 +133,7 @@ Status Qcow2Image::Impl::load(const Qcow2OpenOptions& options) {
   if ((header_.incompatible_features & kIncompatDirty) && !read_only_) {
     // Lazy refcounts were in use when the image was last left: its refcounts
     // cannot be trusted until they are rebuilt.
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     QK_TRY(rebuild_refcounts_locked(nullptr));
     uint8_t field[8];
     store_be64(field, header_.incompatible_features & ~kIncompatDirty);
@@ -147,7 +148,7 @@ Status Qcow2Image::Impl::load(const Qcow2OpenOptions& options) {
 Status Qcow2Image::Impl::load_snapshot_view(const std::string& id_or_name) {
   if (!read_only_)
     return make_error(EINVAL, "snapshot '" + id_or_name + "' can only be opened read-only");
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   QK_ASSIGN_OR_RETURN(size_t index, find_snapshot_locked(id_or_name));
   const SnapshotEntry& s = snapshots_.entries[index];
   QK_ASSIGN_OR_RETURN(std::vector<uint64_t> l1, read_l1_locked(s.l1_table_offset, s.l1_size));
@@ -173,7 +174,7 @@ Status Qcow2Image::Impl::check_open(const char* op, bool mutating) const {
 }
 
 Qcow2Details Qcow2Image::Impl::details() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   Qcow2Details d;
   d.version = static_cast<int>(header_.version);
   d.virtual_size = header_.size;
@@ -201,11 +202,12 @@ Status Qcow2Image::Impl::close() {
   if (closed_) return {};
   Status status = read_only_ ? Status{} : flush();
   if (status.ok() && !read_only_) {
-    std::unique_lock gate(io_gate_);
-    std::lock_guard lock(mutex_);
+    WriterLock gate(io_gate_);
+    MutexLock lock(mutex_);
     status = persist_bitmaps_locked();
   }
   closed_ = true;
+  MutexLock lock(mutex_);
   cache_.clear();
   return status;
 }

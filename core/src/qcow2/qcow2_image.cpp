@@ -60,7 +60,7 @@ bool Qcow2Image::looks_like_qcow2(BlockDevice& file) {
 }
 
 DeviceInfo Qcow2Image::info() const {
-  std::lock_guard lock(impl_->mutex_);
+  MutexLock lock(impl_->mutex_);
   return DeviceInfo{impl_->header_.size, 1, impl_->read_only_};
 }
 
@@ -123,7 +123,7 @@ Status Qcow2Image::apply_snapshot(const std::string& id_or_name) {
 }
 
 bool Qcow2Image::can_zero_fast(uint64_t offset, uint64_t length) {
-  std::lock_guard lock(impl_->mutex_);
+  MutexLock lock(impl_->mutex_);
   return impl_->can_zero_fast(offset, length);
 }
 
@@ -132,7 +132,7 @@ Qcow2Details Qcow2Image::details() const { return impl_->details(); }
 uint32_t Qcow2Image::cluster_size() const { return static_cast<uint32_t>(impl_->cluster_size_); }
 
 bool Qcow2Image::is_corrupt() const {
-  std::lock_guard lock(impl_->mutex_);
+  MutexLock lock(impl_->mutex_);
   return impl_->corrupt_ || (impl_->header_.incompatible_features & qcow2::kIncompatCorrupt);
 }
 

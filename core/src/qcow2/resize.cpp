@@ -60,9 +60,11 @@ Status Qcow2Image::Impl::resize(uint64_t new_size, bool allow_shrink) {
   if (new_size > static_cast<uint64_t>(INT64_MAX))
     return make_error(EINVAL, "resize: the new size is too large");
   uint64_t old_size;
+  bool has_snapshots;
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     old_size = header_.size;
+    has_snapshots = !snapshots_.entries.empty();
     if (header_.bitmaps && header_.bitmaps->nb_bitmaps > 0 &&
         (header_.autoclear_features & kAutoclearBitmaps) && new_size != old_size)
       return make_error(ENOTSUP, "resize: the image has persistent bitmaps, which would no longer "
@@ -72,7 +74,7 @@ Status Qcow2Image::Impl::resize(uint64_t new_size, bool allow_shrink) {
     if (!allow_shrink)
       return make_error(EINVAL, "resize: shrinking from " + std::to_string(old_size) + " to " +
                                     std::to_string(new_size) + " bytes must be asked for explicitly");
-    if (!snapshots_.entries.empty())
+    if (has_snapshots)
       return make_error(ENOTSUP, "resize: cannot shrink an image that has internal snapshots");
     // Free everything past the new end, then zero the tail of the last
     // cluster so that growing again later reads zeroes there.
@@ -83,8 +85,8 @@ Status Qcow2Image::Impl::resize(uint64_t new_size, bool allow_shrink) {
       QK_TRY(zero_or_discard(new_size, std::min(cluster_end, old_size) - new_size, false, {}));
   }
   {
-    std::unique_lock gate(io_gate_);
-    std::lock_guard lock(mutex_);
+    WriterLock gate(io_gate_);
+    MutexLock lock(mutex_);
     QK_TRY(prepare_first_write_locked());
     if (new_size > old_size) QK_TRY(grow_l1_locked(header_.l1_entries_for(new_size)));
     if (new_size < old_size) {

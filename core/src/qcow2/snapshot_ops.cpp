@@ -74,7 +74,7 @@ Status Qcow2Image::Impl::adjust_tree_refcounts_locked(const std::vector<uint64_t
   uint64_t done = 0;
   Status st = for_each_reference_locked(
       l1,
-      [&](uint64_t cluster) -> Status {
+      [&](uint64_t cluster) QK_REQUIRES(mutex_) -> Status {
         QK_TRY(delta > 0 ? adjust_refcount_locked(cluster, delta) : drop_reference_now_locked(cluster));
         ++done;
         return {};
@@ -82,7 +82,8 @@ Status Qcow2Image::Impl::adjust_tree_refcounts_locked(const std::vector<uint64_t
       UINT64_MAX);
   if (!st.ok() && done > 0) {
     (void)for_each_reference_locked(
-        l1, [&](uint64_t cluster) { return adjust_refcount_locked(cluster, -delta); }, done);
+        l1, [&](uint64_t cluster) QK_REQUIRES(mutex_) { return adjust_refcount_locked(cluster, -delta); },
+        done);
   }
   return st;
 }
@@ -193,8 +194,8 @@ Status Qcow2Image::Impl::create_snapshot(const std::string& name) {
   QK_TRY(check_open("snapshot create", true));
   if (name.empty() || name.size() > UINT16_MAX)
     return make_error(EINVAL, "a snapshot name must be 1 to 65535 bytes long");
-  std::unique_lock gate(io_gate_);
-  std::lock_guard lock(mutex_);
+  WriterLock gate(io_gate_);
+  MutexLock lock(mutex_);
   QK_TRY(prepare_first_write_locked());
   if (refcount_bits_ < 2)
     return make_error(ENOTSUP, "snapshots need refcounts of at least 2 bits; this image has 1-bit refcounts");
@@ -254,8 +255,8 @@ Status Qcow2Image::Impl::create_snapshot(const std::string& name) {
 
 Status Qcow2Image::Impl::delete_snapshot(const std::string& id_or_name) {
   QK_TRY(check_open("snapshot delete", true));
-  std::unique_lock gate(io_gate_);
-  std::lock_guard lock(mutex_);
+  WriterLock gate(io_gate_);
+  MutexLock lock(mutex_);
   QK_ASSIGN_OR_RETURN(size_t index, find_snapshot_locked(id_or_name));
   QK_TRY(prepare_first_write_locked());
   const SnapshotEntry gone = snapshots_.entries[index];
@@ -278,8 +279,8 @@ Status Qcow2Image::Impl::delete_snapshot(const std::string& id_or_name) {
 
 Status Qcow2Image::Impl::apply_snapshot(const std::string& id_or_name) {
   QK_TRY(check_open("snapshot apply", true));
-  std::unique_lock gate(io_gate_);
-  std::lock_guard lock(mutex_);
+  WriterLock gate(io_gate_);
+  MutexLock lock(mutex_);
   QK_ASSIGN_OR_RETURN(size_t index, find_snapshot_locked(id_or_name));
   const SnapshotEntry target = snapshots_.entries[index];
   if (target.info.virtual_size != header_.size)

@@ -22,12 +22,12 @@ Status Qcow2Image::Impl::zero_or_discard(uint64_t offset, uint64_t length, bool 
   const char* op = discard ? "discard" : "write_zeroes";
   QK_TRY(check_open(op, true));
   {
-    std::shared_lock gate(io_gate_);
+    ReaderLock gate(io_gate_);
     QK_TRY(check_request(DeviceInfo{header_.size, 1, false}, offset, length, true, op));
   }
   if (length == 0) return {};
   {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     QK_TRY(prepare_first_write_locked());
   }
   mark_bitmaps_dirty(offset, length);
@@ -59,8 +59,8 @@ Status Qcow2Image::Impl::zero_or_discard(uint64_t offset, uint64_t length, bool 
   }
 
   {
-    std::shared_lock gate(io_gate_);
-    std::unique_lock lock(mutex_);
+    ReaderLock gate(io_gate_);
+    MutexLock lock(mutex_);
     wait_for_in_flight_locked(lock, whole_start, whole_end - whole_start);
     for (uint64_t pos = whole_start; pos < whole_end;) {
       // Skip runs that already read as wanted without touching their table.

@@ -9,7 +9,7 @@
 
 #include "ops_test_devices.hpp"
 #include "qcowkit/block_ops.hpp"
-#include "qcowkit/faulty_device.hpp"
+#include "qcowkit/testing/faulty_device.hpp"
 #include "qcowkit/file_device.hpp"
 #include "qcowkit/memory_device.hpp"
 #include "test_support.hpp"

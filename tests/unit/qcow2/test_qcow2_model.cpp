@@ -6,7 +6,7 @@
 #include <cstring>
 #include <random>
 
-#include "qcowkit/faulty_device.hpp"
+#include "qcowkit/testing/faulty_device.hpp"
 #include "qcowkit/memory_device.hpp"
 #include "crash_candidates.hpp"
 #include "qcowkit/qcow2.hpp"

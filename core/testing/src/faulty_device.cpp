@@ -1,4 +1,4 @@
-#include "qcowkit/faulty_device.hpp"
+#include "qcowkit/testing/faulty_device.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -13,7 +13,7 @@
 
 #include "qcowkit/block_cache.hpp"
 #include "qcowkit/block_ops.hpp"
-#include "qcowkit/faulty_device.hpp"
+#include "qcowkit/testing/faulty_device.hpp"
 #include "heap_counter.hpp"
 #include "qcowkit/memory_device.hpp"
 #include "test_support.hpp"

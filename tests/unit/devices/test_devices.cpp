@@ -2,7 +2,7 @@
 #include <cstring>
 #include <memory>
 
-#include "qcowkit/faulty_device.hpp"
+#include "qcowkit/testing/faulty_device.hpp"
 #include "qcowkit/file_device.hpp"
 #include "qcowkit/memory_device.hpp"
 #include "test_support.hpp"

@@ -1,10 +1,10 @@
-#include "size_parse.hpp"
+#include "qcowkit/option_values.hpp"
 
 #include <cctype>
 #include <cmath>
 #include <string>
 
-namespace qcowkit::cli {
+namespace qcowkit {
 namespace {
 
 Error bad_size(std::string_view text, const char* why) {
@@ -98,4 +98,10 @@ Result<uint64_t> SizeChange::apply(uint64_t current) const {
   return make_error(EINVAL, "unknown size change");
 }
 
-}  // namespace qcowkit::cli
+Result<bool> parse_on_off(const std::string& key, const std::string& value) {
+  if (value == "on" || value == "true" || value == "yes" || value == "1") return true;
+  if (value == "off" || value == "false" || value == "no" || value == "0") return false;
+  return make_error(EINVAL, "option '" + key + "' expects on or off, not '" + value + "'");
+}
+
+}  // namespace qcowkit

@@ -14,7 +14,7 @@
 #include "qcowkit/copy_engine.hpp"
 #include "qcowkit/device_sink.hpp"
 #include "qcowkit/executor.hpp"
-#include "qcowkit/faulty_device.hpp"
+#include "qcowkit/testing/faulty_device.hpp"
 #include "qcowkit/memory_device.hpp"
 #include "test_support.hpp"
 

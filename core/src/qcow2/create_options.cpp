@@ -1,9 +1,12 @@
-#include "create_options.hpp"
+// qcow2's creation options: parsing qemu-img's -o keys, the rules a new
+// image obeys, and the "Formatting" description.
+#include "qcowkit/qcow2_options.hpp"
 
-#include "args.hpp"
-#include "size_parse.hpp"
+#include "qcow2/bitmaps.hpp"
+#include "qcow2/format.hpp"
+#include "qcowkit/option_values.hpp"
 
-namespace qcowkit::cli {
+namespace qcowkit {
 namespace {
 
 Error bad_value(const std::string& key, const std::string& value, const char* expected) {
@@ -21,10 +24,51 @@ const char* preallocation_name(Preallocation p) {
   return "off";
 }
 
+bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
 }  // namespace
 
-Status apply_qcow2_options(const std::map<std::string, std::string>& options,
-                           Qcow2CreateOptions& out) {
+bool is_valid_qcow2_cluster_size(uint64_t bytes) {
+  return bytes >= kQcow2MinClusterSize && bytes <= kQcow2MaxClusterSize && is_power_of_two(bytes);
+}
+
+std::vector<std::string> qcow2_bitmap_flag_names(uint32_t flags) {
+  std::vector<std::string> names;
+  if (flags & qcow2::kBitmapInUse) names.push_back("in-use");
+  if (flags & qcow2::kBitmapAuto) names.push_back("auto");
+  return names;
+}
+
+const char* qcow2_compat_name(int version) { return version >= 3 ? "1.1" : "0.10"; }
+
+Status validate_qcow2_create_options(const Qcow2CreateOptions& o, bool check_size) {
+  auto bad = [](const std::string& what) { return make_error(EINVAL, what); };
+  if (o.version != 2 && o.version != 3)
+    return bad("version must be 2 (compat=0.10) or 3 (compat=1.1)");
+  if (check_size && o.size % qcow2::kSectorSize != 0)
+    return bad("the size must be a multiple of 512 bytes");
+  if (check_size && o.size > static_cast<uint64_t>(INT64_MAX)) return bad("the size is too large");
+  if (!is_valid_qcow2_cluster_size(o.cluster_size))
+    return bad("the cluster size must be a power of two from 512 bytes to 2 MiB");
+  if (o.refcount_bits > 64 || !is_power_of_two(o.refcount_bits))
+    return bad("refcount bits must be 1, 2, 4, 8, 16, 32 or 64");
+  if (o.version == 2 && o.refcount_bits != 16)
+    return bad("version 2 images (compat=0.10) have 16-bit refcounts only");
+  if (o.version == 2 && o.lazy_refcounts)
+    return bad("lazy refcounts need version 3 (compat=1.1)");
+  if (o.version == 2 && o.compression_type != CompressionType::deflate)
+    return bad("zstd compression needs version 3 (compat=1.1)");
+  if (o.extended_l2 && o.version < 3)
+    return bad("extended L2 entries need version 3 (compat=1.1)");
+  if (o.extended_l2 && o.cluster_size < 16384)
+    return bad("extended L2 entries need clusters of at least 16 KiB");
+  if (o.backing_file.size() > qcow2::kMaxBackingNameBytes)
+    return bad("the backing file name is too long");
+  return {};
+}
+
+Status apply_qcow2_create_options(const std::map<std::string, std::string>& options,
+                                  Qcow2CreateOptions& out) {
   for (const auto& [key, value] : options) {
     if (key == "compat") {
       if (value == "0.10" || value == "v2")
@@ -36,7 +80,7 @@ Status apply_qcow2_options(const std::map<std::string, std::string>& options,
     } else if (key == "cluster_size") {
       auto size = parse_size(value);
       if (!size.ok()) return with_context(size.error(), "-o cluster_size");
-      if (*size < 512 || *size > (2u << 20) || (*size & (*size - 1)))
+      if (!is_valid_qcow2_cluster_size(*size))
         return bad_value(key, value, "a power of two from 512 to 2M");
       out.cluster_size = static_cast<uint32_t>(*size);
     } else if (key == "refcount_bits") {
@@ -75,16 +119,10 @@ Status apply_qcow2_options(const std::map<std::string, std::string>& options,
       return make_error(EINVAL, "unknown option '-o " + key + "'");
     }
   }
-  if (out.version == 2 && (out.lazy_refcounts || out.extended_l2 || out.refcount_bits != 16 ||
-                           out.compression_type != CompressionType::deflate))
-    return make_error(EINVAL, "compat=0.10 supports neither lazy_refcounts, extended_l2, "
-                              "compression_type=zstd nor refcount_bits other than 16");
-  if (out.extended_l2 && out.cluster_size < 16384)
-    return make_error(EINVAL, "extended_l2 needs cluster_size of at least 16K");
-  return {};
+  return validate_qcow2_create_options(out, /*check_size=*/false);
 }
 
-std::string describe_qcow2_options(const Qcow2CreateOptions& o) {
+std::string describe_qcow2_create_options(const Qcow2CreateOptions& o) {
   std::string text = "fmt=qcow2 cluster_size=" + std::to_string(o.cluster_size);
   if (o.preallocation != Preallocation::off)
     text += std::string(" preallocation=") + preallocation_name(o.preallocation);
@@ -99,4 +137,4 @@ std::string describe_qcow2_options(const Qcow2CreateOptions& o) {
   return text;
 }
 
-}  // namespace qcowkit::cli
+}  // namespace qcowkit

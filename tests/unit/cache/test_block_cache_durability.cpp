@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "qcowkit/block_cache.hpp"
-#include "qcowkit/faulty_device.hpp"
+#include "qcowkit/testing/faulty_device.hpp"
 #include "qcowkit/memory_device.hpp"
 #include "test_support.hpp"
 
