@@ -97,7 +97,7 @@ inline void exercise_image_file(const uint8_t* data, size_t size, const OpenImag
 inline void exercise_new_image(const uint8_t* data, size_t size, const CreateImage& create,
                                const OpenImage& open, bool in_order = false) {
   ByteReader in(data, size);
-  const uint64_t virtual_size = in.below(8u << 20) + 1;
+  const uint64_t virtual_size = in.below(4u << 20) + 1;  // small: many inputs a second
   auto file = std::make_shared<MemoryDevice>(0);
   auto image = create(file, virtual_size);
   if (!image.ok()) return;

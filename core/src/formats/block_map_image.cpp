@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 
 namespace qcowkit::formats {
 
@@ -16,6 +15,7 @@ BlockMapImage::BlockMapImage(std::shared_ptr<BlockDevice> file, std::unique_ptr<
       map_(std::move(map)),
       size_(size),
       block_size_(map_->block_size()),
+      identity_(map_->identity_mapped()),
       read_only_(read_only),
       name_(std::move(name)) {}
 
@@ -26,7 +26,7 @@ DeviceInfo BlockMapImage::info() const { return DeviceInfo{size_, 1, read_only_}
 Status BlockMapImage::check(uint64_t offset, uint64_t length, bool mutating,
                             const char* op) const {
   {
-    std::shared_lock lock(mutex_);
+    ReaderLock lock(mutex_);
     if (closed_) return make_error(EBADF, name_ + ": " + op + ": image is closed");
   }
   Status st = check_request(info(), offset, length, mutating, op);
@@ -35,12 +35,12 @@ Status BlockMapImage::check(uint64_t offset, uint64_t length, bool mutating,
 }
 
 BlockLocation BlockMapImage::locate(uint64_t block) const {
-  std::shared_lock lock(mutex_);
+  ReaderLock lock(mutex_);
   return map_->locate(block);
 }
 
 Result<uint64_t> BlockMapImage::ensure_allocated(uint64_t block) {
-  std::unique_lock lock(mutex_);
+  WriterLock lock(mutex_);
   // Another writer may have allocated it since we looked.
   BlockLocation loc = map_->locate(block);
   if (loc.kind == BlockLocation::Kind::data) return loc.host_offset;
@@ -73,6 +73,9 @@ Status BlockMapImage::read(uint64_t offset, ByteSpan buffer) {
         break;
       }
       case BlockLocation::Kind::special: {
+        // Compressed blocks never move (such images are read-only), so
+        // decoding under the shared lock holds nobody up.
+        ReaderLock lock(mutex_);
         Status st = map_->read_special(block, in_block, piece);
         if (!st.ok())
           return with_context(std::move(st).error(),
@@ -138,7 +141,7 @@ Status BlockMapImage::resize(uint64_t) {
 
 Status BlockMapImage::flush() {
   {
-    std::unique_lock lock(mutex_);
+    WriterLock lock(mutex_);
     if (closed_) return make_error(EBADF, name_ + ": flush: image is closed");
     if (!read_only_) QK_TRY(map_->sync());
   }
@@ -180,7 +183,7 @@ Status BlockMapImage::add_file_extents(std::vector<Extent>& out, uint64_t guest,
 Result<std::vector<Extent>> BlockMapImage::extents(uint64_t offset, uint64_t length) {
   QK_TRY(check(offset, length, false, "extents"));
   std::vector<Extent> out;
-  if (map_->identity_mapped()) {
+  if (identity_) {
     QK_TRY(add_file_extents(out, offset, offset, length));
     return out;
   }
@@ -189,7 +192,7 @@ Result<std::vector<Extent>> BlockMapImage::extents(uint64_t offset, uint64_t len
   // A bounded answer: callers ask again from where it stops.
   constexpr size_t kMaxExtents = 1024;
   constexpr uint64_t kMaxBlocks = 1u << 20;
-  std::shared_lock lock(mutex_);
+  ReaderLock lock(mutex_);
   for (uint64_t seen = 0; pos < end && out.size() < kMaxExtents && seen < kMaxBlocks; ++seen) {
     const uint64_t block = pos / block_size_;
     const uint64_t n = std::min(end, (block + 1) * block_size_) - pos;
@@ -214,7 +217,7 @@ Result<std::vector<Extent>> BlockMapImage::extents(uint64_t offset, uint64_t len
 Status BlockMapImage::close() {
   Status result;
   {
-    std::unique_lock lock(mutex_);
+    WriterLock lock(mutex_);
     if (closed_) return {};
     closed_ = true;
     if (!read_only_) result = map_->sync();

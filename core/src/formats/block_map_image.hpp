@@ -12,10 +12,10 @@
 #pragma once
 
 #include <memory>
-#include <shared_mutex>
 #include <string>
 
 #include "qcowkit/block_device.hpp"
+#include "qcowkit/mutex.hpp"
 
 namespace qcowkit::formats {
 
@@ -66,18 +66,19 @@ class BlockMapImage final : public BlockDevice {
 
  private:
   Status check(uint64_t offset, uint64_t length, bool mutating, const char* op) const;
-  BlockLocation locate(uint64_t block) const;
-  Result<uint64_t> ensure_allocated(uint64_t block);
+  BlockLocation locate(uint64_t block) const QK_EXCLUDES(mutex_);
+  Result<uint64_t> ensure_allocated(uint64_t block) QK_EXCLUDES(mutex_);
   Status add_file_extents(std::vector<Extent>& out, uint64_t guest, uint64_t host,
-                          uint64_t length) const;
+                          uint64_t length) const QK_REQUIRES_SHARED(mutex_);
 
   std::shared_ptr<BlockDevice> file_;
-  std::unique_ptr<BlockMap> map_;
+  const std::unique_ptr<BlockMap> map_ QK_PT_GUARDED_BY(mutex_);
   const uint64_t size_, block_size_;
+  const bool identity_;
   const bool read_only_;
   const std::string name_;
-  mutable std::shared_mutex mutex_;  // guards map_ and closed_
-  bool closed_ = false;
+  mutable SharedMutex mutex_;  // guards what map_ points to, and closed_
+  bool closed_ QK_GUARDED_BY(mutex_) = false;
 };
 
 }  // namespace qcowkit::formats

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 #include <vector>
 
 #include "formats/vmdk_layout.hpp"
 #include "qcowkit/codec.hpp"
+#include "qcowkit/mutex.hpp"
 #include "util/endian_le.hpp"
 
 namespace qcowkit::formats::vmdk {
@@ -32,7 +32,7 @@ class StreamWriter final : public BlockDevice {
   }
 
   Status write(uint64_t offset, ConstByteSpan data, WriteFlags flags) override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     QK_TRY(check(offset, data.size(), "write"));
     uint64_t done = 0;
     while (done < data.size()) {
@@ -50,7 +50,7 @@ class StreamWriter final : public BlockDevice {
 
   // Zeroes need no grain unless they fall into the one being filled.
   Status write_zeroes(uint64_t offset, uint64_t length, ZeroFlags flags) override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     QK_TRY(check(offset, length, "write_zeroes"));
     if (length == 0) return {};
     const uint64_t first = offset / grain_bytes_;
@@ -75,13 +75,13 @@ class StreamWriter final : public BlockDevice {
   }
 
   Status flush() override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (closed_) return make_error(EBADF, "vmdk image: flush: image is closed");
     return flush_locked();
   }
 
   Status close() override {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     if (closed_) return {};
     Status st = flush_locked();
     closed_ = true;
@@ -89,7 +89,7 @@ class StreamWriter final : public BlockDevice {
   }
 
  private:
-  Status check(uint64_t offset, uint64_t length, const char* op) const {
+  Status check(uint64_t offset, uint64_t length, const char* op) const QK_REQUIRES(mutex_) {
     if (closed_) return make_error(EBADF, std::string("vmdk image: ") + op + ": image is closed");
     Status st = check_request(info(), offset, length, true, op);
     if (!st.ok()) return with_context(std::move(st).error(), "vmdk image");
@@ -102,7 +102,7 @@ class StreamWriter final : public BlockDevice {
   }
 
   // Makes `grain` the one being filled, storing the current one first.
-  Status move_to(uint64_t grain) {
+  Status move_to(uint64_t grain) QK_REQUIRES(mutex_) {
     if (grain == current_) return {};
     if (grain < current_) return out_of_order(grain * grain_bytes_);
     QK_TRY(store_current());
@@ -114,7 +114,7 @@ class StreamWriter final : public BlockDevice {
   // Compresses the grain being filled and appends it (nothing for zeroes).
   // The buffer is kept: after a flush, later writes into the same grain
   // store it again, whole (the earlier copy is left unused).
-  Status store_current() {
+  Status store_current() QK_REQUIRES(mutex_) {
     if (!dirty_) return {};
     dirty_ = false;
     if (is_all_zero(buffer_)) {
@@ -142,7 +142,7 @@ class StreamWriter final : public BlockDevice {
   }
 
   // The grain being filled, every table (both copies), the end marker.
-  Status flush_locked() {
+  Status flush_locked() QK_REQUIRES(mutex_) {
     QK_TRY(store_current());
     if (tables_dirty_) {
       const uint64_t gd_sectors = directory_sectors(h_);
@@ -162,15 +162,17 @@ class StreamWriter final : public BlockDevice {
     return file_->flush();
   }
 
-  std::mutex mutex_;  // writes come one at a time; it guards against misuse only
+  Mutex mutex_;  // writes come one at a time; it guards against misuse only
   std::shared_ptr<BlockDevice> file_;
   const Header h_;
   const uint64_t grain_bytes_, size_, grains_;
-  std::vector<uint32_t> gt_;
-  std::vector<uint8_t> buffer_;
-  uint64_t current_ = 0;  // the grain being filled
-  bool dirty_ = false, tables_dirty_ = false, closed_ = false;
-  uint64_t next_free_;
+  std::vector<uint32_t> gt_ QK_GUARDED_BY(mutex_);
+  std::vector<uint8_t> buffer_ QK_GUARDED_BY(mutex_);
+  uint64_t current_ QK_GUARDED_BY(mutex_) = 0;  // the grain being filled
+  bool dirty_ QK_GUARDED_BY(mutex_) = false;
+  bool tables_dirty_ QK_GUARDED_BY(mutex_) = false;
+  bool closed_ QK_GUARDED_BY(mutex_) = false;
+  uint64_t next_free_ QK_GUARDED_BY(mutex_);
 };
 
 }  // namespace
