@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes vpc (VHD), vdi and vmdk images with qemu-img, each with the raw file
+# Makes vpc (VHD), vdi, vmdk and qcow (version 1) images with qemu-img, each with the raw file
 # qemu-img itself converts it to: what qcowkit must read back byte for byte.
 # Usage: make-images.sh OUTDIR
 # Writes OUTDIR/images.tsv: name <TAB> format <TAB> image <TAB> qemu-img's raw
@@ -13,7 +13,7 @@ for tool in qemu-img qemu-io python3; do
 done
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -f "$out"/*.vpc "$out"/*.vdi "$out"/*.vmdk "$out"/*.raw
+rm -f "$out"/*.vpc "$out"/*.vdi "$out"/*.vmdk "$out"/*.qcow "$out"/*.raw
 # Data, explicit zeroes, holes, odd offsets, a tail inside a block.
 python3 "$here/../interop/make-reference-raw.py" "$out/reference.raw"
 # A size that is not a whole number of sectors (qemu-img rounds it up).
@@ -67,4 +67,15 @@ make vmdk-stream       vmdk "$out/reference.raw" no  -o subformat=streamOptimize
 make vmdk-odd          vmdk "$out/odd.raw"       no
 make vmdk-stream-odd   vmdk "$out/odd.raw"       no  -o subformat=streamOptimized
 make_empty vmdk-empty  vmdk 100M
+make qcow-plain        qcow "$out/reference.raw" yes
+# Compressed qcow clusters: qemu-img 7.2 compresses only single-cluster
+# writes into qcow (convert -c fails), so qemu-io writes them one by one.
+qemu-img create -q -f qcow "$out/qcow-compressed.qcow" 3M
+qemu-io -f qcow -c "write -c -P 0x33 0 4k" -c "write -c -P 0x34 4k 4k" \
+        -c "write -c -P 0x35 1M 4k" -c "write -P 0x36 2M 8k" "$out/qcow-compressed.qcow" >/dev/null
+qemu-img convert -f qcow -O raw "$out/qcow-compressed.qcow" "$out/qcow-compressed.expected.raw"
+printf '%s\t%s\t%s\t%s\n' qcow-compressed qcow "$out/qcow-compressed.qcow" \
+       "$out/qcow-compressed.expected.raw" >>"$out/images.tsv"
+make qcow-odd          qcow "$out/odd.raw"       no
+make_empty qcow-empty  qcow 100M
 echo "make-images.sh: $(wc -l <"$out/images.tsv") images in $out"

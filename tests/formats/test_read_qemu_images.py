@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Every vpc, vdi and vmdk image qemu-img makes reads back through qcowkit
+"""Every vpc, vdi, vmdk and qcow image qemu-img makes reads back through qcowkit
 byte-identical to qemu-img's own conversion to raw; `qcowkit info` reports
 qemu-img's format name, virtual size and cluster size; `qcowkit map` agrees
 with `qemu-img map` on what is data and what reads as zeroes.

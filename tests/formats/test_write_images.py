@@ -29,7 +29,8 @@ OUTPUTS = [  # (format, -o options, name)
     ("vmdk", "subformat=monolithicSparse", "vmdk-sparse"),
     ("vmdk", "subformat=streamOptimized", "vmdk-stream"),
 ]
-SOURCES = ["reference.raw", "odd.raw", "vpc-dynamic.vpc", "vdi-dynamic.vdi", "vmdk-stream.vmdk"]
+SOURCES = ["reference.raw", "odd.raw", "vpc-dynamic.vpc", "vdi-dynamic.vdi", "vmdk-stream.vmdk",
+           "qcow-plain.qcow"]
 
 
 def fresh(path):

@@ -10,7 +10,7 @@ namespace qcowkit {
 namespace {
 
 const ImageFormat* const kFormats[] = {&formats::vpc_format(), &formats::vdi_format(),
-                                       &formats::vmdk_format()};
+                                       &formats::vmdk_format(), &formats::qcow_format()};
 
 }  // namespace
 

@@ -76,7 +76,11 @@ Result<OpenedImage> open_layer(Host& host, const std::string& path, const ImageO
 }  // namespace
 
 Result<std::string> detect_format(BlockDevice& file) {
-  if (Qcow2Image::looks_like_qcow2(file)) return std::string("qcow2");
+  if (Qcow2Image::looks_like_qcow2(file)) {
+    // qcow version 1 shares the magic; its version tells them apart.
+    const ImageFormat* qcow = find_image_format("qcow");
+    return std::string(qcow && qcow->sniff(file) ? "qcow" : "qcow2");
+  }
   if (const ImageFormat* other = sniff_image_format(file)) return std::string(other->name);
   return std::string("raw");
 }

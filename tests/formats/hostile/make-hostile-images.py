@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes one hostile image per way a vpc (VHD), vdi or vmdk file can lie, plus a
+"""Writes one hostile image per way a vpc (VHD), vdi, vmdk or qcow (v1) file can lie, plus a
 valid control image of each, and expected.tsv saying what qcowkit must do:
 
   name <TAB> format <TAB> expectation <TAB> what
@@ -128,6 +128,36 @@ def vmdk(capacity=128, grain=GRAIN, version=1, flags=3, gt_entries=512, desc_off
 
 STREAM = dict(version=3, flags=0x30003, compress=1, stream=True)
 
+
+# ---- qcow version 1 (big-endian) ---------------------------------------------
+def raw_deflate(data):
+    c = zlib.compressobj(9, zlib.DEFLATED, -12)
+    return c.compress(data) + c.flush()
+
+
+def qcow1(size=64 * 1024, cluster_bits=12, l2_bits=9, l1_offset=48, l2=None, backing=0, crypt=0,
+          l1=None, compressed=False, packed=None):
+    """Header, L1 (one entry) at 48, an L2 table at 512, one data cluster at 4608."""
+    h = struct.pack(">IIQIIQBBHIQ", 0x514649FB, 1, backing, 0, 0, size, cluster_bits, l2_bits, 0,
+                    crypt, l1_offset)
+    cluster = 1 << min(cluster_bits, 12)  # the data written; the header may claim more
+    l1_entries = l1 if l1 is not None else [512]
+    body = h + b"".join(struct.pack(">Q", e) for e in l1_entries)
+    body = body.ljust(512, b"\0")
+    table_bytes = 8 << min(l2_bits, 9)  # the real table; the header may claim more
+    data_at = 512 + table_bytes
+    if compressed or packed is not None:
+        if packed is None:
+            packed = raw_deflate(bytes((k % 7) + 1 for k in range(cluster)))
+        first = (1 << 63) | (len(packed) << (63 - cluster_bits)) | data_at
+        data = packed
+    else:
+        first = data_at
+        data = bytes((k % 251) + 1 for k in range(cluster))
+    entries = l2 if l2 is not None else [first]
+    table = b"".join(struct.pack(">Q", e) for e in entries).ljust(table_bytes, b"\0")
+    return body + table + data
+
 IMAGES = [
     # VHD: the valid controls.
     ("vhd-valid", "vpc", "ok", "a dynamic VHD with one 4 KiB block", vhd_dynamic()),
@@ -231,6 +261,25 @@ IMAGES = [
      vmdk(grain_data=zlib.compress(bytes(1 << 20)), **STREAM)),
     ("vmdk-compress-unknown", "vmdk", "refuse:compression algorithm", "compression algorithm 7",
      vmdk(version=3, flags=0x30003, compress=7, stream=True)),
+    # qcow version 1: the valid controls.
+    ("qcow1-valid", "qcow", "ok", "one 4 KiB cluster", qcow1()),
+    ("qcow1-compressed-valid", "qcow", "ok", "one compressed cluster", qcow1(compressed=True)),
+    ("qcow1-l1-past-eof", "qcow", "refuse:L1 table at offset", "the L1 table past the end",
+     qcow1(l1_offset=1 << 40)),
+    ("qcow1-l2-past-eof", "qcow", "refuse:L2 table 0", "an L2 table past the end", qcow1(l1=[1 << 40])),
+    ("qcow1-cluster-past-eof", "qcow", "refuse:points past the end", "a cluster past the end",
+     qcow1(l2=[1 << 40])),
+    ("qcow1-compressed-past-eof", "qcow", "refuse:reaches past the end", "a compressed cluster past the end",
+     qcow1(l2=[(1 << 63) | (100 << 51) | (1 << 40)])),
+    ("qcow1-huge-size", "qcow", "refuse:out of range", "a size of 2^60 bytes", qcow1(size=1 << 60)),
+    ("qcow1-huge-tables", "qcow", "refuse:over the 64 MiB limit", "512-byte clusters over 2^40 bytes",
+     qcow1(size=1 << 40, cluster_bits=9)),
+    ("qcow1-cluster-bits", "qcow", "refuse:cluster bits", "cluster bits of 30", qcow1(cluster_bits=30)),
+    ("qcow1-l2-bits", "qcow", "refuse:L2 bits", "L2 bits of 40", qcow1(l2_bits=40)),
+    ("qcow1-backing", "qcow", "refuse:backing file", "a backing file", qcow1(backing=200)),
+    ("qcow1-encrypted", "qcow", "refuse:encrypted", "AES encryption", qcow1(crypt=1)),
+    ("qcow1-compressed-bomb", "qcow", "refuse:more than the expected", "a cluster inflating past 4 KiB",
+     qcow1(packed=raw_deflate(bytes(1 << 16)))),
 ]
 
 
