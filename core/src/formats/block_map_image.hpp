@@ -69,7 +69,7 @@ class BlockMapImage final : public BlockDevice {
   BlockLocation locate(uint64_t block) const QK_EXCLUDES(mutex_);
   Result<uint64_t> ensure_allocated(uint64_t block) QK_EXCLUDES(mutex_);
   Status add_file_extents(std::vector<Extent>& out, uint64_t guest, uint64_t host,
-                          uint64_t length) const QK_REQUIRES_SHARED(mutex_);
+                          uint64_t length) const;  // the file only: no lock needed
 
   std::shared_ptr<BlockDevice> file_;
   const std::unique_ptr<BlockMap> map_ QK_PT_GUARDED_BY(mutex_);
