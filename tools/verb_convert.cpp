@@ -178,6 +178,10 @@ int run_convert(const VerbArgs& raw_args) {
   // In order by default, as qemu-img: an image's blocks are then laid out in
   // guest order. A raw file does not care.
   copy.in_order = out_format != "raw" && !args->has("W");
+  // A streaming writer (vmdk streamOptimized) takes nothing else, -W or not.
+  if (const ImageFormat* other = find_image_format(out_format);
+      other && other->writes_in_order && other->writes_in_order(other_options))
+    copy.in_order = true;
   if (compress) {
     // Compress in the engine's prepare stage, in parallel, with the codec the image
     // records; the image only stores the packed clusters, in order.

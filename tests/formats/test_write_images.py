@@ -79,6 +79,14 @@ for fmt, opts, oname in OUTPUTS:
         for path in (ours, theirs):
             os.unlink(path)
 
+# -W (any order) cannot break a streaming writer: it stays in order.
+checked += 1
+out = fresh(os.path.join(work, "stream-W.vmdk"))
+src = os.path.join(images, "reference.raw")
+proc = run(qcowkit, "convert", "-W", "-m", "8", "-O", "vmdk", "-o", "subformat=streamOptimized", src, out, check=False)
+if proc.returncode != 0 or run("qemu-img", "compare", "-f", "raw", "-F", "vmdk", src, out, check=False).returncode != 0:
+    failures.append("convert -W -O vmdk streamOptimized: exit %d %s, or not identical" % (proc.returncode, proc.stderr.strip()))
+
 # create: the same virtual size as qemu-img create, over sizes that exercise
 # every CHS rule (17, 31, 63 and 255 sectors per track, the CHS maximum,
 # the 2040 GiB limit) and odd sizes.

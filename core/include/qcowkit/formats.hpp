@@ -47,6 +47,10 @@ struct ImageFormat {
                                                  const std::string& file_name);
   // "fmt=vpc size=... subformat=dynamic", qemu-img's "Formatting" line.
   std::string (*describe)(uint64_t size, const FormatOptions& options);
+  // True when a new image made with `options` takes writes only in guest
+  // order (vmdk streamOptimized): copies into it must commit in order.
+  // nullptr: any order.
+  bool (*writes_in_order)(const FormatOptions& options) = nullptr;
 };
 
 // The format named `name`, or nullptr.

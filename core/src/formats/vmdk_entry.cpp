@@ -51,10 +51,16 @@ std::string describe(uint64_t size, const FormatOptions& options) {
          (o.ok() && o->stream_optimized ? "streamOptimized" : "monolithicSparse");
 }
 
+bool in_order(const FormatOptions& options) {
+  auto o = parse_options(0, options);
+  return o.ok() && o->stream_optimized;
+}
+
 }  // namespace
 
 const ImageFormat& vmdk_format() {
-  static const ImageFormat format{"vmdk", looks_like_vmdk, probe, open_vmdk, check, create, describe};
+  static const ImageFormat format{"vmdk",  looks_like_vmdk, probe,    open_vmdk,
+                                  check,   create,          describe, in_order};
   return format;
 }
 
