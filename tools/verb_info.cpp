@@ -60,6 +60,17 @@ void write_json(JsonWriter& json, const ImageFacts& facts) {
   if (d) json.field("cluster-size", uint64_t{d->cluster_size});
   if (facts.other && facts.other->cluster_size) json.field("cluster-size", *facts.other->cluster_size);
   json.field("format", facts.format).field("actual-size", facts.actual_size);
+  if (facts.other && !facts.other->specific_type.empty()) {
+    json.key("format-specific").begin_object().field("type", facts.other->specific_type);
+    json.key("data").begin_object();
+    for (const auto& [key, value] : facts.other->specific) {
+      if (const auto* number = std::get_if<uint64_t>(&value))
+        json.field(key, *number);
+      else
+        json.field(key, std::get<std::string>(value));
+    }
+    json.end_object().end_object();
+  }
   if (d) {
     json.key("format-specific").begin_object().field("type", "qcow2");
     json.key("data").begin_object();
@@ -99,6 +110,18 @@ void write_human(const ImageFacts& facts) {
   std::printf("disk size: %s\n", human_size(facts.actual_size).c_str());
   if (facts.other && facts.other->cluster_size)
     std::printf("cluster_size: %" PRIu64 "\n", *facts.other->cluster_size);
+  if (facts.other && !facts.other->specific.empty()) {
+    // qemu-img's spelling: "parent-cid" is "parent cid" here.
+    std::printf("Format specific information:\n");
+    for (const auto& [key, value] : facts.other->specific) {
+      std::string label = key;
+      for (char& c : label) if (c == '-') c = ' ';
+      if (const auto* number = std::get_if<uint64_t>(&value))
+        std::printf("    %s: %" PRIu64 "\n", label.c_str(), *number);
+      else
+        std::printf("    %s: %s\n", label.c_str(), std::get<std::string>(value).c_str());
+    }
+  }
   if (!facts.qcow2) return;
   const Qcow2Details& d = *facts.qcow2;
   std::printf("cluster_size: %u\n", d.cluster_size);

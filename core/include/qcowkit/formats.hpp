@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "qcowkit/block_device.hpp"
@@ -26,9 +27,10 @@ using FormatOptions = std::map<std::string, std::string>;
 struct ImageFormatFacts {
   uint64_t virtual_size = 0;
   std::optional<uint64_t> cluster_size;  // "cluster_size" / "cluster-size"
-  // "Format specific information" (type, then fields), when qemu-img has some.
+  // "Format specific information" (type, then fields in qemu-img's order and
+  // JSON spelling: "parent-cid"), when qemu-img has some.
   std::string specific_type;
-  std::vector<std::pair<std::string, std::string>> specific;
+  std::vector<std::pair<std::string, std::variant<std::string, uint64_t>>> specific;
 };
 
 struct ImageFormat {

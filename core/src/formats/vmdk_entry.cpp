@@ -27,7 +27,9 @@ Result<ImageFormatFacts> probe(BlockDevice& file) {
   facts.virtual_size = d.virtual_size;
   facts.cluster_size = d.grain_size;
   facts.specific_type = "vmdk";
-  facts.specific = {{"create-type", d.create_type}};
+  facts.specific = {{"cid", uint64_t{d.cid}},
+                    {"parent-cid", uint64_t{d.parent_cid}},
+                    {"create-type", d.create_type}};
   return facts;
 }
 
