@@ -15,6 +15,7 @@ run bash bench/ops/bench-ops.sh
 run bash bench/run-filter.sh
 run python3 bench/cli/bench_cli.py
 run bash bench/plugin/bench-plugin.sh
+run bash bench/qcow2-filter/bench-qcow2-filter.sh
 run bash bench/wasm/bench_wasm.sh
 
 exit $status

@@ -25,10 +25,12 @@
 #include "next_device.hpp"
 #include "qcowkit/block_cache.hpp"
 #include "qcowkit/build_info.hpp"
+#include "serve/nbdkit/entry_guard.hpp"
 
 using qcowkit::BlockCache;
 using qcowkit::Status;
 using namespace qcowkit::filter;
+using qcowkit::serve::nbdkit::guard;
 
 // `nbdkit -D blockcache.stats=1 -v` prints the cache statistics at exit.
 extern "C" NBDKIT_DLL_PUBLIC int blockcache_debug_stats;
@@ -313,39 +315,41 @@ void bc_load() {
   nbdkit_debug("qcowkit_version=%s qcowkit_git_revision=%s", QCOWKIT_VERSION, QCOWKIT_GIT_REVISION);
 }
 
+// Every callback runs under the serving layer's exception guard (the one
+// the plugin and the qcow2 filter use): no C++ exception reaches nbdkit.
 nbdkit_filter make_filter() {
   nbdkit_filter f{};
   f.name = "blockcache";
   f.longname = "qcowkit write-back block cache filter";
   f.description = "Bounded, parallel write-back cache with extent reporting (qcowkit)";
-  f.load = bc_load;
-  f.config = bc_config;
-  f.config_complete = bc_config_complete;
+  f.load = guard<"load", bc_load>;
+  f.config = guard<"config", bc_config>;
+  f.config_complete = guard<"config_complete", bc_config_complete>;
   f.config_help = kConfigHelp;
-  f.get_ready = bc_get_ready;
-  f.cleanup = bc_cleanup;
-  f.open = bc_open;
-  f.close = bc_close;
-  f.finalize = bc_finalize;
-  f.get_size = bc_get_size;
-  f.export_description = bc_export_description;
-  f.block_size = bc_block_size;
-  f.can_write = bc_can_write;
-  f.can_flush = bc_can_flush;
-  f.is_rotational = bc_is_rotational;
-  f.can_trim = bc_can_trim;
-  f.can_zero = bc_can_zero;
-  f.can_fast_zero = bc_can_fast_zero;
-  f.can_extents = bc_can_extents;
-  f.can_fua = bc_can_fua;
-  f.can_multi_conn = bc_can_multi_conn;
-  f.can_cache = bc_can_cache;
-  f.pread = bc_pread;
-  f.pwrite = bc_pwrite;
-  f.flush = bc_flush;
-  f.trim = bc_trim;
-  f.zero = bc_zero;
-  f.extents = bc_extents;
+  f.get_ready = guard<"get_ready", bc_get_ready>;
+  f.cleanup = guard<"cleanup", bc_cleanup>;
+  f.open = guard<"open", bc_open>;
+  f.close = guard<"close", bc_close>;
+  f.finalize = guard<"finalize", bc_finalize>;
+  f.get_size = guard<"get_size", bc_get_size>;
+  f.export_description = guard<"export_description", bc_export_description>;
+  f.block_size = guard<"block_size", bc_block_size>;
+  f.can_write = guard<"can_write", bc_can_write>;
+  f.can_flush = guard<"can_flush", bc_can_flush>;
+  f.is_rotational = guard<"is_rotational", bc_is_rotational>;
+  f.can_trim = guard<"can_trim", bc_can_trim>;
+  f.can_zero = guard<"can_zero", bc_can_zero>;
+  f.can_fast_zero = guard<"can_fast_zero", bc_can_fast_zero>;
+  f.can_extents = guard<"can_extents", bc_can_extents>;
+  f.can_fua = guard<"can_fua", bc_can_fua>;
+  f.can_multi_conn = guard<"can_multi_conn", bc_can_multi_conn>;
+  f.can_cache = guard<"can_cache", bc_can_cache>;
+  f.pread = guard<"pread", bc_pread>;
+  f.pwrite = guard<"pwrite", bc_pwrite>;
+  f.flush = guard<"flush", bc_flush>;
+  f.trim = guard<"trim", bc_trim>;
+  f.zero = guard<"zero", bc_zero>;
+  f.extents = guard<"extents", bc_extents>;
   return f;
 }
 

@@ -1,5 +1,6 @@
 // NextDevice: a BlockDevice over an nbdkit_next (the plugin, or the filters
-// below us), so the core's BlockCache can sit on top of any nbdkit plugin.
+// below us), so the core's BlockCache (the blockcache filter) and qcow2
+// engine (the qcow2 filter) can sit on top of any nbdkit plugin.
 //
 // It asks the plugin what it can do once, when opened, and only passes
 // flags down where the plugin supports them: FUA becomes a flush after the

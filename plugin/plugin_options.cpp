@@ -2,29 +2,20 @@
 
 namespace qcowkit::plugin {
 
-const char* const plugin_config_help =
-    "[file=]IMAGE           The qcow2 image to serve (required).\n"
-    "create=SIZE            Create IMAGE with this virtual size if it is missing.\n"
-    "cluster-size=SIZE      Cluster size for create= (512 .. 2M, default 64K).\n"
-    "compat=0.10|1.1        qcow2 version for create= (default 1.1).\n"
-    "metadata-cache=SIZE    Memory for cached L2 and refcount tables (default 32M).\n"
-    "trim=deallocate|zero|off\n"
-    "                       What a trim does: free clusters (default), only zero\n"
-    "                       the range, or trim is not offered.\n"
-    "backing=false|true     Open the image's backing file; only a file in the\n"
-    "                       image's own directory (default false: an image with\n"
-    "                       a backing file is refused).\n"
-    "locking=true|false     Lock the image the way QEMU does (default true).\n"
-    "snapshot=ID|NAME       Serve this internal snapshot instead of the image's\n"
-    "                       current contents (read-only).";
-
-const char* to_string(TrimMode mode) {
-  switch (mode) {
-    case TrimMode::deallocate: return "deallocate";
-    case TrimMode::zero: return "zero";
-    case TrimMode::off: return "off";
-  }
-  return "?";
+const char* plugin_config_help() {
+  // The serving options' lines come from the serving layer, which the
+  // filter shares (with its qcow2- prefix).
+  static const std::string help =
+      "[file=]IMAGE           The qcow2 image to serve (required).\n"
+      "create=SIZE            Create IMAGE with this virtual size if it is missing.\n"
+      "cluster-size=SIZE      Cluster size for create= (512 .. 2M, default 64K).\n"
+      "compat=0.10|1.1        qcow2 version for create= (default 1.1).\n" +
+      serve::serve_options_help("") + "\n" +
+      "backing=false|true     Open the image's backing file; only a file in the\n"
+      "                       image's own directory (default false: an image with\n"
+      "                       a backing file is refused).\n"
+      "locking=true|false     Lock the image the way QEMU does (default true).";
+  return help.c_str();
 }
 
 namespace {
@@ -39,6 +30,8 @@ bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 Status apply_option(PluginOptions& options, const std::string& key, const std::string& value,
                     const ValueParsers& parsers) {
+  QK_ASSIGN_OR_RETURN(const bool shared, serve::apply_serve_option(options.serve, key, key, value, parsers));
+  if (shared) return {};
   if (key == "file") {
     if (value.empty()) return bad_value(key, value, "the image path is empty");
     options.file = value;
@@ -55,20 +48,8 @@ Status apply_option(PluginOptions& options, const std::string& key, const std::s
     if (value == "0.10" || value == "v2") options.version = 2;
     else if (value == "1.1" || value == "v3") options.version = 3;
     else return bad_value(key, value, "must be 0.10 or 1.1");
-  } else if (key == "metadata-cache") {
-    QK_ASSIGN_OR_RETURN(uint64_t size, parsers.parse_size(value));
-    if (size < (64u << 10)) return bad_value(key, value, "must be at least 64K");
-    options.metadata_cache = size;
-  } else if (key == "trim") {
-    if (value == "deallocate" || value == "discard") options.trim = TrimMode::deallocate;
-    else if (value == "zero") options.trim = TrimMode::zero;
-    else if (value == "off" || value == "ignore") options.trim = TrimMode::off;
-    else return bad_value(key, value, "must be deallocate, zero or off");
   } else if (key == "backing") {
     QK_ASSIGN_OR_RETURN(options.allow_backing, parsers.parse_bool(value));
-  } else if (key == "snapshot") {
-    if (value.empty()) return bad_value(key, value, "the snapshot name is empty");
-    options.snapshot = value;
   } else if (key == "locking") {
     QK_ASSIGN_OR_RETURN(options.locking, parsers.parse_bool(value));
   } else {
@@ -80,7 +61,7 @@ Status apply_option(PluginOptions& options, const std::string& key, const std::s
 Status validate_options(const PluginOptions& options) {
   if (options.file.empty())
     return make_error(EINVAL, "the image is missing: give file=IMAGE (or just IMAGE)");
-  if (!options.snapshot.empty() && options.create_size)
+  if (!options.serve.snapshot.empty() && options.create_size)
     return make_error(EINVAL, "snapshot= serves an existing snapshot; it does not go with create=");
   return {};
 }

@@ -2,8 +2,6 @@
 
 #include <unistd.h>
 
-
-
 #include "qcowkit/image_lock.hpp"
 
 namespace qcowkit::plugin {
@@ -49,17 +47,21 @@ Result<std::unique_ptr<ServedImage>> ServedImage::open(const PluginOptions& opti
   o.backing = options.allow_backing ? BackingPolicy::same_directory : BackingPolicy::refuse;
   o.backing_required = true;
   o.refusal_hint = "add backing=true to open it (only files in the image's own directory are allowed)";
-  o.metadata_cache_bytes = options.metadata_cache;
-  o.snapshot = options.snapshot;
+  o.metadata_cache_bytes = options.serve.metadata_cache;
+  o.snapshot = options.serve.snapshot;
   o.max_depth = 1 + max_backing_depth;
   QK_ASSIGN_OR_RETURN(served->opened_, open_named_image(posix_host(), options.file, o));
   if (!served->opened_.qcow2) {
     (void)served->opened_.close();
     return make_error(EINVAL, options.file + ": not a qcow2 image (no QFI\\xfb magic)");
   }
+  served->exported_ = std::make_unique<serve::ExportedImage>(served->opened_.qcow2,
+                                                             options.serve.trim, writable);
   return served;
 }
 
+// exported_ stays: a request racing the close then fails with EBADF from
+// the closed image instead of touching a freed object.
 Status ServedImage::close() { return opened_.close(); }
 
 ServedImage::~ServedImage() { (void)close(); }

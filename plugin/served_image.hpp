@@ -1,4 +1,6 @@
 // The one open image a plugin process serves, shared by all its connections.
+// Ownership: owns the opened image and its backing chain.
+// Thread safety: open/close from one thread; exported() from any number.
 //
 // Opened through the core's image opener: QEMU-compatible locks, the backing
 // chain only if the user allowed it (and then only files in the image's own
@@ -13,6 +15,7 @@
 #include "qcowkit/file_device.hpp"
 #include "qcowkit/image_opener.hpp"
 #include "qcowkit/qcow2.hpp"
+#include "serve/exported_image.hpp"
 
 namespace qcowkit::plugin {
 
@@ -28,6 +31,8 @@ class ServedImage {
   ~ServedImage();
 
   Qcow2Image& image() { return *opened_.qcow2; }
+  // NBD request semantics over the image (the serving layer's).
+  serve::ExportedImage& exported() { return *exported_; }
   bool writable() const { return writable_; }
   const std::string& path() const { return path_; }
 
@@ -41,6 +46,7 @@ class ServedImage {
   std::string path_;
   bool writable_ = false;
   OpenedImage opened_;
+  std::unique_ptr<serve::ExportedImage> exported_;
 };
 
 }  // namespace qcowkit::plugin

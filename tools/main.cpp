@@ -24,6 +24,9 @@ const std::vector<Verb>& all_verbs() {
       {"sha256", "hash the virtual contents of an image", run_sha256},
       {"measure", "how large a new image would be (qemu-img measure)", run_measure},
       {"snapshot", "list, create, apply or delete internal snapshots", run_snapshot},
+      {"bitmap", "add, remove, clear, enable, disable or merge persistent bitmaps", run_bitmap},
+      {"rebase", "change an image's backing file, keeping its contents (or not: -u)", run_rebase},
+      {"commit", "write an image's data into its backing file", run_commit},
   };
   return verbs;
 }

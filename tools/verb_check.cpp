@@ -118,6 +118,10 @@ int run_check(const VerbArgs& raw_args) {
   }
   open_options.read_only = repair == RepairMode::none;
   open_options.lock = !args->has("force-share");
+  // As qemu-img: repairs write, and writing needs the image's lock.
+  if (!open_options.lock && !open_options.read_only)
+    return report_error("check", make_error(EINVAL, "-U (force-share) can only be used with read-only "
+                                                    "images; -r needs the image's write lock"));
 
   const std::string& path = args->positionals[0];
   // With -r, a read-only pass first: the engine rebuilds the refcounts of a

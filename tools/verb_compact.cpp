@@ -23,6 +23,8 @@ int run_compact(const VerbArgs& raw_args) {
   int status = 0;
   auto args = parse_verb_args("compact", kHelp, raw_args, {{'q', nullptr, false}}, status);
   if (!args) return status;
+  if (args->has("force-share"))
+    return usage_error("compact", "-U (force-share) cannot be used: compact needs the image's write lock");
   if (args->positionals.size() != 1) return usage_error("compact", "expected exactly one IMAGE");
   const std::string& path = args->positionals[0];
   ImageOpenOptions open_options;

@@ -20,7 +20,8 @@ namespace {
 
 const char kHelp[] =
     "usage: qcowkit convert [-f FORMAT] [-O FORMAT] [-c] [-o OPTIONS] [-S BYTES]\n"
-    "                       [-m THREADS] [-t CACHE] [-W] [-p] [-q] [-U] [--backing-chain] IN OUT\n"
+    "                       [-m THREADS] [-t CACHE] [-W] [-p] [-q] [-U] [--backing-chain]\n"
+    "                       [--bitmaps [--skip-broken-bitmaps]] IN OUT\n"
     "\n"
     "Copies the virtual contents of IN into a new file OUT (which must not exist).\n"
     "  -f, -O   input and output formats: raw, qcow2, vpc, vdi, vmdk, and qcow as\n"
@@ -44,6 +45,10 @@ const char kHelp[] =
     "           be laid out less sequentially (compressed clusters are always stored\n"
     "           in order; raw outputs take any order anyway)\n"
     "  -U       (--force-share) read IN without taking its lock\n"
+    "  --bitmaps  copy IN's persistent bitmaps (qcow2 to qcow2 v3): names,\n"
+    "           granularities, enabled or disabled, and their dirty bits\n"
+    "  --skip-broken-bitmaps  with --bitmaps: leave out bitmaps marked in use\n"
+    "           (inconsistent) instead of failing\n"
     "  -T       accepted for qemu-img compatibility; it changes nothing\n";
 
 struct Target {
@@ -86,6 +91,38 @@ Result<Target> create_target(const std::string& path, const std::string& format,
   return target;
 }
 
+// --bitmaps: the source's bitmaps, as qemu-img picks them (in-use ones are
+// an error, or left out with --skip-broken-bitmaps).
+Result<std::vector<Qcow2Bitmap>> bitmaps_to_copy(const OpenedImage& source, bool skip_broken) {
+  if (!source.qcow2) return make_error(ENOTSUP, source.path + ": source lacks bitmap support (it is not qcow2)");
+  std::vector<Qcow2Bitmap> out;
+  for (const Qcow2Bitmap& b : source.qcow2->details().bitmaps) {
+    if (b.flags & 1) {
+      if (skip_broken) {
+        std::fprintf(stderr, "qcowkit convert: warning: skipping inconsistent bitmap '%s'\n", b.name.c_str());
+        continue;
+      }
+      return make_error(EINVAL, "cannot copy inconsistent bitmap '" + b.name +
+                                    "' (try --skip-broken-bitmaps, or remove it with 'qcowkit bitmap --remove')");
+    }
+    out.push_back(b);
+  }
+  return out;
+}
+
+// Each bitmap is added to the finished target with its granularity and
+// state, then its dirty bits are merged in.
+Status copy_bitmaps(Qcow2Image& source, Qcow2Image& target, const std::vector<Qcow2Bitmap>& bitmaps) {
+  for (const Qcow2Bitmap& b : bitmaps) {
+    QK_ASSIGN_OR_RETURN(std::vector<Extent> dirty, source.bitmap_ranges(b.name));
+    QK_TRY(target.add_bitmap(b.name, uint64_t{1} << b.granularity_bits, (b.flags & 2) != 0));
+    bool any = false;
+    for (const Extent& e : dirty) any |= e.kind == ExtentKind::data;
+    if (any) QK_TRY(target.merge_bitmap_ranges(b.name, dirty, target.info().size));
+  }
+  return {};
+}
+
 }  // namespace
 
 int run_convert(const VerbArgs& raw_args) {
@@ -98,7 +135,8 @@ int run_convert(const VerbArgs& raw_args) {
        {'t', nullptr, true}, {'W', nullptr, false},
        // Accepted so qemu-img command lines run unchanged: the source cache
        // mode means nothing here.
-       {'T', nullptr, true}, {'U', "force-share", false}},
+       {'T', nullptr, true}, {'U', "force-share", false},
+       {0, "bitmaps", false}, {0, "skip-broken-bitmaps", false}},
       status);
   if (!args) return status;
   if (args->positionals.size() != 2) return usage_error("convert", "expected IN and OUT");
@@ -138,6 +176,13 @@ int run_convert(const VerbArgs& raw_args) {
   }
   if (!create.backing_file.empty())
     return usage_error("convert", "convert writes a self-contained image; -o backing_file is not supported");
+  const bool bitmaps = args->has("bitmaps");
+  if (args->has("skip-broken-bitmaps") && !bitmaps)
+    return usage_error("convert", "--skip-broken-bitmaps needs --bitmaps");
+  if (bitmaps && (out_format != "qcow2" || create.version < 3))
+    return report_error("convert", make_error(ENOTSUP, std::string("format driver '") + out_format +
+                                                           "' does not support bitmaps" +
+                                                           (out_format == "qcow2" ? " in v2 (compat=0.10) images" : "")));
 
   CopyPipelineOptions copy;
   if (auto s = args->last("S")) {
@@ -162,6 +207,12 @@ int run_convert(const VerbArgs& raw_args) {
   auto source = open_image(in_path, in_options);
   if (!source.ok()) return report_error("convert", source.error());
   const uint64_t size = source->device->info().size;
+  std::vector<Qcow2Bitmap> to_copy;
+  if (bitmaps) {
+    auto chosen = bitmaps_to_copy(*source, args->has("skip-broken-bitmaps"));
+    if (!chosen.ok()) return report_error("convert", chosen.error());
+    to_copy = std::move(chosen).value();
+  }
 
   auto target = create_target(out_path, out_format, create, other_options, size, durable);
   if (!target.ok()) {
@@ -203,6 +254,7 @@ int run_convert(const VerbArgs& raw_args) {
   }
 
   Status copied = run_copy_pipeline(*source->device, *target->device, copy);
+  if (copied.ok() && !to_copy.empty()) copied = copy_bitmaps(*source->qcow2, *target->qcow2, to_copy);
   if (copied.ok()) copied = target->device->flush();
   if (copied.ok()) copied = target->device->close();
   progress.finish();

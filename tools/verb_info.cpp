@@ -10,6 +10,7 @@
 #include "human_format.hpp"
 #include "image_open.hpp"
 #include "json_writer.hpp"
+#include "qcowkit/image_lock.hpp"
 #include "qcowkit/qcow2_options.hpp"
 #include "snapshot_list.hpp"
 #include "verbs.hpp"
@@ -18,7 +19,7 @@ namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit info [-f FORMAT] [--output=human|json] [--backing-chain] IMAGE\n"
+    "usage: qcowkit info [-f FORMAT] [--output=human|json] [--backing-chain] [-U] IMAGE\n"
     "\n"
     "Prints the virtual size, file size, format and, for qcow2, the version,\n"
     "cluster size, refcount width, feature bits, backing file, snapshots and\n"
@@ -26,7 +27,9 @@ const char kHelp[] =
     "given).\n"
     "JSON output uses qemu-img's field names. Only headers are read.\n"
     "Backing files are named, not described, unless --backing-chain asks for\n"
-    "every layer (JSON: an array, as qemu-img prints it).\n";
+    "every layer (JSON: an array, as qemu-img prints it). Each file is read\n"
+    "under a shared reader lock, as qemu-img takes it, so an image a VM or\n"
+    "server is writing is refused; -U (--force-share) reads without the lock.\n";
 
 struct ImageFacts {
   std::string filename, format;
@@ -162,11 +165,16 @@ void write_human(const ImageFacts& facts) {
 }
 
 
-Result<ImageFacts> gather_facts(const std::string& path, const std::optional<std::string>& format) {
+Result<ImageFacts> gather_facts(const std::string& path, const std::optional<std::string>& format,
+                                bool lock) {
   ImageFacts facts;
   facts.filename = path;
   auto file = FileDevice::open(path, {.read_only = true});
   if (!file.ok()) return with_context(std::move(file).error(), "cannot open '" + path + "'");
+  // The reader lock, as qemu-img info takes it: a writer's metadata may be
+  // in flux, so while a VM or server writes the image we refuse (-U: read
+  // anyway). The lock goes when the file is closed at the end of this call.
+  if (lock) QK_TRY(lock_image((*file)->fd(), path, ImageLockMode::reader));
   if (format) {
     facts.format = *format;
   } else {
@@ -193,12 +201,13 @@ Result<ImageFacts> gather_facts(const std::string& path, const std::optional<std
 
 // The image and, with --backing-chain, every backing file under it.
 Result<std::vector<ImageFacts>> gather_chain(const std::string& path,
-                                             std::optional<std::string> format, bool chain) {
+                                             std::optional<std::string> format, bool chain,
+                                             bool lock) {
   constexpr size_t kMaxDepth = 16;
   std::vector<ImageFacts> layers;
   std::string next = path;
   for (;;) {
-    QK_ASSIGN_OR_RETURN(ImageFacts facts, gather_facts(next, format));
+    QK_ASSIGN_OR_RETURN(ImageFacts facts, gather_facts(next, format, lock));
     layers.push_back(std::move(facts));
     const ImageFacts& top = layers.back();
     if (!chain || !top.qcow2 || top.qcow2->backing_file.empty()) return layers;
@@ -231,7 +240,7 @@ int run_info(const VerbArgs& raw_args) {
     image_format = *name;
   }
   const bool chain = args->has("backing-chain");
-  auto layers = gather_chain(args->positionals[0], image_format, chain);
+  auto layers = gather_chain(args->positionals[0], image_format, chain, !args->has("force-share"));
   if (!layers.ok()) return report_error("info", layers.error());
   if (*format == OutputFormat::json) {
     // qemu-img prints an array with --backing-chain, one object without.

@@ -29,6 +29,8 @@ int run_resize(const VerbArgs& raw_args) {
                               {{0, "shrink", false}, {'f', nullptr, true}, {'q', nullptr, false}},
                               status);
   if (!args) return status;
+  if (args->has("force-share"))
+    return usage_error("resize", "-U (force-share) cannot be used: resize needs the image's write lock");
   if (args->positionals.size() != 2) return usage_error("resize", "expected IMAGE and SIZE");
   auto change = parse_size_change(args->positionals[1]);
   if (!change.ok()) return usage_error("resize", change.error().message);

@@ -20,6 +20,9 @@ int run_compact(const VerbArgs& args);
 int run_sha256(const VerbArgs& args);
 int run_snapshot(const VerbArgs& args);
 int run_measure(const VerbArgs& args);
+int run_bitmap(const VerbArgs& args);
+int run_rebase(const VerbArgs& args);
+int run_commit(const VerbArgs& args);
 
 struct Verb {
   const char* name;

@@ -12,9 +12,10 @@ DESTDIR=$dest cmake --install "$BUILD_DIR" --prefix /opt/qcowkit >"$dest.log"
 root=$dest/opt/qcowkit
 expect_file "$root" bin/qcowkit \
   "$plugindir/nbdkit-qcow2-plugin.so" \
-  "$filterdir/nbdkit-blockcache-filter.so" \
+  "$filterdir/nbdkit-blockcache-filter.so" "$filterdir/nbdkit-qcow2-filter.so" \
   share/qcowkit/web/index.html share/qcowkit/web/app.js share/qcowkit/web/worker.js \
   share/man/man1/nbdkit-qcow2-plugin.1.gz share/man/man1/nbdkit-blockcache-filter.1.gz \
+  share/man/man1/nbdkit-qcow2-filter.1.gz \
   share/man/man1/qcowkit.1.gz share/doc/qcowkit/README.md
 if [[ -f $SOURCE_DIR/build-wasm/wasm/qcowkit.wasm ]]; then
   expect_file "$root" share/qcowkit/web/qcowkit.js share/qcowkit/web/qcowkit.wasm

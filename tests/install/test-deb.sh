@@ -42,9 +42,10 @@ root=$work/root
 usr=$root/$nbdkit_prefix
 expect_file "$usr" bin/qcowkit \
   "$plugindir/nbdkit-qcow2-plugin.so" \
-  "$filterdir/nbdkit-blockcache-filter.so" \
+  "$filterdir/nbdkit-blockcache-filter.so" "$filterdir/nbdkit-qcow2-filter.so" \
   share/qcowkit/web/index.html \
   share/man/man1/nbdkit-qcow2-plugin.1.gz share/man/man1/nbdkit-blockcache-filter.1.gz \
+  share/man/man1/nbdkit-qcow2-filter.1.gz \
   share/man/man1/qcowkit.1.gz share/doc/qcowkit/README.md
 if [[ -f $SOURCE_DIR/build-wasm/wasm/qcowkit.wasm ]]; then
   expect_file "$usr" share/qcowkit/web/qcowkit.js share/qcowkit/web/qcowkit.wasm
@@ -76,11 +77,15 @@ nbdkit -U - --filter="$filter" "$plugin" "$img" blockcache-size=16M \
   --run "nbdcopy '$data' \"\$uri\""
 "$qcowkit" compare "$data" "$img" >/dev/null || fail "the image does not hold what nbdcopy wrote through the filter"
 "$qcowkit" check "$img" >/dev/null || fail "qcowkit check: the image is not clean after serving"
+# The unpacked qcow2 filter serves the same image over the file plugin.
+qfilter=$usr/$filterdir/nbdkit-qcow2-filter.so
+got=$(nbdkit -U - -r --filter="$qfilter" file "$img" --run 'nbdinfo --size "$uri"')
+[[ $got == 67108864 ]] || fail "nbdinfo --size over the qcow2 filter said '$got'"
 log=$(nbdkit -U - -v --filter="$filter" null 1M --run true 2>&1)
 grep -q 'qcowkit_git_revision=' <<<"$log" || fail "nbdkit -v does not log the filter's version"
 
 # The man pages: each renders, and man finds it by name under the root.
-for page in nbdkit-qcow2-plugin nbdkit-blockcache-filter qcowkit; do
+for page in nbdkit-qcow2-plugin nbdkit-blockcache-filter nbdkit-qcow2-filter qcowkit; do
   text=$(LC_ALL=C MANWIDTH=80 man --warnings -l "$usr/share/man/man1/$page.1.gz" 2>"$work/man.err")
   [[ ! -s $work/man.err ]] && grep -q "^NAME" <<<"$text" && grep -q "$page" <<<"$text" ||
     { cat "$work/man.err"; fail "man -l $page.1.gz does not render cleanly"; }

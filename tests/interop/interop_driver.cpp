@@ -5,7 +5,8 @@
 //   map IMAGE [BACKING]                the mapping as qemu-img map --output=json prints it
 //   check IMAGE [leaks|all]            check (and repair), printed as key=value lines
 //   create IMAGE SIZE [key=value...]   compat, cluster_size, refcount_bits, lazy_refcounts, preallocation
-//   workload IMAGE RAW SEED OPS        a seeded random workload, mirrored on RAW
+//   workload IMAGE RAW SEED OPS [LOG]  a seeded random workload, mirrored on RAW
+//                                      (LOG: "offset length" of every change)
 //
 // Backing images given on the command line are opened read-only as qcow2 if
 // they look like qcow2, else as raw.
@@ -156,9 +157,16 @@ int create(int argc, char** argv) {
 }
 
 // Random writes, zeroes, discards, compressed writes and resizes, the same
-// on the image and on a raw mirror; reopens now and then.
+// on the image and on a raw mirror; reopens now and then. Images with
+// persistent bitmaps are not resized (the engine refuses, as QEMU does), and
+// every change is logged so that a test can check the bitmaps cover it.
 int workload(int argc, char** argv) {
-  if (argc < 6) return fail("usage: workload IMAGE RAW SEED OPS");
+  if (argc < 6) return fail("usage: workload IMAGE RAW SEED OPS [LOG]");
+  FILE* log = argc > 6 ? std::fopen(argv[6], "w") : nullptr;
+  if (argc > 6 && !log) return fail(std::string("cannot write ") + argv[6]);
+  auto changed = [log](uint64_t offset, uint64_t length) {
+    if (log) std::fprintf(log, "%llu %llu\n", (unsigned long long)offset, (unsigned long long)length);
+  };
   const std::string image_path = argv[2], raw_path = argv[3];
   std::mt19937_64 rng(std::stoull(argv[4]));
   const uint64_t ops = std::stoull(argv[5]);
@@ -187,13 +195,16 @@ int workload(int argc, char** argv) {
       if (rng() % 4 == 0) std::memset(buf.data(), 0, length / 2);
       a = (*image)->write(offset, buf, {.fua = rng() % 16 == 0});
       b = raw->write(offset, buf);
+      changed(offset, length);
     } else if (what < 62) {
       ZeroFlags flags{.may_trim = rng() % 2 == 0};
       a = (*image)->write_zeroes(offset, length, flags);
       b = raw->write_zeroes(offset, length);
+      changed(offset, length);
     } else if (what < 72) {
       a = (*image)->discard(offset, length);
       b = raw->write_zeroes(offset, length);
+      changed(offset, length);
     } else if (what < 80) {
       const uint64_t cluster = (rng() % ((size + cs - 1) / cs)) * cs;
       const uint64_t n = std::min<uint64_t>(cs, size - cluster);
@@ -201,6 +212,9 @@ int workload(int argc, char** argv) {
       for (uint64_t k = 0; k < n / 2; ++k) buf[k] = static_cast<uint8_t>(k * 7);
       a = (*image)->write_compressed(cluster, buf);
       b = raw->write(cluster, buf);
+      changed(cluster, n);
+    } else if (what < 86 && !(*image)->details().bitmaps.empty()) {
+      continue;  // no resizes: the bitmaps would no longer cover the image
     } else if (what < 84) {
       const uint64_t new_size = size + ((rng() % 8) * cs) + 512 * (rng() % 3);
       a = (*image)->resize(new_size);
@@ -227,6 +241,7 @@ int workload(int argc, char** argv) {
     if (!a.ok()) return fail("op " + std::to_string(i) + ": " + a.error().message);
     if (!b.ok()) return fail("raw op " + std::to_string(i) + ": " + b.error().message);
   }
+  if (log) std::fclose(log);
   auto st = (*image)->close();
   if (!st.ok()) return fail(st.error().message);
   st = raw->close();

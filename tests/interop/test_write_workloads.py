@@ -9,7 +9,15 @@ Images with internal snapshots check copy-on-write: each snapshot's view is
 converted to raw by qemu-img before and after the workload, and the two must
 be equal byte for byte, except for zeroes past the old end when the workload
 grew the image (a write that changed a cluster the snapshot shares instead
-of copying it shows up here, not in the active layer)."""
+of copying it shows up here, not in the active layer).
+
+Images with persistent bitmaps (qemu-img bitmap --add, one enabled and
+one disabled) check the bitmaps the engine maintains: afterwards
+`qemu-img info` shows them not in use, and `qcowkit map --bitmap` (when
+QCOWKIT is given) reads the enabled one dirty over every range the
+workload changed and the disabled one clean.
+
+usage: test_write_workloads.py DRIVER IMAGES_DIR [QCOWKIT]"""
 import filecmp
 import json
 import os
@@ -20,6 +28,7 @@ import tempfile
 from interop_common import qemu_check, read_manifest, require, run
 
 driver, directory = sys.argv[1], sys.argv[2]
+qcowkit = sys.argv[3] if len(sys.argv) > 3 else None
 require("qemu-img")
 work = tempfile.mkdtemp(prefix="qcowkit-workload-")
 MIB = 1024 * 1024
@@ -48,6 +57,9 @@ configs = [
     ("qemu-prealloc", "qemu", ["preallocation=metadata"], 16 * MIB),
     ("qemu-extl2", "qemu", ["extended_l2=on"], 16 * MIB),
 ]
+# Images that get persistent bitmaps before the workload: name -> options.
+with_bitmaps = {"ours-bitmaps": [], "qemu-bitmaps-c4k": ["cluster_size=4096"]}
+configs += [("ours-bitmaps", "ours", [], 16 * MIB), ("qemu-bitmaps-c4k", "qemu", ["cluster_size=4096"], 8 * MIB)]
 # Images qemu-img made with data already in them, including compressed ones
 # and one with an internal snapshot that must survive.
 copied = {"v2", "c4k", "zlib", "zstd", "zlib-c4k", "snapshot", "rc8", "lazy", "prealloc-full",
@@ -110,6 +122,36 @@ def all_zero(path):
                 return False
     return True
 
+def bitmap_problem(name, image, log):
+    """What is wrong with the bitmaps after the workload, or None."""
+    info = json.loads(run("qemu-img", "info", "--output=json", image).stdout)
+    bitmaps = {b["name"]: b for b in info.get("format-specific", {}).get("data", {}).get("bitmaps", [])}
+    if sorted(bitmaps) != ["disabled", "enabled"]:
+        return "bitmaps after the workload: %s" % sorted(bitmaps)
+    if any("in-use" in b["flags"] for b in bitmaps.values()):
+        return "bitmaps still in use after a clean close: %s" % bitmaps
+    if qcowkit is None:
+        return None
+    def dirty(bitmap):
+        out = run(qcowkit, "map", "--bitmap", bitmap, "--output=json", image).stdout
+        return [(r["start"], r["start"] + r["length"]) for r in json.loads(out) if r["dirty"]]
+    if dirty("disabled"):
+        return "the disabled bitmap recorded writes: %s" % dirty("disabled")[:4]
+    runs = dirty("enabled")
+    with open(log) as f:
+        changes = [tuple(map(int, line.split())) for line in f if line.strip()]
+    if not changes:
+        return "the workload changed nothing"
+    for offset, length in changes:
+        pos = offset
+        for start, end in runs:
+            if start <= pos < end:
+                pos = end
+        if pos < offset + length:
+            return "the enabled bitmap misses bytes %d..%d (changed at %d+%d)" % (pos, offset + length, offset, length)
+    return None
+
+
 failures = []
 jobs = []
 for name, who, options, size in configs:
@@ -120,6 +162,9 @@ for name, who, options, size in configs:
     else:
         opts = ",".join(options)
         run("qemu-img", "create", "-q", "-f", "qcow2", *(["-o", opts] if opts else []), image, str(size))
+    if name in with_bitmaps:
+        run("qemu-img", "bitmap", "--add", "-g", "8K", image, "enabled")
+        run("qemu-img", "bitmap", "--add", "--disable", image, "disabled")
     with open(raw, "wb") as f:
         f.truncate(size)
     jobs.append((name, image, raw))
@@ -141,7 +186,8 @@ for seed, (name, image, raw) in enumerate(jobs, start=1):
         if all_zero(view):
             failures.append("%s: snapshot %s reads as zeroes before the workload: nothing to "
                             "protect" % (name, snap))
-    proc = run(driver, "workload", image, raw, str(seed), "400", check=False)
+    log = image + ".changes"
+    proc = run(driver, "workload", image, raw, str(seed), "400", log, check=False)
     if proc.returncode != 0:
         failures.append("%s: workload: %s" % (name, proc.stderr.strip()))
         continue
@@ -156,6 +202,10 @@ for seed, (name, image, raw) in enumerate(jobs, start=1):
     proc = run("qemu-img", "compare", "-f", "qcow2", "-F", "raw", image, raw, check=False)
     if proc.returncode != 0:
         failures.append("%s: qemu-img compare: %s" % (name, proc.stdout.strip()))
+        continue
+    problem = bitmap_problem(name, image, log) if name in with_bitmaps else None
+    if problem:
+        failures.append("%s: %s" % (name, problem))
         continue
     if name == "copy-snapshot" and "before-edits" not in before:
         failures.append("%s: the image has no snapshot before-edits to check" % name)

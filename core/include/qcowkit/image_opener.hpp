@@ -6,7 +6,9 @@
 //   ImageOpenOptions o;
 //   o.backing = BackingPolicy::same_directory;
 //   auto image = open_named_image(posix_host(), "disk.qcow2", o);
-//   image->device->read(0, buffer);
+//   if (!image.ok()) return image.error();
+//   Status st = image->device->read(0, buffer);
+//   st = image->close();
 //
 // Backing files are named inside images, so a hostile image may name any
 // file on the machine: nothing is followed unless the policy allows it, and

@@ -1,8 +1,20 @@
 // Qcow2Image: a qcow2 image as a BlockDevice, stored on another BlockDevice.
 //
-//   auto file = FileDevice::open("disk.qcow2");
-//   auto image = Qcow2Image::open(std::move(*file), {});
-//   image->read(0, buffer);
+//   auto file = FileDevice::open("disk.qcow2", {.read_only = true});
+//   if (!file.ok()) return file.error();
+//   Qcow2OpenOptions options;
+//   options.read_only = true;
+//   auto image = Qcow2Image::open(std::move(*file), options);
+//   if (!image.ok()) return image.error();
+//   std::vector<uint8_t> buffer(4096);
+//   Status st = (*image)->read(0, buffer);
+//
+// (tests/unit/docs/test_header_examples.cpp compiles and runs this.)
+//
+// Ownership: the image shares the device it lies on (and any backing or
+// data file passed in) and never closes them: close() flushes and ends the
+// image; the caller closes the file. Thread safety: every method may be
+// called from many threads at once (see docs/architecture.md, locking).
 //
 // Supports versions 2 and 3, cluster sizes 512 B to 2 MiB, refcount widths
 // 1 to 64 bits, zero clusters, compressed clusters (deflate, zstd), extended
@@ -10,7 +22,8 @@
 // opened read-only) and persistent dirty bitmaps (enabled ones record every
 // write, marked in use while the image is open for writing and consistent
 // again after a clean close; bitmaps it cannot maintain are marked
-// inconsistent on the first write, as the spec requires). Refuses
+// inconsistent on the first write, as the spec requires; added, removed,
+// cleared, enabled, disabled and merged on request, crash-safe). Refuses
 // encryption, unknown incompatible features and structurally invalid images
 // with an error saying which. Never opens a file named inside the image: a
 // backing file or external data file is used only when the caller passes it.
@@ -179,6 +192,36 @@ class Qcow2Image final : public BlockDevice {
   // granules) and `hole` for clean ones. ENOENT for an unknown bitmap,
   // EINVAL for one marked in use (inconsistent after an unclean close).
   Result<std::vector<Extent>> bitmap_ranges(const std::string& name);
+
+  // Persistent dirty bitmaps, as `qemu-img bitmap`. Each change waits for
+  // the requests in flight and runs alone; a power cut at any point leaves
+  // the old or the new bitmap directory (at worst with leaked clusters).
+  // Errors: ENOTSUP on a v2 (compat=0.10) image, ENOENT for an unknown
+  // bitmap, EEXIST for a name in use, EINVAL for a name of 0 or more than
+  // 1023 bytes, a granularity that is not a power of two from 512 B to
+  // 2 GiB (0: QEMU's default, the cluster size within 4 KiB..64 KiB), or a
+  // bitmap marked in use (inconsistent; it can only be removed), EFBIG past
+  // 65535 bitmaps. Nothing changes on disk when a call fails.
+  Status add_bitmap(const std::string& name, uint64_t granularity = 0, bool enabled = true);
+  Status remove_bitmap(const std::string& name);
+  Status clear_bitmap(const std::string& name);                    // every granule clean
+  Status enable_bitmap(const std::string& name, bool enabled);     // records writes or not
+  // target |= source, both in this image.
+  Status merge_bitmap(const std::string& target, const std::string& source);
+  // target |= the dirty `data` extents of a bitmap of another image of
+  // `source_size` bytes (as bitmap_ranges() gives them); EINVAL unless the
+  // sizes agree.
+  Status merge_bitmap_ranges(const std::string& target, const std::vector<Extent>& source,
+                             uint64_t source_size);
+
+  // Records another backing file (as `qemu-img rebase -u`): the name and
+  // format go into the header in one write, after everything written so far
+  // is durable; an empty name makes the image standalone. From then on
+  // unallocated ranges read from `backing` (nullptr: zeroes). The name is
+  // recorded, never opened. EINVAL for a name over 1023 bytes, ENOSPC when
+  // the header would outgrow the first cluster.
+  Status set_backing_file(const std::string& name, const std::string& format,
+                          std::shared_ptr<BlockDevice> backing);
 
   // True when zeroing [offset, offset + length) needs metadata updates only.
   bool can_zero_fast(uint64_t offset, uint64_t length);

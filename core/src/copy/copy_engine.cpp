@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <condition_variable>
 #include <map>
-#include <mutex>
 #include <new>
 #include <optional>
 #include <utility>
@@ -16,6 +15,7 @@
 #include "copy/request_geometry.hpp"
 #include "copy/segment_walker.hpp"
 #include "qcowkit/executor.hpp"
+#include "qcowkit/mutex.hpp"
 
 namespace qcowkit {
 namespace {
@@ -56,29 +56,29 @@ struct CopyEngine::State {
   const uint64_t end;
 
   // The source stage: one worker at a time walks the extents.
-  std::mutex source_mutex;
-  engine::SegmentWalker walker;              // guarded by source_mutex
-  std::optional<engine::Segment> whole;      // without extents: the one segment to cut; same
-  std::optional<engine::Segment> segment;    // rest of the current segment; same
-  uint64_t next_sequence = 0;              // same
-  bool source_done = false;                // same
+  Mutex source_mutex;
+  engine::SegmentWalker walker QK_GUARDED_BY(source_mutex);
+  std::optional<engine::Segment> whole QK_GUARDED_BY(source_mutex);    // without extents: the one segment to cut
+  std::optional<engine::Segment> segment QK_GUARDED_BY(source_mutex);  // rest of the current segment
+  uint64_t next_sequence QK_GUARDED_BY(source_mutex) = 0;
+  bool source_done QK_GUARDED_BY(source_mutex) = false;
 
   // The commit stage.
-  mutable std::mutex mutex;
-  std::condition_variable room;            // the queue shrank, or the copy halted
-  std::map<uint64_t, Prepared> queued;     // guarded by mutex: prepared, not yet their turn
-  uint64_t next_commit = 0;                // same
-  bool committing = false;                 // same: a worker is draining `queued`
-  std::optional<Error> error;              // same: the first failure
-  bool stopped = false;                    // same: the sink asked to stop
-  bool finished = false;                   // same: sink finished, progress complete
+  mutable Mutex mutex;
+  std::condition_variable room;  // the queue shrank, or the copy halted
+  std::map<uint64_t, Prepared> queued QK_GUARDED_BY(mutex);  // prepared, not yet their turn
+  uint64_t next_commit QK_GUARDED_BY(mutex) = 0;
+  bool committing QK_GUARDED_BY(mutex) = false;  // a worker is draining `queued`
+  std::optional<Error> error QK_GUARDED_BY(mutex);  // the first failure
+  bool stopped QK_GUARDED_BY(mutex) = false;     // the sink asked to stop
+  bool finished QK_GUARDED_BY(mutex) = false;    // sink finished, progress complete
   std::atomic<bool> halted{false};         // error, stop or cancel: take no more jobs
   std::atomic<bool> cancelled{false};
 
   // Spare chunk buffers, so a long copy does not allocate (and fault in)
   // a fresh megabyte per chunk.
-  std::mutex spare_mutex;
-  std::vector<std::vector<uint8_t>> spare;  // guarded by spare_mutex
+  Mutex spare_mutex;
+  std::vector<std::vector<uint8_t>> spare QK_GUARDED_BY(spare_mutex);
 
   engine::ProgressMeter meter;
 
@@ -87,7 +87,7 @@ struct CopyEngine::State {
   }
 
   void fail(Error e) {
-    std::lock_guard lock(mutex);
+    MutexLock lock(mutex);
     if (!error) error = std::move(e);
     halted = true;
     room.notify_all();
@@ -96,7 +96,7 @@ struct CopyEngine::State {
   std::vector<uint8_t> take_buffer(uint64_t length) {
     std::vector<uint8_t> buffer;
     {
-      std::lock_guard lock(spare_mutex);
+      MutexLock lock(spare_mutex);
       if (!spare.empty()) {
         buffer = std::move(spare.back());
         spare.pop_back();
@@ -109,12 +109,12 @@ struct CopyEngine::State {
 
   void recycle(CopyChunk& chunk) {
     if (chunk.data.empty()) return;
-    std::lock_guard lock(spare_mutex);
+    MutexLock lock(spare_mutex);
     if (spare.size() < options.workers + max_queued()) spare.push_back(std::move(chunk.data));
   }
 
   // The next job of the walk, or nullopt at its end (caller holds source_mutex).
-  Result<std::optional<Job>> next_job() {
+  Result<std::optional<Job>> next_job() QK_REQUIRES(source_mutex) {
     while (!segment || segment->length == 0) {
       if (!options.use_extents) {
         if (!whole) return std::optional<Job>();
@@ -143,7 +143,7 @@ struct CopyEngine::State {
 
   // Takes a job under the source lock. nullopt: nothing left for this worker.
   std::optional<Job> take_job() {
-    std::lock_guard lock(source_mutex);
+    MutexLock lock(source_mutex);
     if (source_done || halted) return std::nullopt;
     auto next = next_job();
     if (next.ok() && next->has_value()) return **next;
@@ -201,10 +201,9 @@ struct CopyEngine::State {
       recycle(p.chunk);
       return;
     }
-    std::unique_lock lock(mutex);
-    room.wait(lock, [&] {
-      return halted || queued.size() < max_queued() || sequence == next_commit;
-    });
+    MutexLock lock(mutex);
+    while (!(halted || queued.size() < max_queued() || sequence == next_commit))
+      room.wait(lock.native());
     if (halted) {
       lock.unlock();
       recycle(p.chunk);
@@ -235,7 +234,7 @@ struct CopyEngine::State {
     if (!flow.ok()) return fail(std::move(flow).error());
     meter.add(p.chunk.length);
     if (*flow == CopySink::Flow::stop) {
-      std::lock_guard lock(mutex);
+      MutexLock lock(mutex);
       stopped = true;
       halted = true;
       room.notify_all();
@@ -244,7 +243,7 @@ struct CopyEngine::State {
 
   // After the last job: the outcome, finishing the sink on success.
   Status conclude() {
-    std::unique_lock lock(mutex);
+    MutexLock lock(mutex);
     if (error) return *error;
     if (cancelled) return make_error(ECANCELED, std::string(options.operation) + ": cancelled");
     if (finished) return {};
@@ -314,7 +313,7 @@ Result<CopyProgress> CopyEngine::step(uint64_t budget) {
   if (s.meter.done() >= s.end - s.options.begin) s.work_one();
   bool done;
   {
-    std::lock_guard lock(s.source_mutex);
+    MutexLock lock(s.source_mutex);
     done = s.source_done || s.halted;
   }
   if (done) QK_TRY(s.conclude());
@@ -323,7 +322,7 @@ Result<CopyProgress> CopyEngine::step(uint64_t budget) {
 
 void CopyEngine::cancel() {
   State& s = *state_;
-  std::lock_guard lock(s.mutex);
+  MutexLock lock(s.mutex);
   s.cancelled = true;
   s.halted = true;
   s.room.notify_all();
@@ -334,7 +333,7 @@ CopyProgress CopyEngine::progress() const {
   CopyProgress p;
   p.total = s.end - s.options.begin;
   p.done = s.meter.done();
-  std::lock_guard lock(s.mutex);
+  MutexLock lock(s.mutex);
   p.finished = s.finished;
   return p;
 }

@@ -65,17 +65,27 @@ Result<bool> byte_in_use(int fd, const std::string& name, int byte) {
   return fl.l_type != F_UNLCK;
 }
 
-Error conflict(const std::string& name, int bit, bool they_hold_it) {
+// Says who holds the image, by the kind QEMU's lock bytes reveal: a writer
+// holds the "write" permission (a running VM, qemu-io, qemu-nbd, nbdkit
+// serving it read-write); a reader only refuses to share it (qemu-img info or
+// check, a read-only server), which still keeps writers out.
+Error conflict(int fd, const std::string& name, int bit, bool they_hold_it) {
+  auto writer = byte_in_use(fd, name, qemu_lock_perm_base + 1);
+  const bool by_writer = they_hold_it || (writer.ok() && *writer);
   std::string what = they_hold_it
                          ? std::string("another process holds the \"") + permission_name(bit) +
                                "\" permission"
                          : std::string("another process does not share the \"") +
                                permission_name(bit) + "\" permission";
-  return make_error(EBUSY, name + ": the image is in use: " + what +
+  const std::string kind =
+      by_writer ? "by a writer (a running VM, qemu-io, qemu-nbd or an NBD server such as nbdkit "
+                  "serving it read-write)"
+                : "by a reader (such as qemu-img info or check, or a read-only NBD server)";
+  return make_error(EBUSY, name + ": the image is in use " + kind + ": " + what +
                                " (QEMU-style lock byte " +
                                std::to_string((they_hold_it ? qemu_lock_perm_base
                                                             : qemu_lock_shared_base) + bit) +
-                               "); is qemu or another server using it?");
+                               ")");
 }
 
 Status apply(int fd, const std::string& name, const Permissions& p) {
@@ -98,11 +108,11 @@ Status check(int fd, const std::string& name, const Permissions& p) {
   for (int bit = 0; bit < permission_count; ++bit) {
     if (p.held & (1u << bit)) {
       QK_ASSIGN_OR_RETURN(bool refused, byte_in_use(fd, name, qemu_lock_shared_base + bit));
-      if (refused) return conflict(name, bit, false);
+      if (refused) return conflict(fd, name, bit, false);
     }
     if (p.unshared & (1u << bit)) {
       QK_ASSIGN_OR_RETURN(bool held, byte_in_use(fd, name, qemu_lock_perm_base + bit));
-      if (held) return conflict(name, bit, true);
+      if (held) return conflict(fd, name, bit, true);
     }
   }
   return {};

@@ -1,11 +1,11 @@
 #include "qcowkit/executor.hpp"
+#include "qcowkit/mutex.hpp"
 
 #include <algorithm>
 
 #if QCOWKIT_HAVE_THREADS
 #include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -34,16 +34,16 @@ struct Batch {
 }  // namespace
 
 struct Executor::Pool {
-  std::mutex mutex;
+  Mutex mutex;
   std::condition_variable work_ready;
   std::condition_variable batch_done;
-  std::deque<Batch*> queue;  // batches with indices not yet taken
-  std::vector<std::thread> threads;
-  unsigned idle = 0;  // threads waiting for work
-  bool stopping = false;
+  std::deque<Batch*> queue QK_GUARDED_BY(mutex);  // batches with indices not yet taken
+  std::vector<std::thread> threads QK_GUARDED_BY(mutex);
+  unsigned idle QK_GUARDED_BY(mutex) = 0;  // threads waiting for work
+  bool stopping QK_GUARDED_BY(mutex) = false;
 
   // Takes the next index of the front batch; false when no batch has one.
-  bool take(Batch*& batch, size_t& index) {
+  bool take(Batch*& batch, size_t& index) QK_REQUIRES(mutex) {
     while (!queue.empty()) {
       Batch* front = queue.front();
       if (front->next < front->count) {
@@ -57,19 +57,19 @@ struct Executor::Pool {
     return false;
   }
 
-  void finished(Batch* batch) {
+  void finished(Batch* batch) QK_REQUIRES(mutex) {
     if (++batch->finished == batch->count) batch_done.notify_all();
   }
 
   void work() {
-    std::unique_lock lock(mutex);
+    MutexLock lock(mutex);
     for (;;) {
       Batch* batch = nullptr;
       size_t index = 0;
       if (!take(batch, index)) {
         if (stopping) return;
         ++idle;
-        work_ready.wait(lock);
+        work_ready.wait(lock.native());
         --idle;
         continue;
       }
@@ -82,7 +82,7 @@ struct Executor::Pool {
 
   // Makes sure `wanted` threads could pick up work now (caller holds mutex).
   // A system out of threads is not an error: the caller does the work.
-  void grow(unsigned wanted) {
+  void grow(unsigned wanted) QK_REQUIRES(mutex) {
     unsigned available = idle;
     while (available < wanted && threads.size() < kMaxThreads) {
       try {
@@ -99,7 +99,7 @@ Executor::Executor() : pool_(std::make_unique<Pool>()) {}
 
 Executor::~Executor() {
   {
-    std::lock_guard lock(pool_->mutex);
+    MutexLock lock(pool_->mutex);
     pool_->stopping = true;
   }
   pool_->work_ready.notify_all();
@@ -118,7 +118,7 @@ void Executor::run(size_t count, const std::function<void(size_t)>& job) {
   batch.count = count;
   batch.job = &job;
   Pool& pool = *pool_;
-  std::unique_lock lock(pool.mutex);
+  MutexLock lock(pool.mutex);
   pool.queue.push_back(&batch);
   pool.grow(static_cast<unsigned>(std::min<size_t>(count - 1, kMaxThreads)));
   if (count - 1 >= pool.idle) {
@@ -139,7 +139,7 @@ void Executor::run(size_t count, const std::function<void(size_t)>& job) {
     lock.lock();
     pool.finished(&batch);
   }
-  pool.batch_done.wait(lock, [&] { return batch.finished == batch.count; });
+  while (batch.finished != batch.count) pool.batch_done.wait(lock.native());
 }
 
 #else  // no threads: the caller does everything, in order

@@ -14,6 +14,12 @@ Result<std::vector<Extent>> Qcow2Image::Impl::bitmap_ranges(const std::string& n
   for (const BitmapEntry& b : bitmaps_.entries)
     if (b.info.name == name) bitmap = &b;
   if (!bitmap) return make_error(ENOENT, "bitmap '" + name + "' not found");
+  return bitmap_ranges_locked(*bitmap);
+}
+
+Result<std::vector<Extent>> Qcow2Image::Impl::bitmap_ranges_locked(const BitmapEntry& entry) {
+  const BitmapEntry* bitmap = &entry;
+  const std::string& name = entry.info.name;
   if (!(header_.autoclear_features & kAutoclearBitmaps) || (bitmap->info.flags & kBitmapInUse))
     return make_error(EINVAL, "bitmap '" + name + "' is inconsistent (the image was not closed "
                               "cleanly since it was last written): it cannot say what changed");

@@ -1,5 +1,7 @@
 #include "qcow2/bitmaps.hpp"
 
+#include <algorithm>
+
 #include "qcow2/format.hpp"
 #include "util/endian.hpp"
 
@@ -38,6 +40,7 @@ Result<BitmapDirectory> read_bitmap_directory(BlockDevice& file, const Header& h
     const uint64_t entry_size = 24 + uint64_t{extra_size} + name_size;
     if (pos + entry_size > buf.size()) return invalid("entry " + std::to_string(i) + " is truncated");
     e.extra_size = extra_size;
+    e.extra.assign(p + 24, p + 24 + extra_size);
     e.info.name.assign(reinterpret_cast<const char*>(p + 24 + extra_size), name_size);
     if (e.table_offset % h.cluster_size() != 0 || e.table_offset > kMaxOffset ||
         uint64_t{e.table_size} * 8 > (64u << 20))
@@ -46,6 +49,35 @@ Result<BitmapDirectory> read_bitmap_directory(BlockDevice& file, const Header& h
     pos += (entry_size + 7) & ~uint64_t{7};
   }
   return dir;
+}
+
+std::vector<uint8_t> encode_bitmap_directory(std::vector<BitmapEntry>& entries) {
+  std::vector<uint8_t> out;
+  for (BitmapEntry& e : entries) {
+    e.directory_position = out.size();
+    e.extra_size = static_cast<uint32_t>(e.extra.size());
+    const uint64_t size = 24 + e.extra.size() + e.info.name.size();
+    out.resize(out.size() + ((size + 7) & ~uint64_t{7}), 0);
+    uint8_t* p = out.data() + e.directory_position;
+    store_be64(p, e.table_offset);
+    store_be32(p + 8, e.table_size);
+    store_be32(p + 12, e.info.flags);
+    p[16] = e.type;
+    p[17] = static_cast<uint8_t>(e.info.granularity_bits);
+    store_be16(p + 18, static_cast<uint16_t>(e.info.name.size()));
+    store_be32(p + 20, e.extra_size);
+    std::copy(e.extra.begin(), e.extra.end(), p + 24);
+    std::copy(e.info.name.begin(), e.info.name.end(), p + 24 + e.extra.size());
+  }
+  return out;
+}
+
+uint64_t bitmap_table_entries(uint64_t virtual_size, unsigned granularity_bits,
+                              uint64_t cluster_size) {
+  const uint64_t granule = uint64_t{1} << granularity_bits;
+  const uint64_t bits = virtual_size / granule + (virtual_size % granule != 0);
+  const uint64_t bits_per_cluster = cluster_size * 8;
+  return bits / bits_per_cluster + (bits % bits_per_cluster != 0);
 }
 
 Result<std::vector<uint64_t>> bitmap_clusters(BlockDevice& file, const Header& h,

@@ -72,3 +72,15 @@ uint64_t needed_prefix(ConstByteSpan first_bytes, uint64_t file_size);
 Result<std::vector<uint8_t>> serialize_header(const Header& header);
 
 }  // namespace qcowkit::qcow2
+
+namespace qcowkit::qcow2 {
+
+// The header area of an existing image rewritten for `next`: the fixed part
+// as found on disk (`fixed`, its first header_length bytes: fields qcowkit
+// does not know survive), with the autoclear bits and the backing file name
+// location taken from `next`, then every extension (`next`'s backing format,
+// data file and bitmaps, every other one as found), the end marker and the
+// backing file name. Fails when that does not fit in the first cluster.
+Result<std::vector<uint8_t>> encode_header_area(ConstByteSpan fixed, const Header& next);
+
+}  // namespace qcowkit::qcow2

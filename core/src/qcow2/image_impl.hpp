@@ -2,7 +2,8 @@
 // across several files: open.cpp, create.cpp, mapping.cpp (guest-to-host
 // lookups), refcounts.cpp (refcounts and allocation), io.cpp (read and
 // write), zero_discard.cpp, flush.cpp, resize.cpp, check.cpp, compact.cpp,
-// extents.cpp.
+// extents.cpp, snapshot_ops.cpp, bitmap_tracking.cpp, bitmap_ops.cpp,
+// header_update.cpp.
 //
 // Locking: `mutex_` guards every piece of metadata (header, L1, refcount
 // table, cache). Data I/O runs without it, inside a shared hold of
@@ -141,6 +142,30 @@ class Qcow2Image::Impl {
   void mark_bitmaps_dirty(uint64_t offset, uint64_t length);
   Status persist_bitmaps_locked() QK_REQUIRES(mutex_);
   Result<std::vector<Extent>> bitmap_ranges(const std::string& name);  // bitmap_ranges.cpp
+  Result<std::vector<Extent>> bitmap_ranges_locked(const qcow2::BitmapEntry& bitmap) QK_REQUIRES(mutex_);
+
+  // bitmap_ops.cpp: directory changes, each published with one header write
+  struct BitmapRequest {
+    enum Kind { add, remove, clear, enable, disable, merge } kind;
+    std::string name;                                 // the bitmap changed
+    uint64_t granularity = 0;                         // add
+    bool enabled = true;                              // add
+    const std::string* source_name = nullptr;         // merge, from this image
+    const std::vector<Extent>* source_ranges = nullptr;  // merge, from another image
+    uint64_t source_size = 0;                         //   ... of this virtual size
+  };
+  Status change_bitmaps(const char* op, const BitmapRequest& request);
+  Status apply_bitmap_request_locked(const BitmapRequest& request,
+                                     std::vector<qcow2::BitmapEntry>& entries,
+                                     std::vector<uint64_t>& freed) QK_REQUIRES(mutex_);
+  Status merge_into_locked(const BitmapRequest& request, std::vector<qcow2::BitmapEntry>& entries,
+                           std::vector<uint64_t>& freed) QK_REQUIRES(mutex_);
+  Status publish_bitmaps_locked(std::vector<qcow2::BitmapEntry> entries,
+                                const std::vector<uint64_t>& freed_clusters) QK_REQUIRES(mutex_);
+  Result<uint64_t> write_new_clusters_locked(ConstByteSpan bytes) QK_REQUIRES(mutex_);
+  Status switch_header_locked(const qcow2::Header& next) QK_REQUIRES(mutex_);  // header_update.cpp
+  Status set_backing_file(const std::string& name, const std::string& format,
+                          std::shared_ptr<BlockDevice> backing);
   Mutex bitmap_mutex_;                  // guards tracked_bitmaps_[*].set_bits
   std::vector<TrackedBitmap> tracked_bitmaps_;  // fixed by the first write
   bool bitmaps_in_use_ = false;              // we set their in-use flags on disk

@@ -118,6 +118,46 @@ Result<std::vector<Extent>> Qcow2Image::bitmap_ranges(const std::string& name) {
   return impl_->bitmap_ranges(name);
 }
 
+Status Qcow2Image::add_bitmap(const std::string& name, uint64_t granularity, bool enabled) {
+  Impl::BitmapRequest r{Impl::BitmapRequest::add, name};
+  r.granularity = granularity;
+  r.enabled = enabled;
+  return impl_->change_bitmaps("bitmap add", r);
+}
+
+Status Qcow2Image::remove_bitmap(const std::string& name) {
+  return impl_->change_bitmaps("bitmap remove", Impl::BitmapRequest{Impl::BitmapRequest::remove, name});
+}
+
+Status Qcow2Image::clear_bitmap(const std::string& name) {
+  return impl_->change_bitmaps("bitmap clear", Impl::BitmapRequest{Impl::BitmapRequest::clear, name});
+}
+
+Status Qcow2Image::enable_bitmap(const std::string& name, bool enabled) {
+  using R = Impl::BitmapRequest;
+  return impl_->change_bitmaps(enabled ? "bitmap enable" : "bitmap disable",
+                               R{enabled ? R::enable : R::disable, name});
+}
+
+Status Qcow2Image::merge_bitmap(const std::string& target, const std::string& source) {
+  Impl::BitmapRequest r{Impl::BitmapRequest::merge, target};
+  r.source_name = &source;
+  return impl_->change_bitmaps("bitmap merge", r);
+}
+
+Status Qcow2Image::merge_bitmap_ranges(const std::string& target, const std::vector<Extent>& source,
+                                       uint64_t source_size) {
+  Impl::BitmapRequest r{Impl::BitmapRequest::merge, target};
+  r.source_ranges = &source;
+  r.source_size = source_size;
+  return impl_->change_bitmaps("bitmap merge", r);
+}
+
+Status Qcow2Image::set_backing_file(const std::string& name, const std::string& format,
+                                    std::shared_ptr<BlockDevice> backing) {
+  return impl_->set_backing_file(name, format, std::move(backing));
+}
+
 Status Qcow2Image::apply_snapshot(const std::string& id_or_name) {
   return impl_->apply_snapshot(id_or_name);
 }
