@@ -1,5 +1,7 @@
 #include "plugin_options.hpp"
 
+#include "qcowkit/qcow2_options.hpp"
+
 namespace qcowkit::plugin {
 
 const char* plugin_config_help() {
@@ -24,8 +26,6 @@ Error bad_value(const std::string& key, const std::string& value, const std::str
   return make_error(EINVAL, key + "=" + value + ": " + why);
 }
 
-bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
-
 }  // namespace
 
 Status apply_option(PluginOptions& options, const std::string& key, const std::string& value,
@@ -39,15 +39,12 @@ Status apply_option(PluginOptions& options, const std::string& key, const std::s
     QK_ASSIGN_OR_RETURN(uint64_t size, parsers.parse_size(value));
     if (size == 0) return bad_value(key, value, "the virtual size must be above zero");
     options.create_size = size;
-  } else if (key == "cluster-size") {
-    QK_ASSIGN_OR_RETURN(uint64_t size, parsers.parse_size(value));
-    if (!is_power_of_two(size) || size < 512 || size > (2u << 20))
-      return bad_value(key, value, "must be a power of two from 512 to 2M");
-    options.cluster_size = static_cast<uint32_t>(size);
-  } else if (key == "compat") {
-    if (value == "0.10" || value == "v2") options.version = 2;
-    else if (value == "1.1" || value == "v3") options.version = 3;
-    else return bad_value(key, value, "must be 0.10 or 1.1");
+  } else if (key == "cluster-size" || key == "compat") {
+    // qcow2's own creation options under nbdkit's spelling: the qcow2 layer
+    // parses and checks them, as it does qemu-img's -o.
+    const std::string qcow2_key = key == "cluster-size" ? "cluster_size" : "compat";
+    if (Status st = apply_qcow2_create_options({{qcow2_key, value}}, options.create); !st.ok())
+      return bad_value(key, value, st.error().message);
   } else if (key == "backing") {
     QK_ASSIGN_OR_RETURN(options.allow_backing, parsers.parse_bool(value));
   } else if (key == "locking") {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "qcowkit/qcow2.hpp"
 #include "qcowkit/result.hpp"
 #include "serve/serve_options.hpp"
 
@@ -18,8 +19,7 @@ using serve::ValueParsers;
 struct PluginOptions {
   std::string file;                      // absolute path to the image
   std::optional<uint64_t> create_size;   // create the image when it is missing
-  uint32_t cluster_size = 65536;         // for create
-  int version = 3;                       // for create: 2 (compat=0.10) or 3 (compat=1.1)
+  Qcow2CreateOptions create;             // cluster-size= and compat=, for create= (size set there)
   ServeOptions serve;                    // metadata-cache=, trim=, snapshot= (shared with the filter)
   bool allow_backing = false;            // open the backing file (same directory only)
   bool locking = true;                   // take QEMU-compatible image locks

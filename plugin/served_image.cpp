@@ -24,10 +24,8 @@ Result<bool> ServedImage::create_if_missing(const PluginOptions& options) {
   }
   std::shared_ptr<FileDevice> shared = std::move(file).value();
   if (options.locking) QK_TRY(lock_image(shared->fd(), options.file, ImageLockMode::writer));
-  Qcow2CreateOptions co;
+  Qcow2CreateOptions co = options.create;
   co.size = *options.create_size;
-  co.version = options.version;
-  co.cluster_size = options.cluster_size;
   auto image = Qcow2Image::create(shared, co);
   if (!image.ok()) {
     ::unlink(options.file.c_str());  // do not leave half an image behind

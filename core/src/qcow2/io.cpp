@@ -105,16 +105,85 @@ Status Qcow2Image::Impl::read_spans(const std::vector<Span>& spans, uint64_t fro
   return {};
 }
 
+// Compressed clusters written one after another (as a converter writes
+// them) lie next to each other in the file: a run of them is read with one
+// device read of at most this many bytes, not one read per cluster.
+constexpr uint64_t kCompressedBatchBytes = 4u << 20;
+
+Status Qcow2Image::Impl::read_compressed_run(const std::vector<Span>& run, uint64_t from,
+                                             ByteSpan out) {
+  const CompressionType type = static_cast<CompressionType>(header_.compression_type);
+  const Codec* codec = codecs_->get(type);
+  if (!codec)
+    return make_error(ENOTSUP, std::string("this build has no ") + to_string(type) +
+                                   " codec for compressed clusters");
+  const uint64_t file_size = data_file_->info().size;
+  const uint64_t start = run.front().compressed_offset;
+  uint64_t stop = start;
+  for (const Span& span : run) {
+    if (span.compressed_offset >= file_size)
+      return make_error(EIO, "compressed cluster at " + hex(span.compressed_offset) +
+                                 " lies past the end of the file");
+    stop = std::max(stop, std::min(span.compressed_offset + span.compressed_bytes, file_size));
+  }
+  std::vector<uint8_t> input(stop - start);
+  QK_TRY(data_file_->read(start, input));
+  std::vector<uint8_t> cluster;
+  for (const Span& span : run) {
+    const uint64_t bytes = std::min(span.compressed_bytes, stop - span.compressed_offset);
+    const ConstByteSpan stream(input.data() + (span.compressed_offset - start), bytes);
+    ByteSpan dest = out.subspan(span.guest_offset - from, span.length);
+    const uint64_t in_cluster = span.guest_offset % cluster_size_;
+    // A whole cluster is decompressed straight into the caller's buffer.
+    const bool whole = in_cluster == 0 && span.length == cluster_size_;
+    if (!whole) cluster.resize(cluster_size_);
+    Status st = codec->decompress(stream, whole ? dest : ByteSpan(cluster));
+    if (!st.ok())
+      return with_context(std::move(st).error(),
+                          "compressed cluster at " + hex(span.compressed_offset));
+    if (!whole) std::memcpy(dest.data(), cluster.data() + in_cluster, dest.size());
+  }
+  return {};
+}
+
 Status Qcow2Image::Impl::read(uint64_t offset, ByteSpan buffer) {
   QK_TRY(check_open("read", false));
   ReaderLock gate(io_gate_);
   QK_TRY(check_request(DeviceInfo{header_.size, 1, read_only_}, offset, buffer.size(), false, "read"));
   const uint64_t end = offset + buffer.size();
+  std::vector<Span> run;  // neighbouring compressed clusters, read together
   for (uint64_t pos = offset; pos < end;) {
     Span span;
     {
       MutexLock lock(mutex_);
       QK_ASSIGN_OR_RETURN(span, lookup_locked(pos, end - pos));
+      if (span.kind == SpanKind::compressed) {
+        // Gather the compressed clusters whose streams follow this one's.
+        run.assign(1, span);
+        uint64_t run_end = span.compressed_offset + span.compressed_bytes;
+        uint64_t next = pos + span.length;
+        while (next < end) {
+          QK_ASSIGN_OR_RETURN(Span more, lookup_locked(next, end - next));
+          // compressed_bytes is rounded up to sectors, so streams may
+          // overlap their successor's first sector.
+          const bool follows = more.kind == SpanKind::compressed &&
+                               more.compressed_offset >= run.front().compressed_offset &&
+                               more.compressed_offset <= run_end &&
+                               more.compressed_offset + more.compressed_bytes -
+                                       run.front().compressed_offset <= kCompressedBatchBytes;
+          if (!follows) break;
+          run.push_back(more);
+          run_end = std::max(run_end, more.compressed_offset + more.compressed_bytes);
+          next += more.length;
+        }
+      }
+    }
+    if (span.kind == SpanKind::compressed) {
+      const uint64_t run_length = run.back().guest_offset + run.back().length - pos;
+      Status st = read_compressed_run(run, pos, buffer.subspan(pos - offset, run_length));
+      if (!st.ok()) return with_context(std::move(st).error(), "read at guest offset " + std::to_string(pos));
+      pos += run_length;
+      continue;
     }
     Status st = read_span(span, pos, buffer.subspan(pos - offset, span.length));
     if (!st.ok()) return with_context(std::move(st).error(), "read at guest offset " + std::to_string(pos));
