@@ -13,7 +13,7 @@ build=${QCOWKIT_FUZZ_BUILD:-$root/build-fuzz}
 
 max_len_for() {
   case $1 in
-    open) echo 1048576 ;;  # whole image files
+    open|vhd|vdi|vmdk|qcow1) echo 1048576 ;;  # whole image files
     codec) echo 65536 ;;
     *) echo 4096 ;;        # operation programs
   esac
@@ -34,6 +34,8 @@ run_one() {
     [[ -d $dir ]] && seeds+=("$dir")
   done
   [[ $name == open && -d $root/tests/hostile/images ]] && seeds+=("$root/tests/hostile/images")
+  [[ ($name == vhd || $name == vdi || $name == vmdk || $name == qcow1) && -d $root/tests/formats/hostile/images ]] &&
+    seeds+=("$root/tests/formats/hostile/images")
   local log=$logs/$name.log
   echo "fuzz_$name: running for ${seconds}s (log: $log)"
   local status=0

@@ -1,5 +1,7 @@
 #include "image_open.hpp"
 
+#include "qcowkit/formats.hpp"
+
 namespace qcowkit::cli {
 
 Result<std::string> resolve_backing_name(const std::string& image_path, const std::string& name) {
@@ -7,8 +9,10 @@ Result<std::string> resolve_backing_name(const std::string& image_path, const st
 }
 
 Result<std::string> parse_format_name(const std::string& value) {
-  if (value == "raw" || value == "qcow2") return value;
-  return make_error(EINVAL, "unknown image format '" + value + "' (use raw or qcow2)");
+  if (value == "raw" || value == "qcow2" || find_image_format(value)) return value;
+  std::string names = "raw, qcow2";
+  for (const auto& name : image_format_names()) names += ", " + name;
+  return make_error(EINVAL, "unknown image format '" + value + "' (use " + names + ")");
 }
 
 Result<OpenedImage> open_image(const std::string& path, const ImageOpenOptions& options) {

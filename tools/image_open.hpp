@@ -35,7 +35,8 @@ Result<OpenedImage> open_image(const std::string& path, const ImageOpenOptions& 
 // never follow (json: descriptions, protocol URLs).
 Result<std::string> resolve_backing_name(const std::string& image_path, const std::string& name);
 
-// "raw" or "qcow2" from a -f/-O value, or an error naming the bad value.
+// "raw", "qcow2" or another format's name (formats.hpp: vpc, vdi, ...) from
+// a -f/-O value, or an error naming the bad value.
 Result<std::string> parse_format_name(const std::string& value);
 
 }  // namespace qcowkit::cli

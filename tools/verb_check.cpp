@@ -81,7 +81,8 @@ void write_human(const CheckReport& r) {
 Result<CheckReport> check_image(const std::string& path, const ImageOpenOptions& options,
                                 RepairMode repair) {
   QK_ASSIGN_OR_RETURN(OpenedImage image, open_image(path, options));
-  if (!image.qcow2) return make_error(ENOTSUP, path + ": raw images have no metadata to check");
+  if (!image.qcow2)
+    return make_error(ENOTSUP, path + ": " + image.format + " images are not checked here (qcow2 images are)");
   auto report = image.qcow2->check(repair);
   if (!report.ok()) return with_context(report.error(), path);
   auto closed = image.qcow2->close();

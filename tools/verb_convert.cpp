@@ -11,6 +11,7 @@
 #include "qcowkit/qcow2_options.hpp"
 #include "image_open.hpp"
 #include "progress_bar.hpp"
+#include "qcowkit/formats.hpp"
 #include "qcowkit/option_values.hpp"
 #include "verbs.hpp"
 
@@ -18,15 +19,20 @@ namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit convert [-f raw|qcow2] [-O raw|qcow2] [-c] [-o OPTIONS] [-S BYTES]\n"
+    "usage: qcowkit convert [-f FORMAT] [-O FORMAT] [-c] [-o OPTIONS] [-S BYTES]\n"
     "                       [-m THREADS] [-t CACHE] [-W] [-p] [-q] [-U] [--backing-chain]\n"
     "                       [--bitmaps [--skip-broken-bitmaps]] IN OUT\n"
     "\n"
     "Copies the virtual contents of IN into a new file OUT (which must not exist).\n"
-    "  -O       output format (default raw, as qemu-img)\n"
+    "  -f, -O   input and output formats: raw, qcow2, vpc, vdi, vmdk, and qcow as\n"
+    "           input only (-O default raw,"
+    " as qemu-img; the input's is found by content unless given)\n"
     "  -c       store qcow2 clusters compressed (zlib; -o compression_type=zstd),\n"
     "           compressing in parallel\n"
-    "  -o       qcow2 creation options, as for 'qcowkit create'\n"
+    "  -o       creation options of the output format, as for 'qcowkit create'\n"
+    "           (vpc: subformat=dynamic|fixed,force_size=on|off;\n"
+    "           vdi: static=on|off;\n"
+    "           vmdk: subformat=monolithicSparse|streamOptimized)\n"
     "  -S       zero runs of at least BYTES are left unallocated (default 4K);\n"
     "           -S 0 writes every byte\n"
     "  -m       requests in flight, run on the core's executor (default 4)\n"
@@ -52,7 +58,8 @@ struct Target {
 };
 
 Result<Target> create_target(const std::string& path, const std::string& format,
-                             Qcow2CreateOptions create, uint64_t size, bool durable) {
+                             Qcow2CreateOptions create, const FormatOptions& other_options,
+                             uint64_t size, bool durable) {
   FileOpenOptions file_options;
   file_options.create = true;
   file_options.exclusive = true;
@@ -68,6 +75,13 @@ Result<Target> create_target(const std::string& path, const std::string& format,
   if (format == "raw") {
     QK_TRY(target.file->resize(size));
     target.device = target.file;
+    return target;
+  }
+  if (const ImageFormat* other = find_image_format(format)) {
+    const std::string name = path.substr(path.find_last_of('/') + 1);
+    QK_ASSIGN_OR_RETURN(auto image,
+                        other->create(target.file, (size + 511) / 512 * 512, other_options, name));
+    target.device = std::shared_ptr<BlockDevice>(std::move(image));
     return target;
   }
   create.size = (size + 511) / 512 * 512;  // qcow2 sizes are whole sectors
@@ -150,10 +164,16 @@ int run_convert(const VerbArgs& raw_args) {
   auto kv = parse_key_values(args->all("o"));
   if (!kv.ok()) return usage_error("convert", kv.error().message);
   Qcow2CreateOptions create;
+  FormatOptions other_options;
   if (out_format == "raw" && !kv->empty())
-    return usage_error("convert", "-o options apply to qcow2 output only");
-  if (auto applied = apply_qcow2_create_options(*kv, create); !applied.ok())
+    return usage_error("convert", "-o options do not apply to raw output");
+  if (const ImageFormat* other = find_image_format(out_format)) {
+    other_options = FormatOptions(kv->begin(), kv->end());
+    if (auto checked = other->check_options(other_options); !checked.ok())
+      return usage_error("convert", checked.error().message);
+  } else if (auto applied = apply_qcow2_create_options(*kv, create); !applied.ok()) {
     return usage_error("convert", applied.error().message);
+  }
   if (!create.backing_file.empty())
     return usage_error("convert", "convert writes a self-contained image; -o backing_file is not supported");
   const bool bitmaps = args->has("bitmaps");
@@ -194,7 +214,7 @@ int run_convert(const VerbArgs& raw_args) {
     to_copy = std::move(chosen).value();
   }
 
-  auto target = create_target(out_path, out_format, create, size, durable);
+  auto target = create_target(out_path, out_format, create, other_options, size, durable);
   if (!target.ok()) {
     // Creation may have failed after the file appeared: do not leave it behind
     // (unless it was there before us).
@@ -206,9 +226,13 @@ int run_convert(const VerbArgs& raw_args) {
   if (progress.active())
     copy.progress = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
   copy.granule = target->qcow2 ? target->qcow2->cluster_size() : 65536;
-  // In order by default, as qemu-img: a qcow2 output is then laid out in
+  // In order by default, as qemu-img: an image's blocks are then laid out in
   // guest order. A raw file does not care.
-  copy.in_order = target->qcow2 != nullptr && !args->has("W");
+  copy.in_order = out_format != "raw" && !args->has("W");
+  // A streaming writer (vmdk streamOptimized) takes nothing else, -W or not.
+  if (const ImageFormat* other = find_image_format(out_format);
+      other && other->writes_in_order && other->writes_in_order(other_options))
+    copy.in_order = true;
   if (compress) {
     // Compress in the engine's prepare stage, in parallel, with the codec the image
     // records; the image only stores the packed clusters, in order.

@@ -4,6 +4,7 @@
 #include "cli_common.hpp"
 #include "qcowkit/qcow2_options.hpp"
 #include "image_open.hpp"
+#include "qcowkit/formats.hpp"
 #include "qcowkit/option_values.hpp"
 #include "verbs.hpp"
 
@@ -11,14 +12,16 @@ namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit create [-f qcow2|raw] [-o OPTIONS] [-b BACKING -F FMT] IMAGE SIZE\n"
+    "usage: qcowkit create [-f FORMAT] [-o OPTIONS] [-b BACKING -F FMT] IMAGE SIZE\n"
     "\n"
     "Creates IMAGE (replacing an existing file, as qemu-img does) of SIZE bytes;\n"
     "suffixes K, M, G, T, P, E are powers of 1024. qcow2 OPTIONS, comma separated:\n"
     "  compat=0.10|1.1  cluster_size=512..2M  refcount_bits=1..64\n"
     "  lazy_refcounts=on|off  extended_l2=on|off  compression_type=zlib|zstd\n"
     "  preallocation=off|metadata|falloc|full  backing_file=NAME  backing_fmt=raw|qcow2\n"
-    "The backing file is recorded in the header, never opened.\n";
+    "The backing file is recorded in the header, never opened.\n"
+    "FORMAT: qcow2 (default), raw, vpc (subformat=dynamic|fixed, force_size=on|off)\n"
+    "vdi (static=on|off) or vmdk (subformat=monolithicSparse|streamOptimized).\n";
 
 Status create_raw(const std::string& path, uint64_t size) {
   FileOpenOptions options;
@@ -27,6 +30,18 @@ Status create_raw(const std::string& path, uint64_t size) {
   QK_ASSIGN_OR_RETURN(auto file, FileDevice::open(path, options));
   QK_TRY(file->resize(size));
   return file->close();
+}
+
+Status create_other(const ImageFormat& format, const std::string& path, uint64_t size,
+                    const FormatOptions& options) {
+  FileOpenOptions file_options;
+  file_options.create = true;
+  file_options.truncate = true;
+  QK_ASSIGN_OR_RETURN(auto file, FileDevice::open(path, file_options));
+  std::shared_ptr<BlockDevice> shared(std::move(file));
+  const std::string name = path.substr(path.find_last_of('/') + 1);
+  QK_ASSIGN_OR_RETURN(auto image, format.create(shared, size, options, name));
+  return image->close();
 }
 
 Status create_qcow2(const std::string& path, const Qcow2CreateOptions& create) {
@@ -71,6 +86,12 @@ int run_create(const VerbArgs& raw_args) {
       return usage_error("create", "raw images take no -o options and no backing file");
     created = create_raw(path, *size);
     description = "fmt=raw size=" + std::to_string(*size);
+  } else if (const ImageFormat* other = find_image_format(format)) {
+    if (args->has("b")) return usage_error("create", std::string(other->name) + " images take no backing file");
+    if (auto checked = other->check_options(*kv); !checked.ok())
+      return usage_error("create", checked.error().message);
+    created = create_other(*other, path, *size, *kv);
+    description = other->describe(*size, *kv);
   } else {
     Qcow2CreateOptions create;
     create.size = *size;

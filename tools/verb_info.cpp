@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cli_common.hpp"
+#include "qcowkit/formats.hpp"
 #include "human_format.hpp"
 #include "image_open.hpp"
 #include "json_writer.hpp"
@@ -18,11 +19,13 @@ namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit info [-f raw|qcow2] [--output=human|json] [--backing-chain] [-U] IMAGE\n"
+    "usage: qcowkit info [-f FORMAT] [--output=human|json] [--backing-chain] [-U] IMAGE\n"
     "\n"
     "Prints the virtual size, file size, format and, for qcow2, the version,\n"
     "cluster size, refcount width, feature bits, backing file, snapshots and\n"
-    "bitmaps. JSON output uses qemu-img's field names. Only headers are read.\n"
+    "bitmaps. FORMAT: raw, qcow2, vpc, vdi, vmdk, qcow (found by content unless\n"
+    "given).\n"
+    "JSON output uses qemu-img's field names. Only headers are read.\n"
     "Backing files are named, not described, unless --backing-chain asks for\n"
     "every layer (JSON: an array, as qemu-img prints it). Each file is read\n"
     "under a shared reader lock, as qemu-img takes it, so an image a VM or\n"
@@ -32,6 +35,7 @@ struct ImageFacts {
   std::string filename, format;
   uint64_t virtual_size = 0, actual_size = 0;
   std::optional<Qcow2Details> qcow2;
+  std::optional<ImageFormatFacts> other;  // vpc, vdi, ...
 };
 
 
@@ -57,7 +61,19 @@ void write_json(JsonWriter& json, const ImageFacts& facts) {
   if (d && !d->backing_format.empty()) json.field("backing-filename-format", d->backing_format);
   json.field("virtual-size", facts.virtual_size).field("filename", facts.filename);
   if (d) json.field("cluster-size", uint64_t{d->cluster_size});
+  if (facts.other && facts.other->cluster_size) json.field("cluster-size", *facts.other->cluster_size);
   json.field("format", facts.format).field("actual-size", facts.actual_size);
+  if (facts.other && !facts.other->specific_type.empty()) {
+    json.key("format-specific").begin_object().field("type", facts.other->specific_type);
+    json.key("data").begin_object();
+    for (const auto& [key, value] : facts.other->specific) {
+      if (const auto* number = std::get_if<uint64_t>(&value))
+        json.field(key, *number);
+      else
+        json.field(key, std::get<std::string>(value));
+    }
+    json.end_object().end_object();
+  }
   if (d) {
     json.key("format-specific").begin_object().field("type", "qcow2");
     json.key("data").begin_object();
@@ -95,6 +111,20 @@ void write_human(const ImageFacts& facts) {
   std::printf("virtual size: %s (%" PRIu64 " bytes)\n", human_size(facts.virtual_size).c_str(),
               facts.virtual_size);
   std::printf("disk size: %s\n", human_size(facts.actual_size).c_str());
+  if (facts.other && facts.other->cluster_size)
+    std::printf("cluster_size: %" PRIu64 "\n", *facts.other->cluster_size);
+  if (facts.other && !facts.other->specific.empty()) {
+    // qemu-img's spelling: "parent-cid" is "parent cid" here.
+    std::printf("Format specific information:\n");
+    for (const auto& [key, value] : facts.other->specific) {
+      std::string label = key;
+      for (char& c : label) if (c == '-') c = ' ';
+      if (const auto* number = std::get_if<uint64_t>(&value))
+        std::printf("    %s: %" PRIu64 "\n", label.c_str(), *number);
+      else
+        std::printf("    %s: %s\n", label.c_str(), std::get<std::string>(value).c_str());
+    }
+  }
   if (!facts.qcow2) return;
   const Qcow2Details& d = *facts.qcow2;
   std::printf("cluster_size: %u\n", d.cluster_size);
@@ -160,6 +190,11 @@ Result<ImageFacts> gather_facts(const std::string& path, const std::optional<std
     if (!details.ok()) return with_context(details.error(), path);
     facts.virtual_size = details->virtual_size;
     facts.qcow2 = std::move(details).value();
+  } else if (const ImageFormat* other = find_image_format(facts.format)) {
+    auto probed = other->probe(**file);
+    if (!probed.ok()) return with_context(probed.error(), path);
+    facts.virtual_size = probed->virtual_size;
+    facts.other = std::move(probed).value();
   }
   return facts;
 }

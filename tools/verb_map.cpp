@@ -15,7 +15,7 @@ namespace qcowkit::cli {
 namespace {
 
 const char kHelp[] =
-    "usage: qcowkit map [-f raw|qcow2] [-U] [--output=human|json] [--backing-chain]\n"
+    "usage: qcowkit map [-f FORMAT] [-U] [--output=human|json] [--backing-chain]\n"
     "                   [--start-offset=OFFSET] [--max-length=LENGTH] IMAGE\n"
     "\n"
     "Lists the runs of the virtual disk: where data lies in the file, what\n"

@@ -685,7 +685,7 @@ def group_bad_input():
     expect_one_line_error("sha256 --backing-chain with a json: backing name", rc, err)
 
     usage = [[], ["frobnicate"], ["info"], ["info", "--output=xml", raw], ["check", "-r", "bogus", raw],
-             ["convert", "-O", "vmdk", raw, work("x.vmdk")], ["create", work("x.qcow2"), "1Q"],
+             ["convert", "-O", "qed", raw, work("x.qed")], ["create", work("x.qcow2"), "1Q"],
              ["convert", "-c", raw, work("x.raw")], ["create", "-o", "bogus=1", work("y.qcow2"), "1M"],
              ["resize", raw], ["map", "--nope", raw], ["convert", "-t", "bogus", raw, work("z.raw")]]
     for args in usage:

@@ -33,6 +33,8 @@ class Codec {
 struct CodecSet {
   const Codec* deflate = nullptr;
   const Codec* zstd = nullptr;
+  // zlib streams (RFC 1950, 32 KiB window), as VMDK stores compressed grains.
+  const Codec* zlib_stream = nullptr;
 
   const Codec* get(CompressionType type) const {
     return type == CompressionType::zstd ? zstd : deflate;

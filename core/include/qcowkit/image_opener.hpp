@@ -34,7 +34,7 @@ enum class BackingPolicy {
 };
 
 struct ImageOpenOptions {
-  std::optional<std::string> format;  // "raw" or "qcow2"; unset: decided by content
+  std::optional<std::string> format;  // "raw", "qcow2" or a formats.hpp name; unset: by content
   bool writable = false;              // the top image only; backing files are read-only
   bool lock = true;                   // QEMU-compatible locks on every file opened
   BackingPolicy backing = BackingPolicy::refuse;
@@ -50,9 +50,9 @@ struct ImageOpenOptions {
 
 struct OpenedImage {
   std::string path;
-  std::string format;                     // "raw" or "qcow2"
+  std::string format;                     // "raw", "qcow2" or a formats.hpp name ("vpc", ...)
   std::shared_ptr<BlockDevice> file;      // the file the image lives in
-  std::shared_ptr<BlockDevice> device;    // the guest's view: the file, or the qcow2 image
+  std::shared_ptr<BlockDevice> device;    // the guest's view: the file, or the image over it
   std::shared_ptr<Qcow2Image> qcow2;      // set for qcow2 images
   std::shared_ptr<OpenedImage> backing;   // the next layer down, when opened
 
@@ -61,7 +61,8 @@ struct OpenedImage {
   Status close();
 };
 
-// "qcow2" or "raw", by the file's first bytes.
+// "qcow2", a formats.hpp name ("vpc", "vdi", ...) or "raw", by the file's
+// first bytes (never by its name).
 Result<std::string> detect_format(BlockDevice& file);
 
 Result<OpenedImage> open_named_image(Host& host, const std::string& path,

@@ -14,17 +14,21 @@ int chain_length(const OpenedImage& image) {
   return 1 + (image.backing ? chain_length(*image.backing) : 0);
 }
 
+// A raw file maps onto itself. Other formats than qcow2 (vpc, vdi, vmdk)
+// report their extents, without host offsets; their allocated blocks over
+// holes in the file are data that reads as zeroes, as qemu-img says.
 Status raw_runs(const OpenedImage& image, uint64_t start, uint64_t length, int depth,
                 const std::function<Status(const MapRun&)>& fn) {
-  return for_each_extent(*image.file, start, length, [&](const Extent& e) -> Status {
+  const bool raw = image.device == image.file;
+  return for_each_extent(*image.device, start, length, [&](const Extent& e) -> Status {
     MapRun run;
     run.start = e.offset;
     run.length = e.length;
     run.depth = depth;
-    run.data = e.kind == ExtentKind::data;
-    run.zero = !run.data;
+    run.data = e.kind == ExtentKind::data || (!raw && e.kind == ExtentKind::zero);
+    run.zero = e.kind != ExtentKind::data;
     run.present = true;
-    run.offset = e.offset;
+    if (raw) run.offset = e.offset;
     run.layer = &image;
     return fn(run);
   });

@@ -2,6 +2,8 @@
 // policy, a bounded depth, locks on every file.
 #include "qcowkit/image_opener.hpp"
 
+#include "qcowkit/formats.hpp"
+
 namespace qcowkit {
 namespace {
 
@@ -27,8 +29,15 @@ Result<OpenedImage> open_layer(Host& host, const std::string& path, const ImageO
     image.device = image.file;
     return image;
   }
+  // vpc, vdi, ...: no backing files (their differencing kinds are refused).
+  if (const ImageFormat* other = find_image_format(image.format)) {
+    auto opened = other->open(image.file, !writable);
+    if (!opened.ok()) return with_context(std::move(opened).error(), path);
+    image.device = std::shared_ptr<BlockDevice>(std::move(opened).value());
+    return image;
+  }
   if (image.format != "qcow2")
-    return make_error(ENOTSUP, path + ": unsupported format '" + image.format + "' (raw and qcow2 are)");
+    return make_error(ENOTSUP, path + ": unsupported format '" + image.format + "'");
 
   auto details = Qcow2Image::probe(*image.file);
   if (!details.ok()) return with_context(std::move(details).error(), path);
@@ -67,7 +76,13 @@ Result<OpenedImage> open_layer(Host& host, const std::string& path, const ImageO
 }  // namespace
 
 Result<std::string> detect_format(BlockDevice& file) {
-  return std::string(Qcow2Image::looks_like_qcow2(file) ? "qcow2" : "raw");
+  if (Qcow2Image::looks_like_qcow2(file)) {
+    // qcow version 1 shares the magic; its version tells them apart.
+    const ImageFormat* qcow = find_image_format("qcow");
+    return std::string(qcow && qcow->sniff(file) ? "qcow" : "qcow2");
+  }
+  if (const ImageFormat* other = sniff_image_format(file)) return std::string(other->name);
+  return std::string("raw");
 }
 
 Result<std::string> resolve_backing_file(Host& host, const std::string& image_path,

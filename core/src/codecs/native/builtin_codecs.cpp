@@ -7,7 +7,8 @@ namespace qcowkit {
 const CodecSet& builtin_codecs() {
   static const codecs::DeflateCodec deflate;
   static const codecs::ZstdCodec zstd;
-  static const CodecSet set{&deflate, &zstd};
+  static const codecs::DeflateCodec zlib(codecs::DeflateCodec::kZlibStream);
+  static const CodecSet set{&deflate, &zstd, &zlib};
   return set;
 }
 

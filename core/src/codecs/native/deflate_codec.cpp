@@ -10,7 +10,6 @@
 namespace qcowkit::codecs {
 namespace {
 
-constexpr int kWindowBits = -12;  // raw deflate, 4 KiB window, as QEMU writes it
 constexpr int kMemLevel = 9;      // QEMU's choice too
 
 std::string zlib_message(const z_stream& zs, int rc) {
@@ -34,7 +33,7 @@ Status DeflateCodec::decompress(ConstByteSpan input, ByteSpan output) const {
   if (input.size() > UINT_MAX || output.size() > UINT_MAX)
     return make_error(EINVAL, "deflate: buffers over 4 GiB are not supported");
   z_stream zs{};
-  if (int rc = inflateInit2(&zs, kWindowBits); rc != Z_OK)
+  if (int rc = inflateInit2(&zs, window_bits_); rc != Z_OK)
     return make_error(ENOMEM, "deflate: cannot start a decoder: " + zlib_message(zs, rc));
   InflateGuard guard{&zs};
   zs.next_in = const_cast<Bytef*>(input.data());  // zlib's API is not const-correct
@@ -75,7 +74,7 @@ Result<std::vector<uint8_t>> DeflateCodec::compress(ConstByteSpan input, size_t 
     return make_error(EINVAL, "deflate: inputs over 4 GiB are not supported");
   if (max_size == 0) return std::vector<uint8_t>();
   z_stream zs{};
-  if (int rc = deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, kWindowBits, kMemLevel,
+  if (int rc = deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, window_bits_, kMemLevel,
                             Z_DEFAULT_STRATEGY);
       rc != Z_OK)
     return make_error(ENOMEM, "deflate: cannot start an encoder: " + zlib_message(zs, rc));

@@ -1,0 +1,54 @@
+// VMDK: VMware's disk format, the single-file sparse kinds qemu-img writes
+// and VMware exports: monolithicSparse (a sparse extent with its descriptor
+// inside: header, descriptor, redundant and primary grain directories and
+// tables, then 64 KiB grains) and streamOptimized (the same with every
+// grain zlib-compressed behind a small marker, written once, in order; the
+// grain directory may sit in a footer at the end).
+//
+// Refused with a message: descriptor files that name extents in other files
+// (monolithicFlat, twoGbMaxExtent*, vmfs), differencing images (a parent),
+// and every table, grain or marker that does not fit the file.
+//
+// Thread safety: opened images and new monolithicSparse images are
+// thread-safe (BlockMapImage). A new streamOptimized image takes writes in
+// guest order, one at a time (the copy engine's in-order commits), and
+// cannot be read until it is reopened. Ownership: devices share the file
+// they were given; close() writes what is pending and leaves closing the
+// file to its owner.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "qcowkit/block_device.hpp"
+
+namespace qcowkit {
+
+struct VmdkCreateOptions {
+  uint64_t size = 0;               // bytes; rounded up to whole sectors
+  bool stream_optimized = false;   // subformat=streamOptimized
+  std::string file_name = "disk.vmdk";  // the extent's name the descriptor records
+};
+
+struct VmdkDetails {
+  uint64_t virtual_size = 0;
+  uint64_t grain_size = 0;  // bytes
+  bool compressed = false;
+  std::string create_type;  // from the descriptor
+  uint32_t cid = 0, parent_cid = 0;
+};
+
+// True for a sparse extent ("KDMV") or a text descriptor file.
+bool looks_like_vmdk(BlockDevice& file);
+
+Result<VmdkDetails> probe_vmdk(BlockDevice& file);
+
+// Compressed (streamOptimized) images open read-only.
+Result<std::unique_ptr<BlockDevice>> open_vmdk(std::shared_ptr<BlockDevice> file, bool read_only);
+
+// Formats `file` (empty, writable) as a new VMDK; returns it open for writing.
+Result<std::unique_ptr<BlockDevice>> create_vmdk(std::shared_ptr<BlockDevice> file,
+                                                 const VmdkCreateOptions& options);
+
+}  // namespace qcowkit

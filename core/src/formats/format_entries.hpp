@@ -1,0 +1,22 @@
+// One registry entry per format, each defined beside its format's code
+// (vhd_entry.cpp, ...), and the option helpers they share.
+#pragma once
+
+#include <string>
+
+#include "qcowkit/formats.hpp"
+
+namespace qcowkit::formats {
+
+const ImageFormat& vpc_format();
+const ImageFormat& vdi_format();
+const ImageFormat& vmdk_format();
+const ImageFormat& qcow_format();
+
+// EINVAL naming the key when `options` has a key not in `known`.
+Status check_known_keys(const FormatOptions& options, std::initializer_list<const char*> known,
+                        const char* format);
+// "on"/"off" (and qemu's other spellings) of `key`, or `fallback` when unset.
+Result<bool> option_bool(const FormatOptions& options, const char* key, bool fallback);
+
+}  // namespace qcowkit::formats

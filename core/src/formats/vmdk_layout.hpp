@@ -1,0 +1,37 @@
+// A VMDK sparse extent's layout, checked against its file: what open reads
+// and what the writers lay out (the same arithmetic as qemu-img, so their
+// files look alike).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "formats/vmdk_structs.hpp"
+#include "qcowkit/block_device.hpp"
+
+namespace qcowkit::formats::vmdk {
+
+struct Layout {
+  Header header;
+  Descriptor descriptor;
+  uint64_t grain_bytes = 0, grains = 0, tables = 0;  // tables: grain directory entries
+  std::vector<uint32_t> gd;                           // sector of each grain table (0: none)
+  std::vector<uint32_t> gt;                           // every grain's entry, table after table
+};
+
+// Reads the header (from the footer when the directory is at the end), the
+// descriptor, the grain directory and every grain table, checking each.
+Result<Layout> load_layout(BlockDevice& file);
+
+// A new image's header: descriptor at sector 1 (20 sectors), then the
+// redundant directory and tables, the directory and tables, grains after.
+Header new_header(uint64_t size, bool compressed);
+// Sectors one directory occupies, and one table.
+uint64_t directory_sectors(const Header& h);
+constexpr uint64_t kTableSectors = kGtEntries * 4 / 512;
+
+// Writes header, descriptor and both zeroed directories with their tables.
+Status write_new_image(BlockDevice& file, const Header& h, const std::string& create_type,
+                       const std::string& file_name);
+
+}  // namespace qcowkit::formats::vmdk

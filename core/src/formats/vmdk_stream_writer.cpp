@@ -1,0 +1,184 @@
+#include "formats/vmdk_stream_writer.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "formats/vmdk_layout.hpp"
+#include "qcowkit/codec.hpp"
+#include "qcowkit/mutex.hpp"
+#include "util/endian_le.hpp"
+
+namespace qcowkit::formats::vmdk {
+namespace {
+
+class StreamWriter final : public BlockDevice {
+ public:
+  StreamWriter(std::shared_ptr<BlockDevice> file, const Header& h)
+      : file_(std::move(file)),
+        h_(h),
+        grain_bytes_(h.grain * 512),
+        size_(h.capacity * 512),
+        grains_((h.capacity + h.grain - 1) / h.grain),
+        gt_(grains_, 0),
+        buffer_(grain_bytes_, 0),
+        next_free_(h.overhead * 512) {}
+  ~StreamWriter() override { (void)close(); }
+
+  DeviceInfo info() const override { return DeviceInfo{size_, 1, false}; }
+
+  Status read(uint64_t, ByteSpan) override {
+    return make_error(ENOTSUP, "a streamOptimized VMDK being written cannot be read; reopen it");
+  }
+
+  Status write(uint64_t offset, ConstByteSpan data, WriteFlags flags) override {
+    MutexLock lock(mutex_);
+    QK_TRY(check(offset, data.size(), "write"));
+    uint64_t done = 0;
+    while (done < data.size()) {
+      const uint64_t pos = offset + done;
+      QK_TRY(move_to(pos / grain_bytes_));
+      const uint64_t in = pos % grain_bytes_;
+      const uint64_t n = std::min<uint64_t>(grain_bytes_ - in, data.size() - done);
+      std::memcpy(buffer_.data() + in, data.data() + done, n);
+      dirty_ = true;
+      done += n;
+    }
+    if (flags.fua) return flush_locked();
+    return {};
+  }
+
+  // Zeroes need no grain unless they fall into the one being filled.
+  Status write_zeroes(uint64_t offset, uint64_t length, ZeroFlags flags) override {
+    MutexLock lock(mutex_);
+    QK_TRY(check(offset, length, "write_zeroes"));
+    if (length == 0) return {};
+    const uint64_t first = offset / grain_bytes_;
+    if (first < current_) return out_of_order(offset);
+    if (first == current_) {
+      const uint64_t in = offset % grain_bytes_;
+      const uint64_t n = std::min<uint64_t>(grain_bytes_ - in, length);
+      std::memset(buffer_.data() + in, 0, n);
+      dirty_ = true;
+    }
+    if (flags.fua) return flush_locked();
+    return {};
+  }
+
+  Status discard(uint64_t offset, uint64_t length) override {
+    return write_zeroes(offset, length, {});
+  }
+  Status resize(uint64_t) override { return make_error(ENOTSUP, "vmdk image: resizing is not supported"); }
+  Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override {
+    if (length == 0) return std::vector<Extent>{};
+    return std::vector<Extent>{Extent{offset, length, ExtentKind::data}};
+  }
+
+  Status flush() override {
+    MutexLock lock(mutex_);
+    if (closed_) return make_error(EBADF, "vmdk image: flush: image is closed");
+    return flush_locked();
+  }
+
+  Status close() override {
+    MutexLock lock(mutex_);
+    if (closed_) return {};
+    Status st = flush_locked();
+    closed_ = true;
+    return st;
+  }
+
+ private:
+  Status check(uint64_t offset, uint64_t length, const char* op) const QK_REQUIRES(mutex_) {
+    if (closed_) return make_error(EBADF, std::string("vmdk image: ") + op + ": image is closed");
+    Status st = check_request(info(), offset, length, true, op);
+    if (!st.ok()) return with_context(std::move(st).error(), "vmdk image");
+    return {};
+  }
+
+  Status out_of_order(uint64_t offset) const {
+    return make_error(ENOTSUP, "vmdk image: streamOptimized images are written in order; offset " +
+                                   std::to_string(offset) + " lies before the grain being written");
+  }
+
+  // Makes `grain` the one being filled, storing the current one first.
+  Status move_to(uint64_t grain) QK_REQUIRES(mutex_) {
+    if (grain == current_) return {};
+    if (grain < current_) return out_of_order(grain * grain_bytes_);
+    QK_TRY(store_current());
+    std::fill(buffer_.begin(), buffer_.end(), 0);
+    current_ = grain;
+    return {};
+  }
+
+  // Compresses the grain being filled and appends it (nothing for zeroes).
+  // The buffer is kept: after a flush, later writes into the same grain
+  // store it again, whole (the earlier copy is left unused).
+  Status store_current() QK_REQUIRES(mutex_) {
+    if (!dirty_) return {};
+    dirty_ = false;
+    if (is_all_zero(buffer_)) {
+      if (gt_[current_] != 0) tables_dirty_ = true;
+      gt_[current_] = 0;
+      return {};
+    }
+    const Codec* codec = builtin_codecs().zlib_stream;
+    if (!codec) return make_error(ENOTSUP, "this build has no zlib codec for VMDK grains");
+    // A grain that does not shrink is still stored compressed: the format
+    // has no other way.
+    QK_ASSIGN_OR_RETURN(auto packed, codec->compress(buffer_, 2 * grain_bytes_));
+    if (packed.empty()) return make_error(EIO, "vmdk image: a grain did not compress");
+    std::vector<uint8_t> record((12 + packed.size() + 511) / 512 * 512, 0);
+    store_le64(record.data(), current_ * h_.grain);
+    store_le32(record.data() + 8, uint32_t(packed.size()));
+    std::memcpy(record.data() + 12, packed.data(), packed.size());
+    if (next_free_ / 512 > UINT32_MAX) return make_error(EFBIG, "vmdk image: the file outgrows 32-bit grain entries");
+    QK_TRY(file_->resize(next_free_ + record.size()));
+    QK_TRY(file_->write(next_free_, record));
+    gt_[current_] = uint32_t(next_free_ / 512);
+    next_free_ += record.size();
+    tables_dirty_ = true;
+    return {};
+  }
+
+  // The grain being filled, every table (both copies), the end marker.
+  Status flush_locked() QK_REQUIRES(mutex_) {
+    QK_TRY(store_current());
+    if (tables_dirty_) {
+      const uint64_t gd_sectors = directory_sectors(h_);
+      std::vector<uint8_t> table(kGtEntries * 4);
+      for (uint64_t t = 0; t * kGtEntries < grains_; ++t) {
+        std::fill(table.begin(), table.end(), 0);
+        for (uint64_t i = 0; i < kGtEntries && t * kGtEntries + i < grains_; ++i)
+          store_le32(&table[i * 4], gt_[t * kGtEntries + i]);
+        for (uint64_t dir : {h_.rgd_offset, h_.gd_offset})
+          QK_TRY(file_->write((dir + gd_sectors + t * kTableSectors) * 512, table));
+      }
+      tables_dirty_ = false;
+    }
+    // End of stream: one zeroed marker sector after the last grain.
+    QK_TRY(file_->resize(next_free_ + 512));
+    QK_TRY(file_->write_zeroes(next_free_, 512));
+    return file_->flush();
+  }
+
+  Mutex mutex_;  // writes come one at a time; it guards against misuse only
+  std::shared_ptr<BlockDevice> file_;
+  const Header h_;
+  const uint64_t grain_bytes_, size_, grains_;
+  std::vector<uint32_t> gt_ QK_GUARDED_BY(mutex_);
+  std::vector<uint8_t> buffer_ QK_GUARDED_BY(mutex_);
+  uint64_t current_ QK_GUARDED_BY(mutex_) = 0;  // the grain being filled
+  bool dirty_ QK_GUARDED_BY(mutex_) = false;
+  bool tables_dirty_ QK_GUARDED_BY(mutex_) = false;
+  bool closed_ QK_GUARDED_BY(mutex_) = false;
+  uint64_t next_free_ QK_GUARDED_BY(mutex_);
+};
+
+}  // namespace
+
+std::unique_ptr<BlockDevice> make_stream_writer(std::shared_ptr<BlockDevice> file, const Header& h) {
+  return std::make_unique<StreamWriter>(std::move(file), h);
+}
+
+}  // namespace qcowkit::formats::vmdk

@@ -1,0 +1,21 @@
+// Writes a new streamOptimized VMDK: every grain is compressed once, when
+// the writes have moved past it, and appended behind a grain marker; the
+// grain tables are written on flush and close, then an end-of-stream
+// marker. The layout is qemu-img's (directories and tables at the front).
+//
+// Thread safety: not thread-safe; writes must come in guest order, one at
+// a time (the copy engine's in-order commits). A write before the grain
+// being filled fails with ENOTSUP. Reading needs a reopen (open_vmdk).
+#pragma once
+
+#include <memory>
+
+#include "formats/vmdk_structs.hpp"
+#include "qcowkit/block_device.hpp"
+
+namespace qcowkit::formats::vmdk {
+
+// `file` holds a new image's header, descriptor and empty tables (h).
+std::unique_ptr<BlockDevice> make_stream_writer(std::shared_ptr<BlockDevice> file, const Header& h);
+
+}  // namespace qcowkit::formats::vmdk
