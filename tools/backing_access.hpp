@@ -1,5 +1,5 @@
-// What rebase and commit share: which backing files they may follow, and
-// the guest ranges an image allocates itself.
+// What rebase and commit share: which backing files they may follow (the
+// contents work is core's, qcowkit/chain_ops.hpp).
 //
 // Both verbs exist to work on a backing chain, so they follow backing names
 // without --backing-chain, but only under the core's same_directory policy
@@ -26,13 +26,5 @@ inline BackingPolicy chain_policy(const ParsedArgs& args) {
 // The hint appended when a backing file is refused.
 inline const char* kChainHint =
     "backing files outside the image's folder are followed only with --backing-chain";
-
-// Guest ranges [offset, offset + length) that `image` allocates itself
-// (data or zeroes in this layer, not its backing file), in order.
-Result<std::vector<MapEntry>> own_allocations(Qcow2Image& image);
-
-// Copies [offset, offset + length) from `from` to `to` in chunks of at most
-// 1 MiB.
-Status copy_range(BlockDevice& from, BlockDevice& to, uint64_t offset, uint64_t length);
 
 }  // namespace qcowkit::cli

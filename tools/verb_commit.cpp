@@ -12,6 +12,7 @@
 #include <cstdio>
 
 #include "backing_access.hpp"
+#include "qcowkit/chain_ops.hpp"
 #include "cli_common.hpp"
 #include "image_open.hpp"
 #include "verbs.hpp"
@@ -130,15 +131,7 @@ int run_commit(const VerbArgs& raw_args) {
   order.push_back(&top);
   for (Qcow2Image* layer : order) {
     if (!st.ok()) break;
-    auto own = own_allocations(*layer);
-    if (!own.ok()) st = own.error();
-    for (size_t i = 0; st.ok() && i < own->size(); ++i) {
-      const MapEntry& e = (*own)[i];
-      if (e.offset >= size) break;
-      const uint64_t length = std::min(e.length, size - e.offset);
-      st = (e.zero && !e.data) ? base->device->write_zeroes(e.offset, length)
-                               : copy_range(*layer, *base->device, e.offset, length);
-    }
+    st = commit_layer(*layer, *base->device, size);
   }
   if (st.ok()) st = base->device->flush();
   for (OpenedImage& layer : layers) (void)layer.close();

@@ -4,10 +4,8 @@
 // backing file differ gets the old contents copied into the image, durably,
 // before the header names the new file. -u (unsafe) only rewrites the
 // header's backing name and format. -b "" makes the image standalone.
-#include <algorithm>
-#include <cstring>
-
 #include "backing_access.hpp"
+#include "qcowkit/chain_ops.hpp"
 #include "cli_common.hpp"
 #include "image_open.hpp"
 #include "verbs.hpp"
@@ -35,38 +33,6 @@ const char kHelp[] =
     "two differ (NEW reads as zeroes past its end), so IMAGE reads the same\n"
     "before and after. The copy is durable before the header changes, and\n"
     "the header changes in one write.\n";
-
-constexpr uint64_t kChunk = 1u << 20;
-
-// Copies into `image` the old contents of [from, to) wherever they differ
-// from `fresh` (the new backing file; nullptr: zeroes), one cluster-sized
-// piece at a time so that only differing clusters are allocated.
-Status copy_differences(BlockDevice& image, BlockDevice* fresh, uint64_t cluster, uint64_t from,
-                        uint64_t to) {
-  const uint64_t fresh_size = fresh ? fresh->info().size : 0;
-  std::vector<uint8_t> old_bytes(kChunk), new_bytes(kChunk);
-  for (uint64_t pos = from; pos < to;) {
-    const uint64_t n = std::min(kChunk - pos % cluster, to - pos);
-    QK_TRY(image.read(pos, ByteSpan(old_bytes.data(), n)));
-    std::fill(new_bytes.begin(), new_bytes.begin() + n, 0);
-    if (fresh && pos < fresh_size)
-      QK_TRY(fresh->read(pos, ByteSpan(new_bytes.data(), std::min(n, fresh_size - pos))));
-    for (uint64_t at = 0; at < n;) {
-      const uint64_t piece = std::min(n - at, cluster - (pos + at) % cluster);
-      if (std::memcmp(old_bytes.data() + at, new_bytes.data() + at, piece) != 0) {
-        // Zeroes over a new backing file's data are written as zeroes, so
-        // that they take no data cluster.
-        const bool zeroes = std::all_of(old_bytes.begin() + at, old_bytes.begin() + at + piece,
-                                        [](uint8_t b) { return b == 0; });
-        QK_TRY(zeroes ? image.write_zeroes(pos + at, piece)
-                      : image.write(pos + at, ConstByteSpan(old_bytes.data() + at, piece)));
-      }
-      at += piece;
-    }
-    pos += n;
-  }
-  return {};
-}
 
 }  // namespace
 
@@ -135,17 +101,7 @@ int run_rebase(const VerbArgs& raw_args) {
     fresh = std::move(opened).value();
   }
   if (!unsafe) {
-    auto own = own_allocations(qcow2);
-    if (!own.ok()) st = own.error();
-    uint64_t pos = 0;
-    const uint64_t size = qcow2.info().size;
-    const uint64_t cluster = qcow2.cluster_size();
-    for (size_t i = 0; st.ok() && pos < size; ++i) {
-      const uint64_t next = i < own->size() ? (*own)[i].offset : size;
-      if (next > pos) st = copy_differences(qcow2, fresh ? fresh->device.get() : nullptr, cluster, pos, next);
-      if (i >= own->size()) break;
-      pos = (*own)[i].offset + (*own)[i].length;
-    }
+    st = keep_contents_for_new_backing(qcow2, fresh ? fresh->device.get() : nullptr);
   }
   if (st.ok()) st = qcow2.set_backing_file(new_name, new_format, fresh ? fresh->device : nullptr);
   Status closed = image->close();
