@@ -13,7 +13,7 @@ const path = require('path');
 const { execFileSync } = require('child_process');
 const { serveDirectory } = require('./static-server');
 const { launchChromium } = require('./chromium');
-const { interopImages, sameFiles, tmpDir } = require('../wasm/helpers');
+const { interopImages, qemuImg, sameFiles, tmpDir } = require('../wasm/helpers');
 
 const webDir = process.env.QCOWKIT_WEB_DIR || path.resolve(__dirname, '../../build-wasm/wasm/web');
 const artifacts = process.env.QCOWKIT_ARTIFACTS || tmpDir('browser-artifacts');
@@ -180,10 +180,20 @@ test('once loaded, the page works offline (service worker cache)', async () => {
   }
 });
 
-test('an image with an internal snapshot lists it', async () => {
+test('an image with an internal snapshot lists it, and converts it as qemu-img does', async () => {
   const entry = interopImages().find((e) => e.name === 'snapshot');
   await page.goto(server.url);
   await pick(entry.image);
   assert.match(await page.textContent('#snapshots'), /before-edits \(id 1, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d, vm state 0 B\)/);
   await page.screenshot({ path: path.join(artifacts, 'page-snapshot.png'), fullPage: true });
+  // The snapshot, not the current state: it differs from the current state.
+  await page.selectOption('#convert-snapshot', '1');
+  const saved = await convertAndDownload('raw');
+  assert.match(path.basename(saved), /snapshot-1\.raw$/);
+  const reference = path.join(tmpDir('page-snapshot'), 'before-edits.raw');
+  qemuImg(['convert', '-U', '-l', 'snapshot.id=1', '-O', 'raw', entry.image, reference]);
+  assert.strictEqual(sameFiles(saved, reference), null);
+  const current = path.join(path.dirname(reference), 'current.raw');
+  qemuImg(['convert', '-U', '-O', 'raw', entry.image, current]);
+  assert.notStrictEqual(sameFiles(saved, current), null, 'the snapshot should differ from the current state');
 });

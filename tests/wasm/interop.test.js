@@ -133,6 +133,30 @@ for (const entry of entries) {
   });
 }
 
+// Every internal snapshot of every image, opened as a snapshot and
+// converted, reads as qemu-img converts it (-l snapshot.id=ID).
+for (const entry of entries.filter((e) => !e.backing)) {
+  const snapshots = qemuImgJson(['info', '-U', entry.image]).snapshots || [];
+  for (const snap of snapshots) {
+    test(`${entry.name}: snapshot ${snap.name} converts as qemu-img converts it`, async () => {
+      const qk = await loadQcowkit();
+      const dir = tmpDir(`wasm-${entry.name}-snap`);
+      const ours = path.join(dir, 'ours.raw'), theirs = path.join(dir, 'theirs.raw');
+      qemuImg(['convert', '-U', '-l', `snapshot.id=${snap.id}`, '-O', 'raw', entry.image, theirs]);
+      const image = qk.open(entry.image, { snapshot: snap.id });
+      try {
+        assert.strictEqual(image.info().virtualSize, fs.statSync(theirs).size);
+        await image.convert({ to: 'raw', output: ours });
+        assert.strictEqual(sameFiles(ours, theirs), null);
+        assert.throws(() => qk.open(entry.image, { snapshot: 'no-such-snapshot' }), /ENOENT|no snapshot|not found/i);
+      } finally {
+        image.close();
+        fs.rmSync(dir, { recursive: true });
+      }
+    });
+  }
+}
+
 // qemu-img check (exit 0 = clean) and compare (exit 0 = equal) on our output.
 function assertCleanAndEqual(qcow2, raw) {
   qemuImg(['check', '-q', qcow2]);

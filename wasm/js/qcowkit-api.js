@@ -3,7 +3,7 @@
 // message, its errno name and number; nothing aborts the module.
 //
 //   const qk = await createQcowkit();              // node: createQcowkit({wasmBinary})
-//   const image = qk.open(fileOrBytes);            // {format: 'auto'|'qcow2'|'raw', backing}
+//   const image = qk.open(fileOrBytes);            // {format: 'auto'|'qcow2'|'raw', backing, snapshot}
 //   image.info(); image.check(); image.map(); image.read(0, 512);
 //   await image.convert({to: 'raw', output}, (done, total) => ...);
 //   image.close();
@@ -54,8 +54,9 @@
       var backingImage = options.backing instanceof Image ? options.backing.live() : null;
       this.file = attach(Module.devices.fromSource(source));
       this.backing = options.backing && !backingImage ? attach(Module.devices.fromSource(options.backing)) : null;
+      // options.snapshot: an internal snapshot's ID or name, opened read-only.
       var native = Module.WasmImage.open(this.file.id, options.format || 'auto', backingImage,
-                                         this.backing ? this.backing.id : -1);
+                                         this.backing ? this.backing.id : -1, options.snapshot || '');
       if (!native) {
         this.releaseDevices();
         lastError();

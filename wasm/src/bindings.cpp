@@ -161,8 +161,10 @@ class WasmImage {
  public:
   // The backing file, if any, is either another opened image (`backing`,
   // e.g. a qcow2 base) or a plain JS device read as raw (`backing_id`).
+  // `snapshot` (an ID or name; empty: the current state) opens a qcow2
+  // image's internal snapshot, read-only.
   static std::unique_ptr<WasmImage> open(int device_id, std::string format, WasmImage* backing,
-                                         int backing_id) {
+                                         int backing_id, std::string snapshot) {
     auto fail = [](Error e) {
       g_last_error = std::move(e);
       return std::unique_ptr<WasmImage>();
@@ -179,6 +181,7 @@ class WasmImage {
       if (!backing.ok()) return fail(with_context(std::move(backing).error(), "backing file"));
       request.backing = raw_layer(*backing);
     }
+    request.snapshot = std::move(snapshot);
     auto file = JsDevice::attach(device_id);
     if (!file.ok()) return fail(std::move(file).error());
     auto session = ImageSession::open(*file, request);

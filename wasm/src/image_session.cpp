@@ -32,13 +32,16 @@ Result<std::unique_ptr<ImageSession>> ImageSession::open(std::shared_ptr<BlockDe
   image->device = file;
   if (image->format == "qcow2") {
     Qcow2OpenOptions options;
-    options.read_only = request.read_only;
+    options.read_only = request.read_only || !request.snapshot.empty();
+    options.snapshot = request.snapshot;
     if (request.backing) options.backing = request.backing->device;
     options.metadata_cache_bytes = kMetadataCacheBytes;
     options.codecs = &js_codecs();
     QK_ASSIGN_OR_RETURN(image->qcow2, Qcow2Image::open(file, options));
     image->device = image->qcow2;
     image->backing = request.backing;
+  } else if (!request.snapshot.empty()) {
+    return make_error(EINVAL, "a " + image->format + " image has no internal snapshots");
   } else if (image->format != "raw") {
     return make_error(ENOTSUP, "the browser module opens qcow2 and raw images, not " + image->format);
   }

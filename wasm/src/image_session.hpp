@@ -22,6 +22,7 @@ struct OpenRequest {
   // image, or a raw device (see raw_layer).
   std::shared_ptr<OpenedImage> backing;
   bool read_only = true;
+  std::string snapshot;  // qcow2: an internal snapshot (ID or name) to open, read-only
 };
 
 // A plain device as a raw layer of a chain (a backing file the page was given

@@ -93,6 +93,10 @@
           textContent: s.name + ' (id ' + s.id + ', ' + new Date(s.dateSec * 1000).toISOString().slice(0, 19).replace('T', ' ') +
                        ', vm state ' + bytes(s.vmStateSize) + ')' })))
       : (info.format === 'qcow2' ? 'none' : 'not applicable'));
+    // Any snapshot can be converted instead of the current state.
+    $('convert-snapshot').replaceChildren(el('option', { value: '', textContent: 'the current state' }),
+      ...snaps.map((s) => el('option', { value: s.id, textContent: 'snapshot ' + s.name + ' (id ' + s.id + ')' })));
+    $('snapshot-choice').hidden = snaps.length === 0;
     $('check').replaceChildren(el('span', { className: 'badge pending', textContent: 'checking…' }));
   }
 
@@ -157,7 +161,9 @@
     if (!current) return;
     const to = form.elements.to.value;
     const base = current.name.replace(/\.(qcow2|img|raw|bin)$/i, '');
-    const name = base + (to === 'raw' ? '.raw' : (current.info.format === 'qcow2' ? '.converted.qcow2' : '.qcow2'));
+    const snapshot = $('convert-snapshot').value;
+    const name = base + (snapshot ? '.snapshot-' + snapshot : '') +
+                 (to === 'raw' ? '.raw' : (current.info.format === 'qcow2' ? '.converted.qcow2' : '.qcow2'));
     $('convert').disabled = true;
     $('cancel').hidden = false;
     current.convertStart = performance.now();
@@ -165,7 +171,8 @@
     setProgress(0, 0);
     $('progress').hidden = false;
     const params = new URLSearchParams(location.search);  // ?workers=N&parallelFrom=BYTES
-    worker.postMessage({ type: 'convert', to, name, compress: to === 'qcow2' && $('compress').checked,
+    worker.postMessage({ type: 'convert', to, name, snapshot: snapshot || undefined,
+                         compress: to === 'qcow2' && $('compress').checked,
                          clusterSize: Number($('cluster-size').value),
                          workers: Number(params.get('workers')) || undefined,
                          parallelFrom: params.has('parallelFrom') ? Number(params.get('parallelFrom')) : undefined });

@@ -146,7 +146,15 @@ async function convert(options) {
   // is being opened is not lost.
   abort = new AbortController();
   const name = options.name;
-  const size = image.info().virtualSize;
+  // An internal snapshot is converted from a read-only view of it.
+  let source = image;
+  try {
+    if (options.snapshot) source = qk.open(currentFile, { backing: base || undefined, snapshot: options.snapshot });
+  } catch (e) {
+    abort = null;
+    return report('error', e);
+  }
+  const size = source.info().virtualSize;
   const workers = Math.max(1, Math.min(options.workers ||
                                        Math.min(DEFAULT_WORKERS, navigator.hardwareConcurrency || 1), 8));
   const parallelFrom = options.parallelFrom !== undefined ? options.parallelFrom : PARALLEL_FROM;
@@ -160,8 +168,8 @@ async function convert(options) {
     if (parallel) {
       await convertInParts(output, size, workers, helpers);
     } else {
-      await image.convert({ to: options.to, compress: options.compress, clusterSize: options.clusterSize,
-                            output: output.device, signal: abort.signal }, progressReporter());
+      await source.convert({ to: options.to, compress: options.compress, clusterSize: options.clusterSize,
+                             output: output.device, signal: abort.signal }, progressReporter());
     }
     const outSize = output.device.size();
     output.finish();
@@ -176,6 +184,7 @@ async function convert(options) {
     report(e && e.errno === 'ECANCELED' ? 'cancelled' : 'error', e);
   } finally {
     for (const h of helpers) h.terminate();
+    if (source !== image) source.close();
     abort = null;
   }
 
@@ -196,11 +205,12 @@ async function convert(options) {
         else if (msg.type === 'part-error') reject(Object.assign(new Error(msg.message), { errno: msg.errno }));
       };
       helper.onerror = (e) => reject(new Error('a helper worker failed: ' + e.message));
-      helper.postMessage({ type: 'part', file: currentFile, backing: currentBacking, name, part });
+      helper.postMessage({ type: 'part', file: currentFile, backing: currentBacking, snapshot: options.snapshot,
+                           name, part });
     }));
     const cancelled = new Promise((resolve, reject) => abort.signal.addEventListener('abort', () =>
       reject(Object.assign(new Error('conversion cancelled'), { errno: 'ECANCELED' }))));
-    const mine = image.convert({ to: 'raw', output: out.device, part: parts[0], signal: abort.signal },
+    const mine = source.convert({ to: 'raw', output: out.device, part: parts[0], signal: abort.signal },
                                (d) => { done[0] = d; reportProgress(sum(), total); });
     await Promise.race([Promise.all([mine, ...helperRuns]), cancelled]);
   }
@@ -212,7 +222,7 @@ async function convertPart(msg) {
   let base = null, source = null, out = null;
   try {
     if (msg.backing) base = q.open(msg.backing);
-    source = q.open(msg.file, { backing: base || undefined });
+    source = q.open(msg.file, { backing: base || undefined, snapshot: msg.snapshot || undefined });
     out = await openSharedPart(msg.name);
     await source.convert({ to: 'raw', output: out.device, part: msg.part },
                          (done) => postMessage({ type: 'part-progress', done }));
