@@ -85,9 +85,9 @@ class Qcow2Image::Impl {
   Status collect_spans_locked(uint64_t from, uint64_t to, std::vector<Span>& out) QK_REQUIRES(mutex_);
   Status read_spans(const std::vector<Span>& spans, uint64_t from, ByteSpan out);
   Result<const Codec*> cluster_codec() const;  // the image's compression codec, or why not
-  Status decompress_cluster(const Span& span, std::vector<uint8_t>& cluster);
   // Reads neighbouring compressed clusters (`run`, in guest order, the
-  // first starting at `from`) with one device read into `out`.
+  // first starting at `from`; each span may cover part of its cluster) with
+  // one device read into `out`.
   Status read_compressed_run(const std::vector<Span>& run, uint64_t from, ByteSpan out);
   Status write_compressed(uint64_t offset, ConstByteSpan data);
   Status store_compressed(uint64_t offset, ConstByteSpan packed);

@@ -48,22 +48,6 @@ Result<const Codec*> Qcow2Image::Impl::cluster_codec() const {
   return codec;
 }
 
-Status Qcow2Image::Impl::decompress_cluster(const Span& span, std::vector<uint8_t>& cluster) {
-  QK_ASSIGN_OR_RETURN(const Codec* codec, cluster_codec());
-  const uint64_t file_size = data_file_->info().size;
-  if (span.compressed_offset >= file_size)
-    return make_error(EIO, "compressed cluster at " + hex(span.compressed_offset) +
-                               " lies past the end of the file");
-  std::vector<uint8_t> input(std::min(span.compressed_bytes, file_size - span.compressed_offset));
-  QK_TRY(data_file_->read(span.compressed_offset, input));
-  cluster.resize(cluster_size_);
-  Status st = codec->decompress(input, cluster);
-  if (!st.ok())
-    return with_context(std::move(st).error(),
-                        "compressed cluster at " + hex(span.compressed_offset));
-  return {};
-}
-
 // Reads `out.size()` guest bytes at `guest`, which may lie anywhere in the
 // clusters the span covers (also before span.guest_offset in its first one).
 Status Qcow2Image::Impl::read_span(const Span& span, uint64_t guest, ByteSpan out) {
@@ -85,11 +69,10 @@ Status Qcow2Image::Impl::read_span(const Span& span, uint64_t guest, ByteSpan ou
       return {};
     }
     case SpanKind::compressed: {
-      std::vector<uint8_t> cluster;
-      QK_TRY(decompress_cluster(span, cluster));
-      const uint64_t in_cluster = guest % cluster_size_;
-      std::memcpy(out.data(), cluster.data() + in_cluster, out.size());
-      return {};
+      Span part = span;  // the same stream, the bytes asked for
+      part.guest_offset = guest;
+      part.length = out.size();
+      return read_compressed_run({part}, guest, out);
     }
   }
   return {};
