@@ -15,7 +15,6 @@ same `qemu-img info`. Bad input (unknown or duplicate names, names over
 combinations) is refused with qemu-img's exit status and a message, and
 the file is left as it was.
 """
-import hashlib
 import json
 import os
 import shutil
@@ -26,37 +25,7 @@ import sys
 import time
 
 QCOWKIT, IMAGES, WORK = sys.argv[1:4]
-failures = []
-
-
-def fail(message):
-    failures.append(message)
-    print("FAIL: " + message, flush=True)
-
-
-def run(*cmd):
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, errors="replace",
-                          timeout=300)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def ok(what, *cmd):
-    rc, out, err = run(*cmd)
-    if rc != 0:
-        fail(f"{what}: {' '.join(map(str, cmd))}: exit {rc}: {err.strip()[:400]}")
-        return None
-    return out
-
-
-def qemu_check_clean(what, path):
-    rc, out, err = run("qemu-img", "check", path)
-    if rc != 0 or "No errors were found" not in out:
-        fail(f"{what}: qemu-img check exit {rc}: {(out + err).strip()[:400]}")
-
-
-def digest(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+from cli_test_support import failures, fail, run, ok, qemu_check_clean, digest  # noqa: E402
 
 
 def qemu_bitmaps(path):

@@ -12,34 +12,14 @@ file grows to the overlay's size. Bad input (no backing file, -b naming
 another file, a backing file outside the folder without --backing-chain)
 is refused and nothing changes. IMAGES_DIR is unused.
 """
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 QCOWKIT, _IMAGES, WORK = sys.argv[1:4]
-failures = []
-
-
-def fail(message):
-    failures.append(message)
-    print("FAIL: " + message, flush=True)
-
-
-def run(*cmd):
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, errors="replace",
-                          timeout=300)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def ok(what, *cmd):
-    rc, out, err = run(*cmd)
-    if rc != 0:
-        fail(f"{what}: {' '.join(map(str, cmd))}: exit {rc}: {err.strip()[:400]}")
-        return None
-    return out
+import cli_test_support  # noqa: E402
+from cli_test_support import failures, fail, run, ok, digest  # noqa: E402
 
 
 def w(name):
@@ -47,11 +27,8 @@ def w(name):
 
 
 def qemu_check_clean(what, path, fmt="qcow2"):
-    if fmt != "qcow2":
-        return
-    rc, out, err = run("qemu-img", "check", path)
-    if rc != 0 or "No errors were found" not in out:
-        fail(f"{what}: qemu-img check exit {rc}: {(out + err).strip()[:400]}")
+    if fmt == "qcow2":  # qemu-img checks no raw base
+        cli_test_support.qemu_check_clean(what, path)
 
 
 def same_contents(what, image, raw, fmt=None):
@@ -64,11 +41,6 @@ def same_contents(what, image, raw, fmt=None):
 def own_clusters(path):
     rc, out, _ = run("qemu-img", "map", "--output=json", path)
     return [e for e in json.loads(out) if e.get("depth") == 0 and e.get("present")] if rc == 0 else None
-
-
-def digest(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def make_chain(tag, fmt="qcow2", base_size="64M", overlay_size=None, folder=None):

@@ -13,7 +13,6 @@ With PLUGIN (nbdkit-qcow2-plugin.so, when it is built) the same refusals
 hold while nbdkit serves the image read-write. Once the holders are gone,
 the verbs work again. IMAGES_DIR is unused.
 """
-import hashlib
 import os
 import shutil
 import subprocess
@@ -21,24 +20,9 @@ import sys
 import time
 
 QCOWKIT, _IMAGES, WORK = sys.argv[1:4]
+from cli_test_support import failures, fail, run, digest  # noqa: E402
+
 PLUGIN = sys.argv[4] if len(sys.argv) > 4 else None
-failures = []
-
-
-def fail(message):
-    failures.append(message)
-    print("FAIL: " + message, flush=True)
-
-
-def run(*cmd):
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, errors="replace",
-                          timeout=300)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def digest(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def locked(path, byte=None):

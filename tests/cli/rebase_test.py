@@ -14,44 +14,17 @@ without --backing-chain, -U) is refused and the file left as it was.
 IMAGES_DIR is unused (the chains are made here); it keeps the CTest line
 the same as the other verbs'.
 """
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 QCOWKIT, _IMAGES, WORK = sys.argv[1:4]
-failures = []
-
-
-def fail(message):
-    failures.append(message)
-    print("FAIL: " + message, flush=True)
-
-
-def run(*cmd, cwd=None):
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, errors="replace",
-                          timeout=300, cwd=cwd)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def ok(what, *cmd, cwd=None):
-    rc, out, err = run(*cmd, cwd=cwd)
-    if rc != 0:
-        fail(f"{what}: {' '.join(map(str, cmd))}: exit {rc}: {err.strip()[:400]}")
-        return None
-    return out
+from cli_test_support import failures, fail, run, ok, qemu_check_clean, digest  # noqa: E402
 
 
 def w(name):
     return os.path.join(WORK, name)
-
-
-def qemu_check_clean(what, path):
-    rc, out, err = run("qemu-img", "check", path)
-    if rc != 0 or "No errors were found" not in out:
-        fail(f"{what}: qemu-img check exit {rc}: {(out + err).strip()[:400]}")
 
 
 def same_contents(what, image, raw):
@@ -64,11 +37,6 @@ def backing_of(path):
     rc, out, _ = run("qemu-img", "info", "-U", "--output=json", path)
     info = json.loads(out) if rc == 0 else {}
     return info.get("backing-filename"), info.get("backing-filename-format")
-
-
-def digest(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def make_chain(tag, base_size="64M", overlay_size=None):

@@ -14,36 +14,10 @@ import filecmp
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 
 QCOWKIT, IMAGES, WORK = sys.argv[1:4]
-failures = []
-
-
-def fail(message):
-    failures.append(message)
-    print("FAIL: " + message, flush=True)
-
-
-def run(*cmd):
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, errors="replace",
-                          timeout=300)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def ok(what, *cmd):
-    rc, out, err = run(*cmd)
-    if rc != 0:
-        fail(f"{what}: {' '.join(map(str, cmd))}: exit {rc}: {err.strip()}")
-        return None
-    return out
-
-
-def qemu_check_clean(what, path):
-    rc, out, err = run("qemu-img", "check", path)
-    if rc != 0 or "No errors were found" not in out:
-        fail(f"{what}: qemu-img check exit {rc}: {(out + err).strip()[:400]}")
+from cli_test_support import failures, fail, run, ok, qemu_check_clean  # noqa: E402
 
 
 def snapshot_view(what, path, name, out):
