@@ -19,4 +19,13 @@ Status check_known_keys(const FormatOptions& options, std::initializer_list<cons
 // "on"/"off" (and qemu's other spellings) of `key`, or `fallback` when unset.
 Result<bool> option_bool(const FormatOptions& options, const char* key, bool fallback);
 
+// An ImageFormat::check that accepts the options exactly when the format's
+// own parser, `parse(size, options)`, does.
+template <auto parse>
+Status check_by_parsing(const FormatOptions& options) {
+  auto parsed = parse(0, options);
+  if (!parsed.ok()) return std::move(parsed).error();
+  return {};
+}
+
 }  // namespace qcowkit::formats

@@ -21,12 +21,6 @@ Result<ImageFormatFacts> probe(BlockDevice& file) {
   return facts;
 }
 
-Status check(const FormatOptions& options) {
-  auto parsed = parse_options(0, options);
-  if (!parsed.ok()) return std::move(parsed).error();
-  return {};
-}
-
 Result<std::unique_ptr<BlockDevice>> create(std::shared_ptr<BlockDevice> file, uint64_t size,
                                             const FormatOptions& options, const std::string&) {
   QK_ASSIGN_OR_RETURN(VdiCreateOptions o, parse_options(size, options));
@@ -42,7 +36,8 @@ std::string describe(uint64_t size, const FormatOptions& options) {
 }  // namespace
 
 const ImageFormat& vdi_format() {
-  static const ImageFormat format{"vdi", looks_like_vdi, probe, open_vdi, check, create, describe};
+  static const ImageFormat format{"vdi", looks_like_vdi, probe, open_vdi,
+                                  check_by_parsing<parse_options>, create, describe};
   return format;
 }
 

@@ -29,12 +29,6 @@ Result<ImageFormatFacts> probe(BlockDevice& file) {
   return facts;
 }
 
-Status check(const FormatOptions& options) {
-  auto parsed = parse_options(0, options);
-  if (!parsed.ok()) return std::move(parsed).error();
-  return {};
-}
-
 Result<std::unique_ptr<BlockDevice>> create(std::shared_ptr<BlockDevice> file, uint64_t size,
                                             const FormatOptions& options, const std::string&) {
   QK_ASSIGN_OR_RETURN(VhdCreateOptions o, parse_options(size, options));
@@ -51,7 +45,8 @@ std::string describe(uint64_t size, const FormatOptions& options) {
 }  // namespace
 
 const ImageFormat& vpc_format() {
-  static const ImageFormat format{"vpc", looks_like_vhd, probe, open_vhd, check, create, describe};
+  static const ImageFormat format{"vpc", looks_like_vhd, probe, open_vhd,
+                                  check_by_parsing<parse_options>, create, describe};
   return format;
 }
 

@@ -33,12 +33,6 @@ Result<ImageFormatFacts> probe(BlockDevice& file) {
   return facts;
 }
 
-Status check(const FormatOptions& options) {
-  auto parsed = parse_options(0, options);
-  if (!parsed.ok()) return std::move(parsed).error();
-  return {};
-}
-
 Result<std::unique_ptr<BlockDevice>> create(std::shared_ptr<BlockDevice> file, uint64_t size,
                                             const FormatOptions& options,
                                             const std::string& file_name) {
@@ -62,7 +56,7 @@ bool in_order(const FormatOptions& options) {
 
 const ImageFormat& vmdk_format() {
   static const ImageFormat format{"vmdk",  looks_like_vmdk, probe,    open_vmdk,
-                                  check,   create,          describe, in_order};
+                                  check_by_parsing<parse_options>, create,          describe, in_order};
   return format;
 }
 
