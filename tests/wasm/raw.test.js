@@ -32,6 +32,11 @@ test('a raw image: info, map and read', async () => {
   }
 });
 
+test('a raw image has no snapshots to open', async () => {
+  const qk = await loadQcowkit();
+  assert.throws(() => qk.open(pattern(1 << 20), { snapshot: '1' }), /raw image has no internal snapshots/);
+});
+
 test('raw to raw conversion is byte-identical, through files, with progress', async () => {
   const qk = await loadQcowkit();
   const dir = tmpDir('wasm-raw');
