@@ -21,6 +21,10 @@ Result<OpenedImage> open_image(const std::string& path, const ImageOpenOptions& 
   o.writable = !options.read_only;
   o.lock = options.lock;
   o.backing = options.follow_backing ? BackingPolicy::allow : BackingPolicy::refuse;
+  // A vmdk descriptor's extents are parts of the image, not layers: next
+  // to the descriptor they are read by default (as qemu-img reads them);
+  // anywhere else only with --backing-chain, as backing files.
+  o.extent_files = options.follow_backing ? BackingPolicy::allow : BackingPolicy::same_directory;
   o.backing_required = options.contents_needed;
   o.refusal_hint = "pass --backing-chain to read through it";
   return open_named_image(posix_host(), path, o);

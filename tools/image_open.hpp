@@ -3,7 +3,9 @@
 // (-f), locked as qemu-img locks images unless the user said -U.
 //
 // Backing files are opened only with --backing-chain (the core's "allow"
-// policy: any plain file name the image gives). Without it, the unallocated
+// policy: any plain file name the image gives). A vmdk descriptor's extent
+// files are read from the descriptor's own folder by default
+// (same_directory), and from anywhere with --backing-chain. Without it, the unallocated
 // parts of an image with a backing file would read as zeroes, so verbs that
 // read contents refuse such images (contents_needed).
 #pragma once

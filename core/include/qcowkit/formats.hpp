@@ -31,6 +31,42 @@ struct ImageFormatFacts {
   // JSON spelling: "parent-cid"), when qemu-img has some.
   std::string specific_type;
   std::vector<std::pair<std::string, std::variant<std::string, uint64_t>>> specific;
+  // The parent image's name as the image records it (a differencing VHD),
+  // not yet resolved or checked; empty: none. qemu-img's "backing-filename".
+  std::string backing_file;
+};
+
+// The files an image names besides itself, as the image opener hands them
+// to a format (ImageFormat::open_with_files, ::check). A format never calls
+// the OS or the Host for a name it read from a file: the opener resolves
+// every name under the policy its caller chose (image_opener.hpp:
+// refuse / same_directory / allow, the backing-file rules), takes the
+// locks, and closes the files with the image.
+//
+// Thread safety: used only during the open or check call that received it.
+class ImageFiles {
+ public:
+  virtual ~ImageFiles() = default;
+  // Opens `name`, written inside the image (a vmdk extent: relative to the
+  // image's folder), read-only. EPERM / ENOTSUP when the policy refuses it,
+  // ELOOP when it is the image itself.
+  virtual Result<std::shared_ptr<BlockDevice>> open_file(const std::string& name) = 0;
+  // The image's backing (parent) image, opened by the opener from
+  // ImageFormatFacts::backing_file; nullptr when the caller's policy left
+  // it closed (its contents then read as zeroes).
+  virtual std::shared_ptr<BlockDevice> backing() = 0;
+};
+
+// What a format's check found, in qemu-img check's terms.
+struct FormatCheckReport {
+  uint64_t corruptions = 0;
+  uint64_t check_errors = 0;
+  std::optional<uint64_t> image_end_offset;  // reported when the format gives one
+  std::optional<uint64_t> total_clusters, allocated_clusters;  // likewise
+  std::vector<std::string> messages;  // one per problem ("ERROR: ..."), as qemu-img prints
+  // Non-zero: the check stopped here, as qemu-img's does for this problem
+  // (it then says "Check failed: <strerror>" and exits 1, reporting nothing).
+  int failed_errno = 0;
 };
 
 struct ImageFormat {
@@ -53,6 +89,17 @@ struct ImageFormat {
   // order (vmdk streamOptimized): copies into it must commit in order.
   // nullptr: any order.
   bool (*writes_in_order)(const FormatOptions& options) = nullptr;
+  // For images that span several files (a vmdk descriptor and its extents)
+  // or sit on a parent (a differencing VHD): used instead of `open` when
+  // set, with the other files reached only through `files`. Such images
+  // may be opened read-only only (EROFS otherwise) unless the format says.
+  Result<std::unique_ptr<BlockDevice>> (*open_with_files)(std::shared_ptr<BlockDevice> file,
+                                                          bool read_only,
+                                                          ImageFiles& files) = nullptr;
+  // qemu-img check for this format: reads the structures without trusting
+  // them (an image too broken to open is still reported on). nullptr: the
+  // format has no check, as in qemu-img ("does not support checks").
+  Result<FormatCheckReport> (*check)(BlockDevice& file, ImageFiles& files) = nullptr;
 };
 
 // The format named `name`, or nullptr.

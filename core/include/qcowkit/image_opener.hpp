@@ -21,7 +21,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "qcowkit/formats.hpp"
 #include "qcowkit/host.hpp"
 #include "qcowkit/qcow2.hpp"
 
@@ -46,6 +48,11 @@ struct ImageOpenOptions {
   uint64_t metadata_cache_bytes = 32u << 20;  // for each qcow2 layer
   std::string snapshot;                        // qcow2: serve this snapshot (read-only)
   int max_depth = 16;                          // images in the chain, the top one included
+  // Files an image names that are parts of it rather than layers under it
+  // (a vmdk descriptor's extents), read-only, under the same name rules as
+  // backing files. A descriptor and its extents in one folder is the
+  // normal case, hence the default; the image itself is never opened again.
+  BackingPolicy extent_files = BackingPolicy::same_directory;
 };
 
 struct OpenedImage {
@@ -55,6 +62,7 @@ struct OpenedImage {
   std::shared_ptr<BlockDevice> device;    // the guest's view: the file, or the image over it
   std::shared_ptr<Qcow2Image> qcow2;      // set for qcow2 images
   std::shared_ptr<OpenedImage> backing;   // the next layer down, when opened
+  std::vector<std::shared_ptr<BlockDevice>> parts;  // extent files the image named
 
   // Flushes and closes the image, then its backing chain. Closing the files
   // drops their locks.
@@ -67,6 +75,15 @@ Result<std::string> detect_format(BlockDevice& file);
 
 Result<OpenedImage> open_named_image(Host& host, const std::string& path,
                                      const ImageOpenOptions& options);
+
+// qemu-img check for a format of formats.hpp: opens the file read-only
+// (locked unless options.lock is false; format by content unless
+// options.format), and runs the format's check, named files reached under
+// options.extent_files. ENOTSUP with qemu-img's words, "This image format
+// does not support checks", for formats that have none (vpc, raw); qcow2's
+// check is Qcow2Image::check, not this.
+Result<FormatCheckReport> check_named_image(Host& host, const std::string& path,
+                                            const ImageOpenOptions& options);
 
 // Where the backing file `name`, written in the image at `image_path`, lies
 // under `policy`, or why it may not be opened (EPERM for a refused name,

@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "qcowkit/block_device.hpp"
+#include "qcowkit/formats.hpp"
 
 namespace qcowkit {
 
@@ -43,5 +44,11 @@ Result<std::unique_ptr<BlockDevice>> open_vdi(std::shared_ptr<BlockDevice> file,
 // Formats `file` (empty, writable) as a new VDI; returns it open read-write.
 Result<std::unique_ptr<BlockDevice>> create_vdi(std::shared_ptr<BlockDevice> file,
                                                 const VdiCreateOptions& options);
+
+// qemu-img check's vdi check: block map entries past the block count,
+// data blocks two entries share, an allocated count that is not the
+// header's; each a corruption with qemu-img's message. Reads the block map
+// without trusting it.
+Result<FormatCheckReport> check_vdi(BlockDevice& file, ImageFiles& files);
 
 }  // namespace qcowkit

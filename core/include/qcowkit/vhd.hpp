@@ -11,7 +11,11 @@
 // image's size is rounded up to the next CHS geometry, as qemu-img does,
 // unless force_size asks for the exact size.
 //
-// Differencing images (a parent) are refused. Footer and sparse-header
+// Differencing images are read (only through open_vhd_with_files, which
+// gets the parent from the image opener, under its backing-file policy):
+// the parent's name comes from the relative (W2ru), else absolute (W2ku)
+// parent locator, else the header's parent name; sectors a block's bitmap
+// leaves clear, and unallocated blocks, read from the parent. Footer and sparse-header
 // checksums are verified; every table is bounded and must lie inside the
 // file.
 //
@@ -25,6 +29,7 @@
 #include <string>
 
 #include "qcowkit/block_device.hpp"
+#include "qcowkit/formats.hpp"
 
 namespace qcowkit {
 
@@ -46,6 +51,7 @@ struct VhdDetails {
   uint32_t block_size = 0;  // dynamic images: bytes per block
   VhdGeometry geometry;
   std::string creator_app;  // four characters, as stored
+  std::string parent;       // differencing images: the parent's name, '/'-separated
 };
 
 // The geometry and virtual size qemu-img gives a new image of `size` bytes
@@ -61,7 +67,13 @@ bool looks_like_vhd(BlockDevice& file);
 // Reads and checks the footer (and the sparse header of a dynamic image).
 Result<VhdDetails> probe_vhd(BlockDevice& file);
 
+// ENOTSUP for a differencing image (it needs open_vhd_with_files).
 Result<std::unique_ptr<BlockDevice>> open_vhd(std::shared_ptr<BlockDevice> file, bool read_only);
+
+// Any VHD; a differencing one (read-only, EROFS otherwise) reads what it
+// does not hold from files.backing().
+Result<std::unique_ptr<BlockDevice>> open_vhd_with_files(std::shared_ptr<BlockDevice> file,
+                                                         bool read_only, ImageFiles& files);
 
 // Formats `file` (empty, writable) as a new VHD; returns it open read-write.
 Result<std::unique_ptr<BlockDevice>> create_vhd(std::shared_ptr<BlockDevice> file,

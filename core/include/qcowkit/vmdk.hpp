@@ -5,9 +5,14 @@
 // grain zlib-compressed behind a small marker, written once, in order; the
 // grain directory may sit in a footer at the end).
 //
-// Refused with a message: descriptor files that name extents in other files
-// (monolithicFlat, twoGbMaxExtent*, vmfs), differencing images (a parent),
-// and every table, grain or marker that does not fit the file.
+// Also read: a descriptor file naming extents in other files
+// (monolithicFlat, twoGbMaxExtentFlat, twoGbMaxExtentSparse, vmfs), whose
+// extent files are opened only through ImageFiles (formats.hpp), that is
+// under the image opener's name policy; such images are read-only.
+//
+// Refused with a message: differencing images (a parent), compressed
+// grains in a descriptor's extents, and every table, grain, marker or
+// extent that does not fit its file.
 //
 // Thread safety: opened images and new monolithicSparse images are
 // thread-safe (BlockMapImage). A new streamOptimized image takes writes in
@@ -22,6 +27,7 @@
 #include <string>
 
 #include "qcowkit/block_device.hpp"
+#include "qcowkit/formats.hpp"
 
 namespace qcowkit {
 
@@ -44,8 +50,19 @@ bool looks_like_vmdk(BlockDevice& file);
 
 Result<VmdkDetails> probe_vmdk(BlockDevice& file);
 
-// Compressed (streamOptimized) images open read-only.
+// Compressed (streamOptimized) images open read-only. A descriptor file is
+// refused here (ENOTSUP): it needs open_vmdk_with_files.
 Result<std::unique_ptr<BlockDevice>> open_vmdk(std::shared_ptr<BlockDevice> file, bool read_only);
+
+// Any VMDK: a descriptor file's extents are opened through `files`.
+Result<std::unique_ptr<BlockDevice>> open_vmdk_with_files(std::shared_ptr<BlockDevice> file,
+                                                          bool read_only, ImageFiles& files);
+
+// qemu-img check's vmdk check: every grain that starts at or past the end
+// of its extent file is a corruption ("ERROR: cluster offset for sector N
+// points after EOF"). Reads the tables without opening the image, so an
+// image open refuses is still reported on.
+Result<FormatCheckReport> check_vmdk(BlockDevice& file, ImageFiles& files);
 
 // Formats `file` (empty, writable) as a new VMDK; returns it open for writing.
 Result<std::unique_ptr<BlockDevice>> create_vmdk(std::shared_ptr<BlockDevice> file,

@@ -192,6 +192,41 @@ Result<VdiDetails> probe_vdi(BlockDevice& file) {
   return d;
 }
 
+Result<FormatCheckReport> check_vdi(BlockDevice& file, ImageFiles&) {
+  QK_ASSIGN_OR_RETURN(Header h, parse_header(file));
+  std::vector<uint8_t> raw(uint64_t{h.blocks} * 4);  // parse_header bounded it
+  QK_TRY(file.read(h.offset_bmap, raw));
+  FormatCheckReport report;
+  // qemu-img check's vdi rules and words: an entry past the block count,
+  // a data block two entries share, and an allocated count that is not
+  // the header's.
+  std::vector<bool> used(h.blocks, false);
+  uint32_t allocated = 0;
+  for (uint32_t i = 0; i < h.blocks; ++i) {
+    const uint32_t e = load_le32(raw.data() + uint64_t{i} * 4);
+    if (e == kUnallocated || e == kDiscarded) continue;
+    if (e >= h.blocks) {
+      report.messages.push_back("ERROR: block index " + std::to_string(i) + " too large, is " +
+                                std::to_string(e));
+      ++report.corruptions;
+      continue;
+    }
+    ++allocated;
+    if (used[e]) {
+      report.messages.push_back("ERROR: block index " + std::to_string(e) + " also used by " +
+                                std::to_string(e));
+      ++report.corruptions;
+    }
+    used[e] = true;
+  }
+  if (allocated != h.allocated) {
+    report.messages.push_back("ERROR: allocated blocks mismatch, is " + std::to_string(allocated) +
+                              ", should be " + std::to_string(h.allocated));
+    ++report.corruptions;
+  }
+  return report;
+}
+
 Result<std::unique_ptr<BlockDevice>> open_vdi(std::shared_ptr<BlockDevice> file, bool read_only) {
   QK_ASSIGN_OR_RETURN(Header h, parse_header(*file));
   if (h.disk_size % 512)

@@ -36,8 +36,9 @@ std::string describe(uint64_t size, const FormatOptions& options) {
 }  // namespace
 
 const ImageFormat& vdi_format() {
-  static const ImageFormat format{"vdi", looks_like_vdi, probe, open_vdi,
-                                  check_by_parsing<parse_options>, create, describe};
+  static const ImageFormat format{"vdi",    looks_like_vdi, probe,   open_vdi,
+                                  check_by_parsing<parse_options>, create, describe, nullptr,
+                                  nullptr, check_vdi};
   return format;
 }
 

@@ -87,11 +87,148 @@ class DynamicMap final : public BlockMap {
   const std::array<uint8_t, kFooterSize> footer_;
 };
 
+// A differencing disk: an allocated block's sector bitmap says which of its
+// sectors it holds (a set bit, most significant bit first); the others,
+// and every block the BAT leaves unallocated, read from the parent (zeroes
+// past the parent's end, or everywhere when the caller left the parent
+// closed). Read-only; thread-safe since nothing changes after open.
+class DifferencingImage final : public BlockDevice {
+ public:
+  DifferencingImage(std::shared_ptr<BlockDevice> file, std::vector<uint32_t> bat,
+                    uint32_t block_size, uint64_t size, std::shared_ptr<BlockDevice> parent)
+      : file_(std::move(file)), bat_(std::move(bat)), block_size_(block_size),
+        bitmap_size_((uint64_t{block_size} / 512 / 8 + 511) / 512 * 512), size_(size),
+        parent_(std::move(parent)) {}
+
+  DeviceInfo info() const override { return DeviceInfo{size_, 1, true}; }
+
+  Status read(uint64_t offset, ByteSpan buffer) override {
+    QK_TRY(check_request(info(), offset, buffer.size(), false, "read"));
+    std::vector<uint8_t> bitmap;
+    uint64_t done = 0;
+    while (done < buffer.size()) {
+      const uint64_t pos = offset + done;
+      const uint64_t block = pos / block_size_, in_block = pos % block_size_;
+      const uint64_t n = std::min<uint64_t>(block_size_ - in_block, buffer.size() - done);
+      ByteSpan piece = buffer.subspan(done, n);
+      if (block >= bat_.size() || bat_[block] == kUnallocated) {
+        QK_TRY(from_parent(pos, piece));
+      } else {
+        const uint64_t at = uint64_t{bat_[block]} * 512;
+        bitmap.resize(bitmap_size_);
+        QK_TRY(file_->read(at, bitmap));
+        // Runs of sectors with the same bit.
+        uint64_t i = 0;
+        while (i < n) {
+          const uint64_t sector = (in_block + i) / 512;
+          const bool here = bitmap[sector / 8] & (0x80 >> (sector % 8));
+          uint64_t j = i;
+          while (j < n) {
+            const uint64_t s = (in_block + j) / 512;
+            if (bool(bitmap[s / 8] & (0x80 >> (s % 8))) != here) break;
+            j = std::min<uint64_t>(n, (s + 1) * 512 - in_block);
+          }
+          ByteSpan run = piece.subspan(i, j - i);
+          if (here) {
+            Status st = file_->read(at + bitmap_size_ + in_block + i, run);
+            if (!st.ok())
+              return with_context(std::move(st).error(),
+                                  std::string(kName) + ": reading guest offset " + std::to_string(pos + i));
+          } else {
+            QK_TRY(from_parent(pos + i, run));
+          }
+          i = j;
+        }
+      }
+      done += n;
+    }
+    return {};
+  }
+
+  // Allocated blocks are data; the rest is what the parent says it holds
+  // there (one block per answer: callers ask again from where it stops).
+  Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override {
+    QK_TRY(check_request(info(), offset, length, false, "extents"));
+    std::vector<Extent> out;
+    if (length == 0) return out;
+    const uint64_t block = offset / block_size_;
+    const uint64_t n = std::min<uint64_t>((block + 1) * block_size_ - offset, length);
+    if (block < bat_.size() && bat_[block] != kUnallocated) {
+      out.push_back(Extent{offset, n, ExtentKind::data});
+      return out;
+    }
+    const uint64_t parent_size = parent_ ? parent_->info().size : 0;
+    if (offset >= parent_size) {
+      out.push_back(Extent{offset, n, ExtentKind::hole});
+      return out;
+    }
+    QK_ASSIGN_OR_RETURN(out, parent_->extents(offset, std::min(n, parent_size - offset)));
+    if (out.empty()) return make_error(EIO, std::string(kName) + ": the parent reported no extents");
+    return out;
+  }
+
+  Status write(uint64_t, ConstByteSpan, WriteFlags) override { return read_only_error(); }
+  Status discard(uint64_t, uint64_t) override { return read_only_error(); }
+  Status write_zeroes(uint64_t, uint64_t, ZeroFlags) override { return read_only_error(); }
+  Status resize(uint64_t) override { return read_only_error(); }
+  Status flush() override { return {}; }
+  Status close() override { return {}; }  // the file and the parent are the opener's
+
+ private:
+  static Status read_only_error() {
+    return make_error(EROFS, std::string(kName) + ": differencing images are read-only");
+  }
+  Status from_parent(uint64_t pos, ByteSpan out) const {
+    const uint64_t parent_size = parent_ ? parent_->info().size : 0;
+    uint64_t have = pos < parent_size ? std::min<uint64_t>(out.size(), parent_size - pos) : 0;
+    if (have) {
+      Status st = parent_->read(pos, out.subspan(0, have));
+      if (!st.ok()) return with_context(std::move(st).error(), std::string(kName) + ": parent");
+    }
+    std::memset(out.data() + have, 0, out.size() - have);
+    return {};
+  }
+
+  std::shared_ptr<BlockDevice> file_;
+  const std::vector<uint32_t> bat_;
+  const uint64_t block_size_, bitmap_size_, size_;
+  std::shared_ptr<BlockDevice> parent_;
+};
+
 struct Parsed {
+  bool differencing = false;
   VhdDetails details;
   std::array<uint8_t, kFooterSize> footer_bytes{};
   SparseHeader sparse;
 };
+
+// The parent's name: the relative Windows locator (W2ru), else the
+// absolute one (W2ku), else the header's Unicode name, as the VHD
+// specification orders them. Windows separators become '/'; the name is
+// only a name: the image opener decides whether it may be opened.
+Result<std::string> parent_name(BlockDevice& file, const SparseHeader& s) {
+  const uint64_t file_size = file.info().size;
+  for (uint32_t platform : {kPlatformW2ru, kPlatformW2ku}) {
+    for (const ParentLocator& l : s.locators) {
+      if (l.platform != platform || l.data_length == 0) continue;
+      if (l.data_length > kMaxLocatorBytes || l.data_offset > file_size ||
+          file_size - l.data_offset < l.data_length)
+        return make_error(EINVAL, "VHD parent locator of " + std::to_string(l.data_length) +
+                                      " bytes at offset " + std::to_string(l.data_offset) +
+                                      " is outside the file or over " +
+                                      std::to_string(kMaxLocatorBytes) + " bytes");
+      std::vector<uint8_t> raw(l.data_length);
+      QK_TRY(file.read(l.data_offset, raw));
+      std::string name = utf16_to_utf8(raw.data(), raw.size(), false);
+      std::replace(name.begin(), name.end(), '\\', '/');
+      if (!name.empty()) return name;
+    }
+  }
+  std::string name = s.parent_name;
+  std::replace(name.begin(), name.end(), '\\', '/');
+  if (name.empty()) return make_error(EINVAL, "differencing VHD names no parent");
+  return name;
+}
 
 Result<Parsed> parse(BlockDevice& file) {
   const uint64_t file_size = file.info().size;
@@ -109,11 +246,12 @@ Result<Parsed> parse(BlockDevice& file) {
   if (!dynamic) QK_TRY(file.read(file_size - kFooterSize, p.footer_bytes));
   QK_ASSIGN_OR_RETURN(Footer footer, parse_footer(p.footer_bytes.data(),
                                                   dynamic ? "at offset 0" : "at the end of the file"));
-  if (footer.type == kTypeDifferencing)
-    return make_error(ENOTSUP, "differencing VHD images (with a parent image) are not supported");
-  if (footer.type != (dynamic ? kTypeDynamic : kTypeFixed))
+  // A differencing disk is laid out as a dynamic one, plus its parent's
+  // name and a sector bitmap that counts.
+  p.differencing = dynamic && footer.type == kTypeDifferencing;
+  if (footer.type != (dynamic ? kTypeDynamic : kTypeFixed) && !p.differencing)
     return make_error(EINVAL, "VHD disk type " + std::to_string(footer.type) + " in a footer " +
-                                  (dynamic ? "copy at offset 0 (expected 3, dynamic)"
+                                  (dynamic ? "copy at offset 0 (expected 3, dynamic, or 4, differencing)"
                                            : "at the end of the file (expected 2, fixed)"));
   VhdDetails& d = p.details;
   d.fixed = !dynamic;
@@ -158,6 +296,9 @@ Result<Parsed> parse(BlockDevice& file) {
     return make_error(EINVAL, "VHD BAT at offset " + std::to_string(s.table_offset) + " (" +
                                   std::to_string(bat_bytes) + " bytes) is outside the file or "
                                   "overlaps the headers");
+  if (p.differencing) {
+    QK_ASSIGN_OR_RETURN(d.parent, parent_name(file, s));
+  }
   return p;
 }
 
@@ -209,6 +350,10 @@ Result<VhdDetails> probe_vhd(BlockDevice& file) {
 
 Result<std::unique_ptr<BlockDevice>> open_vhd(std::shared_ptr<BlockDevice> file, bool read_only) {
   QK_ASSIGN_OR_RETURN(Parsed p, parse(*file));
+  if (p.differencing)
+    return make_error(ENOTSUP, "a differencing VHD needs its parent: open it through the image "
+                               "opener (open_named_image), which opens the parent '" +
+                                   p.details.parent + "'");
   if (!read_only && file->info().read_only)
     return make_error(EROFS, "the VHD file is read-only");
   std::unique_ptr<BlockMap> map;
@@ -222,6 +367,19 @@ Result<std::unique_ptr<BlockDevice>> open_vhd(std::shared_ptr<BlockDevice> file,
   }
   return std::unique_ptr<BlockDevice>(std::make_unique<BlockMapImage>(
       file, std::move(map), p.details.virtual_size, read_only, kName));
+}
+
+Result<std::unique_ptr<BlockDevice>> open_vhd_with_files(std::shared_ptr<BlockDevice> file,
+                                                         bool read_only, ImageFiles& files) {
+  QK_ASSIGN_OR_RETURN(Parsed p, parse(*file));
+  if (!p.differencing) return open_vhd(std::move(file), read_only);
+  if (!read_only)
+    return make_error(EROFS, "differencing VHD images open read-only; convert them to change them");
+  std::vector<uint32_t> bat;
+  QK_ASSIGN_OR_RETURN(uint64_t next_free, load_bat(*file, p, bat));
+  (void)next_free;  // nothing is ever written
+  return std::unique_ptr<BlockDevice>(std::make_unique<DifferencingImage>(
+      std::move(file), std::move(bat), p.sparse.block_size, p.details.virtual_size, files.backing()));
 }
 
 Result<std::unique_ptr<BlockDevice>> create_vhd(std::shared_ptr<BlockDevice> file,

@@ -26,6 +26,7 @@ Result<ImageFormatFacts> probe(BlockDevice& file) {
   ImageFormatFacts facts;
   facts.virtual_size = d.virtual_size;
   if (!d.fixed) facts.cluster_size = d.block_size;  // qemu-img shows the block size as clusters
+  facts.backing_file = d.parent;
   return facts;
 }
 
@@ -45,8 +46,9 @@ std::string describe(uint64_t size, const FormatOptions& options) {
 }  // namespace
 
 const ImageFormat& vpc_format() {
-  static const ImageFormat format{"vpc", looks_like_vhd, probe, open_vhd,
-                                  check_by_parsing<parse_options>, create, describe};
+  static const ImageFormat format{"vpc",    looks_like_vhd, probe,   open_vhd,
+                                  check_by_parsing<parse_options>, create, describe, nullptr,
+                                  open_vhd_with_files};
   return format;
 }
 

@@ -69,7 +69,49 @@ Result<SparseHeader> parse_sparse_header(const uint8_t* b) {
   h.table_offset = load_be64(b + kTableOffset);
   h.max_table_entries = load_be32(b + kMaxTableEntries);
   h.block_size = load_be32(b + kBlockSize);
+  // The parent's name at 64 (512 bytes, UTF-16BE); 8 locators of 24 bytes
+  // at 576: platform code, data space, data length, reserved, data offset.
+  h.parent_name = utf16_to_utf8(b + 64, 512, true);
+  for (size_t i = 0; i < h.locators.size(); ++i) {
+    const uint8_t* e = b + 576 + i * 24;
+    h.locators[i].platform = load_be32(e);
+    h.locators[i].data_length = load_be32(e + 8);
+    h.locators[i].data_offset = load_be64(e + 16);
+  }
   return h;
+}
+
+std::string utf16_to_utf8(const uint8_t* b, size_t size, bool big_endian) {
+  std::string out;
+  auto unit = [&](size_t i) -> uint32_t {
+    return big_endian ? uint32_t(b[i] << 8 | b[i + 1]) : uint32_t(b[i + 1] << 8 | b[i]);
+  };
+  for (size_t i = 0; i + 1 < size; i += 2) {
+    uint32_t c = unit(i);
+    if (c == 0) break;
+    if (c >= 0xd800 && c < 0xdc00 && i + 3 < size && unit(i + 2) >= 0xdc00 && unit(i + 2) < 0xe000) {
+      c = 0x10000 + ((c - 0xd800) << 10) + (unit(i + 2) - 0xdc00);
+      i += 2;
+    } else if (c >= 0xd800 && c < 0xe000) {
+      c = 0xfffd;
+    }
+    if (c < 0x80) {
+      out += char(c);
+    } else if (c < 0x800) {
+      out += char(0xc0 | c >> 6);
+      out += char(0x80 | (c & 0x3f));
+    } else if (c < 0x10000) {
+      out += char(0xe0 | c >> 12);
+      out += char(0x80 | (c >> 6 & 0x3f));
+      out += char(0x80 | (c & 0x3f));
+    } else {
+      out += char(0xf0 | c >> 18);
+      out += char(0x80 | (c >> 12 & 0x3f));
+      out += char(0x80 | (c >> 6 & 0x3f));
+      out += char(0x80 | (c & 0x3f));
+    }
+  }
+  return out;
 }
 
 uint64_t virtual_size(const Footer& f) {

@@ -32,11 +32,28 @@ struct Footer {
   uint32_t type = 0;
 };
 
+// One parent locator entry (differencing disks): where a platform's spelling
+// of the parent's name lies in the file.
+struct ParentLocator {
+  uint32_t platform = 0;     // kPlatformW2ru, kPlatformW2ku, ...
+  uint32_t data_length = 0;  // bytes
+  uint64_t data_offset = 0;  // file offset
+};
+constexpr uint32_t kPlatformW2ru = 0x57327275;  // "W2ru": relative, UTF-16LE
+constexpr uint32_t kPlatformW2ku = 0x57326b75;  // "W2ku": absolute, UTF-16LE
+constexpr uint32_t kMaxLocatorBytes = 64 * 1024;  // a path name, whatever the file says
+
 struct SparseHeader {
   uint64_t table_offset = 0;
   uint32_t max_table_entries = 0;
   uint32_t block_size = 0;
+  std::string parent_name;  // the header's UTF-16BE parent name, as UTF-8
+  std::array<ParentLocator, 8> locators{};
 };
+
+// UTF-16 (big- or little-endian) to UTF-8, up to the first NUL; unpaired
+// surrogates become U+FFFD.
+std::string utf16_to_utf8(const uint8_t* bytes, size_t size, bool big_endian);
 
 // One's complement of the byte sum, the checksum field itself counted as 0.
 uint32_t checksum(const uint8_t* bytes, size_t size, size_t checksum_at);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "formats/block_map_image.hpp"
+#include "formats/vmdk_extents.hpp"
 #include "formats/vmdk_layout.hpp"
 #include "formats/vmdk_stream_writer.hpp"
 #include "qcowkit/codec.hpp"
@@ -135,13 +136,24 @@ Result<Layout> load(BlockDevice& file) {
   if (file.info().size >= sizeof b) QK_TRY(file.read(0, b));
   if (starts_with_text(b, "# Disk DescriptorFile"))
     return make_error(ENOTSUP, "VMDK descriptor files, whose extents live in other files "
-                               "(monolithicFlat, twoGbMaxExtent...), are not supported");
+                               "(monolithicFlat, twoGbMaxExtent...), are opened through the image "
+                               "opener (open_named_image), which opens their extent files");
   return load_layout(file);
 }
 
 }  // namespace
 
 Result<VmdkDetails> probe_vmdk(BlockDevice& file) {
+  if (is_descriptor_file(file)) {
+    // What the descriptor says; the extents are not opened.
+    QK_ASSIGN_OR_RETURN(Descriptor d, read_descriptor_file(file));
+    VmdkDetails details;
+    details.virtual_size = descriptor_sectors(d) * 512;
+    details.create_type = d.create_type;
+    details.cid = d.cid;
+    details.parent_cid = d.parent_cid;
+    return details;
+  }
   QK_ASSIGN_OR_RETURN(Layout l, load(file));
   VmdkDetails d;
   d.virtual_size = l.header.capacity * 512;
@@ -162,6 +174,58 @@ Result<std::unique_ptr<BlockDevice>> open_vmdk(std::shared_ptr<BlockDevice> file
   auto map = std::make_unique<GrainMap>(file, std::move(l));
   return std::unique_ptr<BlockDevice>(
       std::make_unique<BlockMapImage>(file, std::move(map), size, read_only, kName));
+}
+
+Result<std::unique_ptr<BlockDevice>> formats::vmdk::open_sparse_extent(
+    std::shared_ptr<BlockDevice> file, Layout layout) {
+  if (layout.header.flags & kFlagCompressed)
+    return make_error(ENOTSUP, "compressed grains in an extent of a descriptor file are not supported");
+  const uint64_t size = layout.header.capacity * 512;
+  auto map = std::make_unique<GrainMap>(file, std::move(layout));
+  return std::unique_ptr<BlockDevice>(
+      std::make_unique<BlockMapImage>(file, std::move(map), size, true, kName));
+}
+
+Result<std::unique_ptr<BlockDevice>> open_vmdk_with_files(std::shared_ptr<BlockDevice> file,
+                                                          bool read_only, ImageFiles& files) {
+  if (is_descriptor_file(*file)) return open_descriptor_image(*file, read_only, files);
+  return open_vmdk(std::move(file), read_only);
+}
+
+Result<FormatCheckReport> check_vmdk(BlockDevice& file, ImageFiles& files) {
+  FormatCheckReport report;
+  // qemu-img's words for a grain that starts at or past its file's end,
+  // counted in guest sectors; like qemu-img (7.2), the check stops at the
+  // first one and fails with EINVAL.
+  auto check_sparse = [&](BlockDevice& extent, bool part, uint64_t first_sector,
+                          const std::string& name) -> Status {
+    std::vector<uint64_t> past_eof;
+    auto layout = load_layout(extent, part, &past_eof);
+    if (!layout.ok()) return with_context(std::move(layout).error(), name);
+    if (!past_eof.empty()) {
+      report.messages.push_back("ERROR: cluster offset for sector " +
+                                std::to_string(first_sector + past_eof.front() * layout->header.grain) +
+                                " points after EOF");
+      ++report.corruptions;
+      report.failed_errno = EINVAL;
+    }
+    return {};
+  };
+  if (!is_descriptor_file(file)) {
+    QK_TRY(check_sparse(file, false, 0, "vmdk image"));
+    return report;
+  }
+  QK_ASSIGN_OR_RETURN(Descriptor d, read_descriptor_file(file));
+  uint64_t sector = 0;
+  for (const ExtentLine& e : d.extents) {
+    if (e.type == "SPARSE" || e.type == "VMFSSPARSE") {
+      QK_ASSIGN_OR_RETURN(auto extent, files.open_file(e.file));
+      QK_TRY(check_sparse(*extent, true, sector, "VMDK sparse extent '" + e.file + "'"));
+      if (report.failed_errno) break;
+    }
+    sector += e.sectors;
+  }
+  return report;
 }
 
 Result<std::unique_ptr<BlockDevice>> create_vmdk(std::shared_ptr<BlockDevice> file,

@@ -25,7 +25,7 @@ Result<ImageFormatFacts> probe(BlockDevice& file) {
   QK_ASSIGN_OR_RETURN(VmdkDetails d, probe_vmdk(file));
   ImageFormatFacts facts;
   facts.virtual_size = d.virtual_size;
-  facts.cluster_size = d.grain_size;
+  if (d.grain_size) facts.cluster_size = d.grain_size;
   facts.specific_type = "vmdk";
   facts.specific = {{"cid", uint64_t{d.cid}},
                     {"parent-cid", uint64_t{d.parent_cid}},
@@ -55,8 +55,9 @@ bool in_order(const FormatOptions& options) {
 }  // namespace
 
 const ImageFormat& vmdk_format() {
-  static const ImageFormat format{"vmdk",  looks_like_vmdk, probe,    open_vmdk,
-                                  check_by_parsing<parse_options>, create,          describe, in_order};
+  static const ImageFormat format{"vmdk",   looks_like_vmdk, probe,    open_vmdk,
+                                  check_by_parsing<parse_options>, create, describe, in_order,
+                                  open_vmdk_with_files, check_vmdk};
   return format;
 }
 

@@ -21,7 +21,12 @@ struct Layout {
 
 // Reads the header (from the footer when the directory is at the end), the
 // descriptor, the grain directory and every grain table, checking each.
-Result<Layout> load_layout(BlockDevice& file);
+// `part_of_descriptor`: the file is an extent a separate descriptor file
+// named (twoGbMaxExtentSparse), so its own embedded descriptor, if any, is
+// not read. With `grains_past_eof`, grains that point past the end of the
+// file are listed there (for check) instead of failing the load.
+Result<Layout> load_layout(BlockDevice& file, bool part_of_descriptor = false,
+                           std::vector<uint64_t>* grains_past_eof = nullptr);
 
 // A new image's header: descriptor at sector 1 (20 sectors), then the
 // redundant directory and tables, the directory and tables, grains after.

@@ -1,6 +1,8 @@
 #include "formats/vmdk_structs.hpp"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -30,6 +32,39 @@ std::string key_of(const std::string& line) {
   std::string k = line.substr(0, eq);
   while (!k.empty() && (k.back() == ' ' || k.back() == '\t')) k.pop_back();
   return k;
+}
+
+// `RW 8192 FLAT "name" 0`: access, size, type, then a quoted file name and
+// an optional offset.
+Result<ExtentLine> parse_extent_line(const std::string& line, size_t number) {
+  auto bad = [&](const std::string& why) {
+    return make_error(EINVAL, "VMDK descriptor line " + std::to_string(number) + ": " + why);
+  };
+  ExtentLine e;
+  std::istringstream in(line);
+  std::string sectors;
+  in >> e.access >> sectors >> e.type;
+  if (sectors.empty() || e.type.empty()) return bad("an extent line needs access, size and type");
+  char* end = nullptr;
+  errno = 0;
+  e.sectors = std::strtoull(sectors.c_str(), &end, 10);
+  if (errno || *end || sectors[0] == '-' || e.sectors == 0 || e.sectors > (uint64_t{1} << 40))
+    return bad("extent size '" + sectors + "' is not a number of sectors from 1 to 2^40");
+  if (e.type == "ZERO") return e;
+  const size_t open = line.find('"');
+  const size_t close = open == std::string::npos ? open : line.find('"', open + 1);
+  if (close == std::string::npos) return bad("the extent's file name is not quoted");
+  e.file = line.substr(open + 1, close - open - 1);
+  if (e.file.empty()) return bad("the extent's file name is empty");
+  std::string rest = line.substr(close + 1);
+  std::istringstream tail(rest);
+  std::string offset;
+  if (tail >> offset) {
+    e.offset = std::strtoull(offset.c_str(), &end, 10);
+    if (*end || offset[0] == '-' || e.offset > (uint64_t{1} << 40))
+      return bad("extent offset '" + offset + "' is not a sector number up to 2^40");
+  }
+  return e;
 }
 
 }  // namespace
@@ -80,7 +115,13 @@ Result<Descriptor> parse_descriptor(const std::string& text) {
   bool have_type = false;
   std::istringstream in(text);
   std::string line;
+  size_t number = 0;
   while (std::getline(in, line)) {
+    ++number;
+    if (line.size() > kMaxDescriptorLine)
+      return make_error(EINVAL, "VMDK descriptor line " + std::to_string(number) + " is " +
+                                    std::to_string(line.size()) + " bytes long (at most " +
+                                    std::to_string(kMaxDescriptorLine) + " are read)");
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || line[0] == '#') continue;
     const std::string key = key_of(line);
@@ -95,10 +136,15 @@ Result<Descriptor> parse_descriptor(const std::string& text) {
       d.has_parent = true;
     } else if (key.empty() && (line.rfind("RW ", 0) == 0 || line.rfind("RDONLY ", 0) == 0 ||
                                line.rfind("NOACCESS ", 0) == 0)) {
-      if (line.find(" SPARSE") != std::string::npos)
+      if (d.extents.size() >= kMaxExtents)
+        return make_error(EINVAL, "VMDK descriptor names more than " + std::to_string(kMaxExtents) +
+                                      " extents");
+      QK_ASSIGN_OR_RETURN(ExtentLine e, parse_extent_line(line, number));
+      if (e.type == "SPARSE")
         ++d.sparse_extents;
       else
         ++d.other_extents;
+      d.extents.push_back(std::move(e));
     }
   }
   if (!have_type) return make_error(EINVAL, "VMDK descriptor has no createType");
