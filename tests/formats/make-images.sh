@@ -67,6 +67,21 @@ make vmdk-stream       vmdk "$out/reference.raw" no  -o subformat=streamOptimize
 make vmdk-odd          vmdk "$out/odd.raw"       no
 make vmdk-stream-odd   vmdk "$out/odd.raw"       no  -o subformat=streamOptimized
 make_empty vmdk-empty  vmdk 100M
+# Descriptor files with their extents in separate files (read only).
+make vmdk-flat         vmdk "$out/reference.raw" yes -o subformat=monolithicFlat
+make vmdk-2gb-sparse   vmdk "$out/reference.raw" yes -o subformat=twoGbMaxExtentSparse
+make vmdk-2gb-flat     vmdk "$out/odd.raw"       no  -o subformat=twoGbMaxExtentFlat
+# Past 2 GiB, so twoGbMaxExtent* have two extents; writes straddle the
+# boundary between them.
+for sub in twoGbMaxExtentSparse twoGbMaxExtentFlat; do
+  img="$out/vmdk-two-extents-$sub.vmdk"
+  qemu-img create -q -f vmdk -o subformat=$sub "$img" 2200M
+  qemu-io -f vmdk -c "write -P 0x71 0 70144" -c "write -P 0x72 2147450880 65536" \
+          -c "write -z 2147479552 1024" -c "write -P 0x73 2306859008 4096" "$img" >/dev/null
+  qemu-img convert -f vmdk -O raw "$img" "$out/vmdk-two-extents-$sub.expected.raw"
+  printf '%s\t%s\t%s\t%s\n' "vmdk-two-extents-$sub" vmdk "$img" \
+         "$out/vmdk-two-extents-$sub.expected.raw" >>"$out/images.tsv"
+done
 make qcow-plain        qcow "$out/reference.raw" yes
 # Compressed qcow clusters: qemu-img 7.2 compresses only single-cluster
 # writes into qcow (convert -c fails), so qemu-io writes them one by one.

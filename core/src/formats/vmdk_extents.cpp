@@ -63,13 +63,16 @@ class ExtentsImage final : public BlockDevice {
     const Part& p = part_at(offset);
     const uint64_t n = std::min<uint64_t>(p.start + p.length - offset, length);
     if (!p.device) {
-      out.push_back(Extent{offset, n, ExtentKind::zero});
+      out.push_back(Extent{offset, n, ExtentKind::hole});
       return out;
     }
     auto inner = p.device->extents(p.device_offset + (offset - p.start), n);
     if (!inner.ok()) return with_context(std::move(inner).error(), "vmdk extent '" + p.name + "'");
     for (Extent e : *inner) {
       e.offset = e.offset - p.device_offset + p.start;
+      // A flat extent is allocated throughout: holes in its file are data
+      // that reads as zeroes (qemu-img's map says so too).
+      if (!p.owned && e.kind == ExtentKind::hole) e.kind = ExtentKind::zero;
       out.push_back(e);
     }
     if (out.empty()) return make_error(EIO, "vmdk extent '" + p.name + "' reported no extents");
