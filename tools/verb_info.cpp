@@ -101,6 +101,13 @@ void write_json(JsonWriter& json, const ImageFacts& facts) {
       json.field("full-backing-filename", d->backing_file)
           .field("backing-filename", d->backing_file);
   }
+  // A differencing VHD's parent (qemu-img 7.2 does not read these; the
+  // keys are qcow2's).
+  if (facts.other && !facts.other->backing_file.empty()) {
+    auto actual = resolve_backing_name(facts.filename, facts.other->backing_file);
+    json.field("full-backing-filename", actual.ok() ? *actual : facts.other->backing_file)
+        .field("backing-filename", facts.other->backing_file);
+  }
   json.field("dirty-flag", d ? d->dirty : false);
   json.end_object();
 }
@@ -113,6 +120,14 @@ void write_human(const ImageFacts& facts) {
   std::printf("disk size: %s\n", human_size(facts.actual_size).c_str());
   if (facts.other && facts.other->cluster_size)
     std::printf("cluster_size: %" PRIu64 "\n", *facts.other->cluster_size);
+  if (facts.other && !facts.other->backing_file.empty()) {
+    const std::string& name = facts.other->backing_file;
+    auto actual = resolve_backing_name(facts.filename, name);
+    if (actual.ok() && *actual != name)
+      std::printf("backing file: %s (actual path: %s)\n", name.c_str(), actual->c_str());
+    else
+      std::printf("backing file: %s\n", name.c_str());
+  }
   if (facts.other && !facts.other->specific.empty()) {
     // qemu-img's spelling: "parent-cid" is "parent cid" here.
     std::printf("Format specific information:\n");
