@@ -141,9 +141,14 @@ Result<Descriptor> read_descriptor_file(BlockDevice& file) {
                                    "twoGbMaxExtentFlat, twoGbMaxExtentSparse, vmfs are)");
   uint64_t sectors = 0;
   for (const ExtentLine& e : d.extents) {
-    if (!is_flat(e.type) && !is_sparse(e.type) && e.type != "ZERO")
+    // ZERO extents: qemu-img skips their lines, so the disk it reads is
+    // smaller than VMware's; neither answer would match the other tool.
+    if (e.type == "ZERO")
+      return make_error(ENOTSUP, "VMDK ZERO extents are not supported (qemu-img ignores them, "
+                                 "VMware counts them: the disk's size is not agreed on)");
+    if (!is_flat(e.type) && !is_sparse(e.type))
       return make_error(ENOTSUP, "VMDK extent type '" + e.type + "' is not supported (FLAT, "
-                                                                  "SPARSE, VMFS, VMFSSPARSE, ZERO are)");
+                                                                  "SPARSE, VMFS, VMFSSPARSE are)");
     sectors += e.sectors;  // each at most 2^40 and at most kMaxExtents of them: no overflow
     if (sectors > (uint64_t{1} << 40))
       return make_error(EFBIG, "VMDK extents add up to over 2^40 sectors");
