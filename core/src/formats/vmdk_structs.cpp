@@ -48,8 +48,8 @@ Result<ExtentLine> parse_extent_line(const std::string& line, size_t number) {
   char* end = nullptr;
   errno = 0;
   e.sectors = std::strtoull(sectors.c_str(), &end, 10);
-  if (errno || *end || sectors[0] == '-' || e.sectors == 0 || e.sectors > (uint64_t{1} << 40))
-    return bad("extent size '" + sectors + "' is not a number of sectors from 1 to 2^40");
+  if (errno || *end || sectors[0] == '-' || e.sectors > (uint64_t{1} << 40))
+    return bad("extent size '" + sectors + "' is not a number of sectors up to 2^40");
   if (e.type == "ZERO") return e;
   const size_t open = line.find('"');
   const size_t close = open == std::string::npos ? open : line.find('"', open + 1);

@@ -191,8 +191,8 @@ IMAGES = [
      vhd_dynamic(footer=vhd_footer(size=3 << 40))),
     ("vhd-fixed-short", "vpc", "refuse:in a file of only", "a fixed footer claiming 1 GiB",
      vhd_fixed(footer=vhd_footer(disk_type=2, data_offset=0xFFFFFFFFFFFFFFFF, size=1 << 30))),
-    ("vhd-differencing", "vpc", "refuse:differencing", "a differencing disk (has a parent)",
-     vhd_dynamic(footer=vhd_footer(disk_type=4))),
+    ("vhd-differencing", "vpc", "refuse:differencing VHD names no parent",
+     "a differencing disk naming no parent", vhd_dynamic(footer=vhd_footer(disk_type=4))),
     ("vhd-type-unknown", "vpc", "refuse:disk type", "disk type 7",
      vhd_dynamic(footer=vhd_footer(disk_type=7))),
     ("vhd-truncated", "vpc", "refuse:too small for a VHD footer", "a 100-byte file", vhd_footer()[:100]),
@@ -224,7 +224,7 @@ IMAGES = [
     ("vmdk-valid", "vmdk", "ok", "a monolithicSparse extent with one 4 KiB grain", vmdk()),
     ("vmdk-stream-valid", "vmdk", "ok", "a streamOptimized extent with two grains", vmdk(grains=2, **STREAM)),
     # Descriptors.
-    ("vmdk-descriptor-loop", "vmdk", "refuse:descriptor files", "a descriptor file naming itself as its extent",
+    ("vmdk-descriptor-loop", "vmdk", "refuse:the image itself", "a descriptor file naming itself as its extent",
      b'# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\n'
      b'RW 128 FLAT "vmdk-descriptor-loop.vmdk" 0\n'),
     ("vmdk-descriptor-garbage", "vmdk", "refuse:no createType", "a descriptor of random bytes",
