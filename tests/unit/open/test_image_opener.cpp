@@ -125,3 +125,76 @@ TEST_CASE("the opener locks as QEMU does: one writer, or many readers", "[opener
   CHECK(r1.ok());
   CHECK(r2.ok());
 }
+
+namespace {
+
+void write_text(const std::string& path, const std::string& text) {
+  auto file = FileDevice::open(path, {.create = true});
+  REQUIRE_OK(file);
+  REQUIRE_OK((*file)->resize(text.size()));
+  REQUIRE_OK((*file)->write(0, ConstByteSpan(reinterpret_cast<const uint8_t*>(text.data()), text.size())));
+  REQUIRE_OK((*file)->close());
+}
+
+std::string flat_descriptor(const std::string& extent) {
+  return "# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n"
+         "RW 2048 FLAT \"" + extent + "\" 0\n";
+}
+
+}  // namespace
+
+TEST_CASE("the opener opens a vmdk descriptor's extent files under the extent policy only",
+          "[opener][vmdk]") {
+  TempDir tmp;
+  std::filesystem::create_directories(tmp.path() / "other");
+  make_raw(tmp.file("disk-flat.vmdk"), 0x5a);
+  make_raw((tmp.path() / "other" / "far-flat.vmdk").string(), 0x33);
+  write_text(tmp.file("disk.vmdk"), flat_descriptor("disk-flat.vmdk"));
+  write_text(tmp.file("far.vmdk"), flat_descriptor("other/far-flat.vmdk"));
+  write_text(tmp.file("self.vmdk"), flat_descriptor("self.vmdk"));
+
+  auto image = open_named_image(posix_host(), tmp.file("disk.vmdk"), {});
+  REQUIRE_OK(image);
+  CHECK(image->format == "vmdk");
+  CHECK(image->device->info().size == 1u << 20);
+  CHECK(image->parts.size() == 1);
+  CHECK(read_all(*image->device, 4096, 16) == std::vector<uint8_t>(16, 0x5a));
+  CHECK(image->device->write(0, std::vector<uint8_t>(512)).error().code == EROFS);
+  REQUIRE_OK(image->close());
+
+  ImageOpenOptions writable;
+  writable.writable = true;
+  CHECK(open_named_image(posix_host(), tmp.file("disk.vmdk"), writable).error().code == EROFS);
+
+  auto far = open_named_image(posix_host(), tmp.file("far.vmdk"), {});
+  REQUIRE_FALSE(far.ok());
+  CHECK(far.error().code == EPERM);
+  CHECK_THAT(far.error().message, Catch::Matchers::Contains("own directory"));
+  ImageOpenOptions refuse;
+  refuse.extent_files = BackingPolicy::refuse;
+  CHECK(open_named_image(posix_host(), tmp.file("disk.vmdk"), refuse).error().code == EPERM);
+  ImageOpenOptions allow;
+  allow.extent_files = BackingPolicy::allow;
+  auto far_allowed = open_named_image(posix_host(), tmp.file("far.vmdk"), allow);
+  REQUIRE_OK(far_allowed);
+  CHECK(read_all(*far_allowed->device, 0, 16) == std::vector<uint8_t>(16, 0x33));
+  REQUIRE_OK(far_allowed->close());
+
+  // The descriptor as its own extent: refused whatever the policy.
+  CHECK(open_named_image(posix_host(), tmp.file("self.vmdk"), {}).error().code == EPERM);
+  CHECK(open_named_image(posix_host(), tmp.file("self.vmdk"), allow).error().code == ELOOP);
+}
+
+TEST_CASE("check_named_image runs the format's check, or says the format has none",
+          "[opener][vmdk]") {
+  TempDir tmp;
+  make_raw(tmp.file("disk-flat.vmdk"), 1);
+  write_text(tmp.file("disk.vmdk"), flat_descriptor("disk-flat.vmdk"));
+  auto report = check_named_image(posix_host(), tmp.file("disk.vmdk"), {});
+  REQUIRE_OK(report);
+  CHECK(report->corruptions == 0);
+  auto raw = check_named_image(posix_host(), tmp.file("disk-flat.vmdk"), {});
+  REQUIRE_FALSE(raw.ok());
+  CHECK(raw.error().code == ENOTSUP);
+  CHECK_THAT(raw.error().message, Catch::Matchers::Contains("does not support checks"));
+}
