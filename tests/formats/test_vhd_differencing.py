@@ -21,23 +21,16 @@ import os
 import random
 import shutil
 import struct
-import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+from interop_common import require, run  # noqa: E402
+
 qcowkit, work = sys.argv[1], sys.argv[2]
-for tool in ("qemu-img", "qemu-io"):
-    if not shutil.which(tool):
-        sys.exit("test_vhd_differencing.py: %s is missing (apt-get install qemu-utils)" % tool)
+require("qemu-img", "qemu-io")
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 failures = []
-
-
-def run(*args, check=True):
-    proc = subprocess.run(args, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        sys.exit("%s: exit %d: %s" % (" ".join(args), proc.returncode, proc.stderr))
-    return proc
 
 
 def expect(ok, what):

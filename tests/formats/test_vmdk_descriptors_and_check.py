@@ -16,23 +16,16 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+from interop_common import require, run  # noqa: E402
+
 qcowkit, work = sys.argv[1], sys.argv[2]
-for tool in ("qemu-img", "qemu-io"):
-    if not shutil.which(tool):
-        sys.exit("test_vmdk_descriptors_and_check.py: %s is missing (apt-get install qemu-utils)" % tool)
+require("qemu-img", "qemu-io")
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(os.path.join(work, "elsewhere"))
 failures = []
-
-
-def run(*args, check=False):
-    proc = subprocess.run(args, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        sys.exit("%s: exit %d: %s" % (" ".join(args), proc.returncode, proc.stderr))
-    return proc
 
 
 def expect(ok, what):
@@ -50,7 +43,7 @@ def descriptor(path, extent_lines, create_type="monolithicFlat"):
 
 
 def refused(name, path, words, *extra):
-    proc = run(qcowkit, "convert", *extra, "-O", "raw", path, os.path.join(work, "out.raw"))
+    proc = run(qcowkit, "convert", *extra, "-O", "raw", path, os.path.join(work, "out.raw"), check=False)
     ok = proc.returncode == 1 and all(w in proc.stderr for w in words)
     expect(ok, "%s: exit %d, %r" % (name, proc.returncode, proc.stderr.strip()))
 
@@ -66,10 +59,10 @@ with open(flat, "wb") as f:
 
 # A good one first, so the refusals below mean something.
 descriptor(w("good.vmdk"), ['RW 1024 FLAT "data-flat.vmdk" 1024', 'RW 2048 FLAT "data-flat.vmdk" 0'])
-proc = run(qcowkit, "convert", "-O", "raw", w("good.vmdk"), w("good.raw"))
+proc = run(qcowkit, "convert", "-O", "raw", w("good.vmdk"), w("good.raw"), check=False)
 expect(proc.returncode == 0 and os.path.getsize(w("good.raw")) == 3072 * 512,
        "two flat extents, one file, read (%s)" % proc.stderr.strip())
-q = run("qemu-img", "convert", "-f", "vmdk", "-O", "raw", w("good.vmdk"), w("good.qemu.raw"))
+q = run("qemu-img", "convert", "-f", "vmdk", "-O", "raw", w("good.vmdk"), w("good.qemu.raw"), check=False)
 expect(q.returncode == 0 and open(w("good.raw"), "rb").read() == open(w("good.qemu.raw"), "rb").read(),
        "same bytes as qemu-img's conversion")
 
@@ -81,7 +74,7 @@ refused("the descriptor as its own extent, --backing-chain", w("self.vmdk"),
 shutil.copy(flat, os.path.join(work, "elsewhere", "other-flat.vmdk"))
 descriptor(w("outside.vmdk"), ['RW 2048 FLAT "elsewhere/other-flat.vmdk" 0'])
 refused("an extent in another folder", w("outside.vmdk"), ["other-flat.vmdk", "own directory"])
-proc = run(qcowkit, "convert", "--backing-chain", "-O", "raw", w("outside.vmdk"), w("out.raw"))
+proc = run(qcowkit, "convert", "--backing-chain", "-O", "raw", w("outside.vmdk"), w("out.raw"), check=False)
 expect(proc.returncode == 0, "the same with --backing-chain reads (%s)" % proc.stderr.strip())
 
 descriptor(w("passwd.vmdk"), ['RW 1 FLAT "/etc/passwd" 0'])
@@ -118,8 +111,8 @@ refused("two descriptors naming each other", w("ping.vmdk"), ["pong.vmdk", "VMDK
 
 
 def same_check(name, image):
-    ours = run(qcowkit, "check", "--output=json", image)
-    theirs = run("qemu-img", "check", "--output=json", image)
+    ours = run(qcowkit, "check", "--output=json", image, check=False)
+    theirs = run("qemu-img", "check", "--output=json", image, check=False)
     ok = ours.returncode == theirs.returncode
     if ours.stdout.strip() or theirs.stdout.strip():
         a, b = json.loads(ours.stdout), json.loads(theirs.stdout)
@@ -129,7 +122,7 @@ def same_check(name, image):
     expect(ok, "check %s: exit %d (qemu-img %d), %r / %r; stderr %r / %r" % (
         name, ours.returncode, theirs.returncode, ours.stdout.strip(), theirs.stdout.strip(),
         ours.stderr.strip(), theirs.stderr.strip()))
-    human = run(qcowkit, "check", image)
+    human = run(qcowkit, "check", image, check=False)
     expect(human.returncode == ours.returncode, "human check %s exits the same" % name)
 
 
@@ -154,14 +147,14 @@ with open(w("b.vmdk"), "r+b") as f:
         f.seek(gt * 512 + 8)
         f.write(struct.pack("<I", 0x100000))
 same_check("vmdk with a grain past the end", w("b.vmdk"))
-proc = run(qcowkit, "check", w("b.vmdk"))
+proc = run(qcowkit, "check", w("b.vmdk"), check=False)
 expect(proc.returncode == 1 and "Check failed" in proc.stderr, "it fails as qemu-img's (%r)" % proc.stderr)
 
 run("qemu-img", "create", "-q", "-f", "vpc", w("c.vpc"), "10M", check=True)
 run("qemu-img", "create", "-q", "-f", "raw", w("d.raw"), "1M", check=True)
 for image, fmt in ((w("c.vpc"), []), (w("d.raw"), []), (w("a.vdi"), ["-r", "all"])):
-    proc = run(qcowkit, "check", *fmt, image)
-    theirs = run("qemu-img", "check", *fmt, image)
+    proc = run(qcowkit, "check", *fmt, image, check=False)
+    theirs = run("qemu-img", "check", *fmt, image, check=False)
     expect(proc.returncode == 63 == theirs.returncode and "does not support checks" in proc.stderr,
            "check %s %s: exit %d as qemu-img's %d" % (" ".join(fmt), os.path.basename(image),
                                                      proc.returncode, theirs.returncode))

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "formats/block_map_image.hpp"
+#include "formats/read_only_image.hpp"
 #include "formats/vhd_structs.hpp"
 #include "qcowkit/vhd.hpp"
 #include "util/endian.hpp"
@@ -92,11 +93,12 @@ class DynamicMap final : public BlockMap {
 // and every block the BAT leaves unallocated, read from the parent (zeroes
 // past the parent's end, or everywhere when the caller left the parent
 // closed). Read-only; thread-safe since nothing changes after open.
-class DifferencingImage final : public BlockDevice {
+class DifferencingImage final : public ReadOnlyImage {
  public:
   DifferencingImage(std::shared_ptr<BlockDevice> file, std::vector<uint32_t> bat,
                     uint32_t block_size, uint64_t size, std::shared_ptr<BlockDevice> parent)
-      : file_(std::move(file)), bat_(std::move(bat)), block_size_(block_size),
+      : ReadOnlyImage(std::string(kName) + ": differencing images"),
+        file_(std::move(file)), bat_(std::move(bat)), block_size_(block_size),
         bitmap_size_((uint64_t{block_size} / 512 / 8 + 511) / 512 * 512), size_(size),
         parent_(std::move(parent)) {}
 
@@ -167,17 +169,9 @@ class DifferencingImage final : public BlockDevice {
     return out;
   }
 
-  Status write(uint64_t, ConstByteSpan, WriteFlags) override { return read_only_error(); }
-  Status discard(uint64_t, uint64_t) override { return read_only_error(); }
-  Status write_zeroes(uint64_t, uint64_t, ZeroFlags) override { return read_only_error(); }
-  Status resize(uint64_t) override { return read_only_error(); }
-  Status flush() override { return {}; }
   Status close() override { return {}; }  // the file and the parent are the opener's
 
  private:
-  static Status read_only_error() {
-    return make_error(EROFS, std::string(kName) + ": differencing images are read-only");
-  }
   Status from_parent(uint64_t pos, ByteSpan out) const {
     const uint64_t parent_size = parent_ ? parent_->info().size : 0;
     uint64_t have = pos < parent_size ? std::min<uint64_t>(out.size(), parent_size - pos) : 0;

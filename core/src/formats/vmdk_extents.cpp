@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "formats/block_map_image.hpp"
+#include "formats/read_only_image.hpp"
 #include "formats/vmdk_extents.hpp"
 #include "formats/vmdk_layout.hpp"
 #include "util/endian_le.hpp"
@@ -30,9 +31,11 @@ struct Part {
 
 // The extents in guest order. Read-only; thread-safe because nothing in it
 // changes after construction and its devices are thread-safe.
-class ExtentsImage final : public BlockDevice {
+class ExtentsImage final : public ReadOnlyImage {
  public:
-  ExtentsImage(std::vector<Part> parts, uint64_t size) : parts_(std::move(parts)), size_(size) {}
+  ExtentsImage(std::vector<Part> parts, uint64_t size)
+      : ReadOnlyImage("vmdk image: images made of a descriptor and extent files"),
+        parts_(std::move(parts)), size_(size) {}
 
   DeviceInfo info() const override { return DeviceInfo{size_, 1, true}; }
 
@@ -79,11 +82,6 @@ class ExtentsImage final : public BlockDevice {
     return out;
   }
 
-  Status write(uint64_t, ConstByteSpan, WriteFlags) override { return read_only_error(); }
-  Status discard(uint64_t, uint64_t) override { return read_only_error(); }
-  Status write_zeroes(uint64_t, uint64_t, ZeroFlags) override { return read_only_error(); }
-  Status resize(uint64_t) override { return read_only_error(); }
-  Status flush() override { return {}; }
   Status close() override {
     // Sparse extents' images; the files themselves belong to the opener.
     Status result;
@@ -96,9 +94,6 @@ class ExtentsImage final : public BlockDevice {
   }
 
  private:
-  static Status read_only_error() {
-    return make_error(EROFS, "vmdk image: images made of a descriptor and extent files are read-only");
-  }
   const Part& part_at(uint64_t pos) const {
     auto it = std::upper_bound(parts_.begin(), parts_.end(), pos,
                                [](uint64_t v, const Part& p) { return v < p.start + p.length; });
