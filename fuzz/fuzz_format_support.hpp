@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fuzz_support.hpp"
+#include "qcowkit/formats.hpp"
 #include "qcowkit/memory_device.hpp"
 
 namespace qcowkit::fuzz {
@@ -47,6 +48,29 @@ inline void read_all_over(BlockDevice& image) {
     require(pos <= size, "extents reach past the end");
   }
 }
+
+// ImageFiles (formats.hpp) for the formats that name other files (a vmdk
+// descriptor's extents, a VHD's parent): every name opens the input itself
+// (one shared copy, so a descriptor of 4096 extents costs no more memory),
+// and the parent is 3 MiB of a pattern.
+class InputFiles final : public ImageFiles {
+ public:
+  InputFiles(const uint8_t* data, size_t size) : input_(memory_copy(data, size)) {}
+  Result<std::shared_ptr<BlockDevice>> open_file(const std::string&) override {
+    return std::shared_ptr<BlockDevice>(input_);
+  }
+  std::shared_ptr<BlockDevice> backing() override {
+    if (!parent_) {
+      parent_ = std::make_shared<MemoryDevice>(3u << 20);
+      std::vector<uint8_t> fill(1u << 20, 0x6b);
+      require(parent_->write(1u << 20, fill).ok(), "MemoryDevice write");
+    }
+    return parent_;
+  }
+
+ private:
+  std::shared_ptr<MemoryDevice> input_, parent_;
+};
 
 // Writes `pattern` at a few places of a writable image; each must read back.
 inline void write_and_verify(BlockDevice& image, std::vector<std::pair<uint64_t, uint8_t>>& done) {

@@ -94,6 +94,10 @@ refused("a sparse extent of another capacity", w("capacity.vmdk"), ["holds 20480
 
 descriptor(w("zero.vmdk"), ["RW 100 ZERO"])
 refused("a ZERO extent (qemu-img ignores them)", w("zero.vmdk"), ["ZERO extents are not supported"])
+descriptor(w("rdonly.vmdk"), ['RDONLY 2048 FLAT "data-flat.vmdk" 0'])
+refused("an RDONLY extent (qemu-img skips it)", w("rdonly.vmdk"), ["access 'RDONLY'"])
+descriptor(w("no-offset.vmdk"), ['RW 2048 FLAT "data-flat.vmdk"'])
+refused("a FLAT extent without an offset", w("no-offset.vmdk"), ["has no offset"])
 descriptor(w("many.vmdk"), ['RW 1 FLAT "data-flat.vmdk" 0'] * 5000)
 refused("5000 extents", w("many.vmdk"), ["more than 4096 extents"])
 descriptor(w("long.vmdk"), ['RW 1 FLAT "' + "a" * 5000 + '" 0'])

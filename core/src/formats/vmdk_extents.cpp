@@ -141,6 +141,12 @@ Result<Descriptor> read_descriptor_file(BlockDevice& file) {
     if (e.type == "ZERO")
       return make_error(ENOTSUP, "VMDK ZERO extents are not supported (qemu-img ignores them, "
                                  "VMware counts them: the disk's size is not agreed on)");
+    // Other access modes: qemu-img skips their lines too (same size issue).
+    if (e.access != "RW")
+      return make_error(ENOTSUP, "VMDK extent access '" + e.access + "' for '" + e.file +
+                                     "' is not supported (RW is; qemu-img skips other lines)");
+    if (e.type == "FLAT" && !e.has_offset)
+      return make_error(EINVAL, "VMDK FLAT extent '" + e.file + "' has no offset");
     if (!is_flat(e.type) && !is_sparse(e.type))
       return make_error(ENOTSUP, "VMDK extent type '" + e.type + "' is not supported (FLAT, "
                                                                   "SPARSE, VMFS, VMFSSPARSE are)");

@@ -60,6 +60,7 @@ Result<ExtentLine> parse_extent_line(const std::string& line, size_t number) {
   std::istringstream tail(rest);
   std::string offset;
   if (tail >> offset) {
+    e.has_offset = true;
     e.offset = std::strtoull(offset.c_str(), &end, 10);
     if (*end || offset[0] == '-' || e.offset > (uint64_t{1} << 40))
       return bad("extent offset '" + offset + "' is not a sector number up to 2^40");

@@ -49,6 +49,7 @@ struct ExtentLine {
   std::string type;       // FLAT, SPARSE, ZERO, VMFS, VMFSSPARSE, ...
   std::string file;       // empty for ZERO
   uint64_t offset = 0;    // FLAT / VMFS: the extent's first sector in its file
+  bool has_offset = false;
 };
 
 struct Descriptor {
