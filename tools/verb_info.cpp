@@ -206,7 +206,9 @@ Result<ImageFacts> gather_facts(const std::string& path, const std::optional<std
     facts.virtual_size = details->virtual_size;
     facts.qcow2 = std::move(details).value();
   } else if (const ImageFormat* other = find_image_format(facts.format)) {
-    auto probed = other->probe(**file);
+    // A vmdk descriptor's extents: next to it only, as the verbs read them.
+    auto probed = probe_image_file(posix_host(), path, **file, *other,
+                                   BackingPolicy::same_directory, lock);
     if (!probed.ok()) return with_context(probed.error(), path);
     facts.virtual_size = probed->virtual_size;
     facts.other = std::move(probed).value();

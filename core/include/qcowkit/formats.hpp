@@ -100,6 +100,10 @@ struct ImageFormat {
   // them (an image too broken to open is still reported on). nullptr: the
   // format has no check, as in qemu-img ("does not support checks").
   Result<FormatCheckReport> (*check)(BlockDevice& file, ImageFiles& files) = nullptr;
+  // `probe` for images whose facts lie partly in the files they name (a
+  // vmdk descriptor's grain size is in its sparse extents); a file the
+  // policy refuses only leaves those facts out. nullptr: `probe`.
+  Result<ImageFormatFacts> (*probe_with_files)(BlockDevice& file, ImageFiles& files) = nullptr;
 };
 
 // The format named `name`, or nullptr.

@@ -85,6 +85,14 @@ Result<OpenedImage> open_named_image(Host& host, const std::string& path,
 Result<FormatCheckReport> check_named_image(Host& host, const std::string& path,
                                             const ImageOpenOptions& options);
 
+// What `qemu-img info` shows of an image of a formats.hpp format whose
+// `file` is open already: the format's probe_with_files when it has one,
+// named files reached under `extent_files` (read-only, locked when `lock`),
+// else its probe.
+Result<ImageFormatFacts> probe_image_file(Host& host, const std::string& path, BlockDevice& file,
+                                          const ImageFormat& format, BackingPolicy extent_files,
+                                          bool lock);
+
 // Where the backing file `name`, written in the image at `image_path`, lies
 // under `policy`, or why it may not be opened (EPERM for a refused name,
 // ENOTSUP for a name that is not a plain file name).

@@ -58,6 +58,10 @@ Result<std::unique_ptr<BlockDevice>> open_vmdk(std::shared_ptr<BlockDevice> file
 Result<std::unique_ptr<BlockDevice>> open_vmdk_with_files(std::shared_ptr<BlockDevice> file,
                                                           bool read_only, ImageFiles& files);
 
+// A descriptor file's grain size: its first sparse extent's (opened
+// through `files`); 0 when it has none (flat extents only).
+Result<uint64_t> vmdk_descriptor_grain_size(BlockDevice& file, ImageFiles& files);
+
 // qemu-img check's vmdk check: every grain that starts at or past the end
 // of its extent file is a corruption ("ERROR: cluster offset for sector N
 // points after EOF"). Reads the tables without opening the image, so an

@@ -192,6 +192,18 @@ Result<std::unique_ptr<BlockDevice>> open_vmdk_with_files(std::shared_ptr<BlockD
   return open_vmdk(std::move(file), read_only);
 }
 
+Result<uint64_t> vmdk_descriptor_grain_size(BlockDevice& file, ImageFiles& files) {
+  if (!is_descriptor_file(file)) return uint64_t{0};
+  QK_ASSIGN_OR_RETURN(Descriptor d, read_descriptor_file(file));
+  for (const ExtentLine& e : d.extents) {
+    if (e.type != "SPARSE" && e.type != "VMFSSPARSE") continue;
+    QK_ASSIGN_OR_RETURN(auto extent, files.open_file(e.file));
+    QK_ASSIGN_OR_RETURN(Layout l, load_layout(*extent, true));
+    return l.grain_bytes;
+  }
+  return uint64_t{0};
+}
+
 Result<FormatCheckReport> check_vmdk(BlockDevice& file, ImageFiles& files) {
   FormatCheckReport report;
   // qemu-img's words for a grain that starts at or past its file's end,

@@ -33,6 +33,16 @@ Result<ImageFormatFacts> probe(BlockDevice& file) {
   return facts;
 }
 
+// A descriptor's grain size is its first sparse extent's, as qemu-img
+// reports it; unreadable or refused, it is left out.
+Result<ImageFormatFacts> probe_with_files(BlockDevice& file, ImageFiles& files) {
+  QK_ASSIGN_OR_RETURN(ImageFormatFacts facts, probe(file));
+  if (facts.cluster_size) return facts;
+  if (auto grain = vmdk_descriptor_grain_size(file, files); grain.ok() && *grain)
+    facts.cluster_size = *grain;
+  return facts;
+}
+
 Result<std::unique_ptr<BlockDevice>> create(std::shared_ptr<BlockDevice> file, uint64_t size,
                                             const FormatOptions& options,
                                             const std::string& file_name) {
@@ -57,7 +67,7 @@ bool in_order(const FormatOptions& options) {
 const ImageFormat& vmdk_format() {
   static const ImageFormat format{"vmdk",   looks_like_vmdk, probe,    open_vmdk,
                                   check_by_parsing<parse_options>, create, describe, in_order,
-                                  open_vmdk_with_files, check_vmdk};
+                                  open_vmdk_with_files, check_vmdk, probe_with_files};
   return format;
 }
 

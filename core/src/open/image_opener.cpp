@@ -205,6 +205,17 @@ Result<std::string> resolve_backing_file(Host& host, const std::string& image_pa
   return resolve_named(host, image_path, name, policy, "backing file");
 }
 
+Result<ImageFormatFacts> probe_image_file(Host& host, const std::string& path, BlockDevice& file,
+                                          const ImageFormat& format, BackingPolicy extent_files,
+                                          bool lock) {
+  if (!format.probe_with_files) return format.probe(file);
+  std::vector<std::shared_ptr<BlockDevice>> parts;
+  NamedFiles files(host, path, extent_files, lock, parts, nullptr);
+  auto facts = format.probe_with_files(file, files);
+  for (auto& part : parts) (void)part->close();
+  return facts;
+}
+
 Result<FormatCheckReport> check_named_image(Host& host, const std::string& path,
                                             const ImageOpenOptions& options) {
   QK_ASSIGN_OR_RETURN(auto file, host.open_file(path, HostOpenOptions{false, options.lock}));
