@@ -39,10 +39,15 @@ def vhd_footer(disk_type=3, data_offset=512, size=VHD_SIZE, creator=b"qem2", chs
     return bytes(f)
 
 
-def vhd_header(table_offset=1536, entries=VHD_SIZE // VHD_BLOCK, block=VHD_BLOCK, bad_checksum=False):
+def vhd_header(table_offset=1536, entries=VHD_SIZE // VHD_BLOCK, block=VHD_BLOCK, bad_checksum=False,
+               locator=None, parent_name=b""):
+    """locator: (platform code, data length, data offset) of parent locator 0."""
     h = bytearray(1024)
     h[0:8] = b"cxsparse"
     struct.pack_into(">QQIII", h, 8, 0xFFFFFFFFFFFFFFFF, table_offset, 0x10000, entries, block)
+    h[64:64 + len(parent_name)] = parent_name
+    if locator:
+        struct.pack_into(">4sIIIQ", h, 576, locator[0], 1, locator[1], 0, locator[2])
     struct.pack_into(">I", h, 36, (vhd_checksum(h, 36) + (1 if bad_checksum else 0)) & 0xFFFFFFFF)
     return bytes(h)
 
@@ -193,6 +198,16 @@ IMAGES = [
      vhd_fixed(footer=vhd_footer(disk_type=2, data_offset=0xFFFFFFFFFFFFFFFF, size=1 << 30))),
     ("vhd-differencing", "vpc", "refuse:differencing VHD names no parent",
      "a differencing disk naming no parent", vhd_dynamic(footer=vhd_footer(disk_type=4))),
+    ("vhd-differencing-locator-past-eof", "vpc", "refuse:parent locator",
+     "a differencing disk whose W2ru locator lies past the end",
+     vhd_dynamic(footer=vhd_footer(disk_type=4), header=vhd_header(locator=(b"W2ru", 24, 1 << 40)))),
+    ("vhd-differencing-locator-huge", "vpc", "refuse:parent locator",
+     "a differencing disk whose W2ku locator is 4 GiB long",
+     vhd_dynamic(footer=vhd_footer(disk_type=4), header=vhd_header(locator=(b"W2ku", 0xFFFFFFFF, 2048)))),
+    ("vhd-differencing-parent-json", "vpc", "refuse:which is not opened",
+     "a differencing disk whose parent is json:{...}",
+     vhd_dynamic(footer=vhd_footer(disk_type=4),
+                 header=vhd_header(parent_name='json:{"file":"/etc/passwd"}'.encode("utf-16-be")))),
     ("vhd-type-unknown", "vpc", "refuse:disk type", "disk type 7",
      vhd_dynamic(footer=vhd_footer(disk_type=7))),
     ("vhd-truncated", "vpc", "refuse:too small for a VHD footer", "a 100-byte file", vhd_footer()[:100]),
