@@ -35,9 +35,15 @@ class NamedFiles final : public ImageFiles {
     auto other = host_.canonical(resolved);
     if (self.ok() && other.ok() && *self == *other)
       return make_error(ELOOP, image_path_ + ": file '" + name + "' refused: it is the image itself");
+    // A file named by several extents is opened once (one descriptor, one
+    // file descriptor per distinct file).
+    const std::string key = other.ok() ? *other : resolved;
+    for (const auto& [opened_name, device] : opened_)
+      if (opened_name == key) return device;
     auto file = host_.open_file(resolved, HostOpenOptions{false, lock_});
     if (!file.ok()) return with_context(std::move(file).error(), image_path_ + ": file '" + name + "'");
     parts_.push_back(*file);
+    opened_.emplace_back(key, *file);
     return file;
   }
   std::shared_ptr<BlockDevice> backing() override { return backing_; }
@@ -49,6 +55,7 @@ class NamedFiles final : public ImageFiles {
   const bool lock_;
   std::vector<std::shared_ptr<BlockDevice>>& parts_;
   std::shared_ptr<BlockDevice> backing_;
+  std::vector<std::pair<std::string, std::shared_ptr<BlockDevice>>> opened_;  // by resolved name
 };
 
 // The backing layer `name` (written in the image at `path`) under the

@@ -152,6 +152,7 @@ TEST_CASE("the opener opens a vmdk descriptor's extent files under the extent po
   write_text(tmp.file("disk.vmdk"), flat_descriptor("disk-flat.vmdk"));
   write_text(tmp.file("far.vmdk"), flat_descriptor("other/far-flat.vmdk"));
   write_text(tmp.file("self.vmdk"), flat_descriptor("self.vmdk"));
+  write_text(tmp.file("twice.vmdk"), flat_descriptor("disk-flat.vmdk") + "RW 2048 FLAT \"./disk-flat.vmdk\" 0\n");
 
   auto image = open_named_image(posix_host(), tmp.file("disk.vmdk"), {});
   REQUIRE_OK(image);
@@ -179,6 +180,14 @@ TEST_CASE("the opener opens a vmdk descriptor's extent files under the extent po
   REQUIRE_OK(far_allowed);
   CHECK(read_all(*far_allowed->device, 0, 16) == std::vector<uint8_t>(16, 0x33));
   REQUIRE_OK(far_allowed->close());
+
+  // One file named by two extents is opened once.
+  auto twice = open_named_image(posix_host(), tmp.file("twice.vmdk"), {});
+  REQUIRE_OK(twice);
+  CHECK(twice->device->info().size == 2u << 20);
+  CHECK(twice->parts.size() == 1);
+  CHECK(read_all(*twice->device, (1u << 20) + 4096, 16) == std::vector<uint8_t>(16, 0x5a));
+  REQUIRE_OK(twice->close());
 
   // The descriptor as its own extent: refused whatever the policy.
   CHECK(open_named_image(posix_host(), tmp.file("self.vmdk"), {}).error().code == EPERM);
