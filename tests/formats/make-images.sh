@@ -71,16 +71,23 @@ make_empty vmdk-empty  vmdk 100M
 make vmdk-flat         vmdk "$out/reference.raw" yes -o subformat=monolithicFlat
 make vmdk-2gb-sparse   vmdk "$out/reference.raw" yes -o subformat=twoGbMaxExtentSparse
 make vmdk-2gb-flat     vmdk "$out/odd.raw"       no  -o subformat=twoGbMaxExtentFlat
-# Past 2 GiB, so twoGbMaxExtent* have two extents; writes straddle the
-# boundary between them.
-for sub in twoGbMaxExtentSparse twoGbMaxExtentFlat; do
-  img="$out/vmdk-two-extents-$sub.vmdk"
-  qemu-img create -q -f vmdk -o subformat=$sub "$img" 2200M
-  qemu-io -f vmdk -c "write -P 0x71 0 70144" -c "write -P 0x72 2147450880 65536" \
-          -c "write -z 2147479552 1024" -c "write -P 0x73 2306859008 4096" "$img" >/dev/null
-  qemu-img convert -f vmdk -O raw "$img" "$out/vmdk-two-extents-$sub.expected.raw"
-  printf '%s\t%s\t%s\t%s\n' "vmdk-two-extents-$sub" vmdk "$img" \
-         "$out/vmdk-two-extents-$sub.expected.raw" >>"$out/images.tsv"
+# Two extents without 2 GiB of data (a real twoGbMaxExtent* disk needs
+# more than 2 GiB for a second one): a descriptor naming two small extent
+# files qemu-img made, then writes through it straddling their boundary.
+for kind in Sparse Flat; do
+  for half in a b; do
+    qemu-img create -q -f vmdk -o subformat=twoGbMaxExtent$kind "$out/two-$kind-$half.vmdk" 3M
+  done
+  letter=$(tr 'SF' 'sf' <<<"${kind:0:1}")
+  img="$out/vmdk-two-extents-$kind.vmdk"
+  offset=""; [[ $kind == Flat ]] && offset=" 0"
+  printf '# Disk DescriptorFile\nversion=1\nCID=1234abcd\nparentCID=ffffffff\ncreateType="twoGbMaxExtent%s"\n\n# Extent description\nRW 6144 %s "two-%s-a-%s001.vmdk"%s\nRW 6144 %s "two-%s-b-%s001.vmdk"%s\n\n# The Disk Data Base\n#DDB\n\nddb.adapterType = "ide"\n' \
+    "$kind" "${kind^^}" "$kind" "$letter" "$offset" "${kind^^}" "$kind" "$letter" "$offset" >"$img"
+  qemu-io -f vmdk -c "write -P 0x71 0 70144" -c "write -P 0x72 3112960 65536" \
+          -c "write -z 3145216 1024" -c "write -P 0x73 6283264 4096" "$img" >/dev/null
+  qemu-img convert -f vmdk -O raw "$img" "$out/vmdk-two-extents-$kind.expected.raw"
+  printf '%s\t%s\t%s\t%s\n' "vmdk-two-extents-$kind" vmdk "$img" \
+         "$out/vmdk-two-extents-$kind.expected.raw" >>"$out/images.tsv"
 done
 make qcow-plain        qcow "$out/reference.raw" yes
 # Compressed qcow clusters: qemu-img 7.2 compresses only single-cluster
