@@ -88,4 +88,15 @@ make vhdx-fixed        vhdx "$out/reference.raw" yes -o subformat=fixed,block_st
 make vhdx-fixed-zero   vhdx "$out/reference.raw" no  -o subformat=fixed
 make vhdx-odd          vhdx "$out/odd.raw"       no  -o block_size=1M,log_size=2M
 make_empty vhdx-empty  vhdx 100M
+# A vhdx with a log to replay (dirty.tsv: name, image, qemu-img's raw after
+# its own replay by check -r all, which needs a writable copy).
+qemu-img create -q -f vhdx -o block_size=1M,block_state_zero=off "$out/vhdx-dirty.vhdx" 8M
+# qemu-io dies by SIGKILL here on purpose; make-vhdx-dirty.py fails if it wrote no log.
+(qemu-io -f vhdx -t unsafe -c "write -P 0x11 0 4k" -c "write -P 0x22 3M 64k" -c "sigraise 9" \
+         "$out/vhdx-dirty.vhdx" >/dev/null 2>&1 || true) 2>/dev/null
+python3 "$here/make-vhdx-dirty.py" "$out/vhdx-dirty.vhdx"
+cp "$out/vhdx-dirty.vhdx" "$out/vhdx-dirty-replayed.vhdx"
+qemu-img check -q -r all -f vhdx "$out/vhdx-dirty-replayed.vhdx" >/dev/null
+qemu-img convert -f vhdx -O raw "$out/vhdx-dirty-replayed.vhdx" "$out/vhdx-dirty.expected.raw"
+printf '%s\t%s\t%s\n' vhdx-dirty "$out/vhdx-dirty.vhdx" "$out/vhdx-dirty.expected.raw" >"$out/dirty.tsv"
 echo "make-images.sh: $(wc -l <"$out/images.tsv") images in $out"

@@ -505,7 +505,11 @@ Result<std::unique_ptr<BlockDevice>> create_vhdx(std::shared_ptr<BlockDevice> fi
   // qemu-img's layout: header section, log at 1 MiB, BAT, metadata, data.
   const uint64_t log_offset = kHeaderSectionSize;
   const uint64_t bat_offset = log_offset + log_size;
-  const uint64_t bat_length = std::max<uint64_t>(MiB, (entries * 8 + MiB - 1) / MiB * MiB);
+  // qemu-img counts the BAT of an empty disk as (2^32 - 1) / chunk_ratio
+  // entries (an unsigned wrap) and refuses to open a smaller region: give
+  // it that much (sparse: the file is never written there).
+  const uint64_t counted = payload ? entries : 0xffffffffull / chunk_ratio;
+  const uint64_t bat_length = std::max<uint64_t>(MiB, (counted * 8 + MiB - 1) / MiB * MiB);
   const uint64_t meta_offset = bat_offset + bat_length;
   const uint64_t data_offset = meta_offset + MiB;
 
