@@ -194,6 +194,7 @@ Result<LogReplay> read_log(BlockDevice& file, const Header& h) {
     }
   }
   LogReplay replay;
+  replay.last_file_offset = file_size;
   if (!best) return replay;  // an empty log: nothing to replay
   const EntryHeader& head = entries.at(best->back());
   if (head.flushed_file_offset > file_size)
