@@ -460,17 +460,6 @@ Result<std::unique_ptr<BlockDevice>> open_vhdx(std::shared_ptr<BlockDevice> file
       p.header.log = Guid{};
     }
   }
-  if (!read_only) {
-    // Before the first write: a new file write GUID (and data write GUID,
-    // since writes may follow) in both headers, each written and flushed
-    // in turn, as the spec asks.
-    p.header.file_write = random_guid();
-    p.header.data_write = random_guid();
-    for (int i = 0; i < 2; ++i) {
-      ++p.header.sequence;
-      QK_ASSIGN_OR_RETURN(p.current, write_next_header(*file, p.header, p.current));
-    }
-  }
   QK_TRY(parse_layout(*data, p));
   std::vector<uint64_t> bat;
   bool partial = false;
@@ -478,6 +467,19 @@ Result<std::unique_ptr<BlockDevice>> open_vhdx(std::shared_ptr<BlockDevice> file
   if (partial && !read_only)
     return make_error(ENOTSUP, "VHDX image has partially present blocks (sector bitmaps); "
                                "qcowkit opens such images read-only");
+  if (!read_only) {
+    // Only once the image is known good, and before the first write: a new
+    // file write GUID (and data write GUID, since writes may follow) in
+    // both headers, each written and flushed in turn, as the spec asks.
+    // A log replayed above stops being named here, after its writes are
+    // on disk; a crash in between replays it again, which is harmless.
+    p.header.file_write = random_guid();
+    p.header.data_write = random_guid();
+    for (int i = 0; i < 2; ++i) {
+      ++p.header.sequence;
+      QK_ASSIGN_OR_RETURN(p.current, write_next_header(*file, p.header, p.current));
+    }
+  }
   auto map = std::make_unique<VhdxMap>(data, p, std::move(bat), next_free);
   return std::unique_ptr<BlockDevice>(std::make_unique<BlockMapImage>(
       data, std::move(map), p.details.virtual_size, read_only, kName));

@@ -279,3 +279,39 @@ TEST_CASE("vhdx creation options are checked", "[formats][vhdx]") {
   CHECK(vhdx_default_block_size(2ull << 30) == 16 * MiB);
   CHECK(vhdx_default_block_size(200ull << 30) == 32 * MiB);
 }
+
+TEST_CASE("a partially present vhdx block reads its present sectors, zeroes elsewhere",
+          "[formats][vhdx]") {
+  // 4097 blocks of 1 MiB: chunk ratio 4096, so BAT entry 4096 is the first
+  // sector bitmap entry and block 4096 has entry 4097.
+  auto file = std::make_shared<MemoryDevice>(0);
+  auto image = create_vhdx(file, {.size = (4ull << 30) + MiB, .block_size = 1 << 20});
+  REQUIRE_OK(image);
+  const auto a = pattern_bytes(16384, 20);
+  REQUIRE_OK((*image)->write(0, a));
+  REQUIRE_OK((*image)->close());
+  REQUIRE((bat_entry(*file, 0) & ~uint64_t{7}) == 4 * MiB);
+  // A sector bitmap after the block: sectors 0-7 and 16 present.
+  REQUIRE_OK(file->resize(6 * MiB));
+  std::vector<uint8_t> bits = {0xff, 0x00, 0x01};
+  REQUIRE_OK(file->write(5 * MiB, bits));
+  std::vector<uint8_t> entry(8);
+  put(entry, 0, 4 * MiB | 7, 8);  // partially present
+  REQUIRE_OK(file->write(2 * MiB, entry));
+  put(entry, 0, 5 * MiB | 6, 8);  // sector bitmap present
+  REQUIRE_OK(file->write(2 * MiB + 4096 * 8, entry));
+
+  auto ro = open_vhdx(file, true);
+  REQUIRE_OK(ro);
+  std::vector<uint8_t> want(a.size(), 0);
+  std::copy(a.begin(), a.begin() + 4096, want.begin());
+  std::copy(a.begin() + 8192, a.begin() + 8704, want.begin() + 8192);
+  CHECK(read_all(**ro, 0, want.size()) == want);
+  // Unaligned reads across present and absent sectors.
+  CHECK(read_all(**ro, 4000, 300) == std::vector<uint8_t>(want.begin() + 4000, want.begin() + 4300));
+  const auto before = file_bytes(*file);
+  auto rw = open_vhdx(file, false);
+  REQUIRE_FALSE(rw.ok());
+  CHECK(rw.error().code == ENOTSUP);
+  CHECK(file_bytes(*file) == before);  // a refused open writes nothing
+}
