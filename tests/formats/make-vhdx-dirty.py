@@ -6,28 +6,13 @@ the current header again and zeroes the sectors that entry writes, so the
 image reads right only if the log is replayed.
 
 usage: make-vhdx-dirty.py IMAGE"""
+import os
 import struct
 import sys
 
-MiB = 1 << 20
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vhdx_checksum import sealed  # noqa: E402
 
-
-def crc32c(data):
-    table = crc32c.table
-    if table is None:
-        table = crc32c.table = []
-        for i in range(256):
-            c = i
-            for _ in range(8):
-                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-            table.append(c)
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-crc32c.table = None
 
 path = sys.argv[1]
 with open(path, "r+b") as f:
@@ -51,13 +36,11 @@ with open(path, "r+b") as f:
     pos, seq, length, count = newest
     entry = log[pos:pos + length]
     header[48:64] = entry[32:48]  # the entry's log GUID
-    struct.pack_into("<I", header, 4, 0)
-    struct.pack_into("<I", header, 4, crc32c(bytes(header)))
+    header = sealed(header)
     f.seek(at)
     f.write(header)
     targets = 0
     for i in range(count):
-        sig, = struct.unpack_from("<I", entry, 64 + 32 * i)
         file_offset, = struct.unpack_from("<Q", entry, 64 + 32 * i + 16)
         if entry[64 + 32 * i:68 + 32 * i] == b"desc":
             f.seek(file_offset)

@@ -14,24 +14,11 @@ import os
 import struct
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from vhdx_checksum import sealed  # noqa: E402
+
 KiB, MiB = 1 << 10, 1 << 20
 LOG_AT, BAT_AT, META_AT, DATA_AT = 1 * MiB, 2 * MiB, 3 * MiB, 4 * MiB
-
-
-def crc32c(data):
-    if not crc32c.table:
-        for i in range(256):
-            c = i
-            for _ in range(8):
-                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-            crc32c.table.append(c)
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = crc32c.table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-crc32c.table = []
 
 
 def guid(d1, d2, d3, d4):
@@ -46,13 +33,6 @@ PAGE83 = guid(0xBECA12AB, 0xB2E6, 0x4523, [0x93, 0xEF, 0xC3, 0x09, 0xE0, 0x00, 0
 LOGICAL = guid(0x8141BF1D, 0xA96F, 0x4709, [0xBA, 0x47, 0xF2, 0x33, 0xA8, 0xFA, 0xAB, 0x5F])
 PHYSICAL = guid(0xCDA348C7, 0x445D, 0x4471, [0x9C, 0xC9, 0xE9, 0x88, 0x52, 0x51, 0xC5, 0x56])
 LOG_GUID = bytes(range(0x40, 0x50))
-
-
-def sealed(buf):
-    buf = bytearray(buf)
-    struct.pack_into("<I", buf, 4, 0)
-    struct.pack_into("<I", buf, 4, crc32c(bytes(buf)))
-    return bytes(buf)
 
 
 def header(seq, log_guid=bytes(16), log_offset=LOG_AT, log_length=MiB, bad_crc=False):
