@@ -65,10 +65,14 @@ std::string describe(uint64_t size, const FormatOptions& options) {
     auto it = options.find(key);
     return it == options.end() ? std::string(fallback) : it->second;
   };
+  // Sizes as given (qemu-img prints them before rounding).
+  auto sized = [&](const char* key, uint64_t fallback) {
+    auto v = size_option(options, key, fallback);
+    return std::to_string(v.ok() ? *v : fallback);
+  };
   auto o = parse_options(size, options);
-  std::string line = "fmt=vhdx size=" + std::to_string(size) +
-                     " log_size=" + std::to_string(o.ok() ? o->log_size : 1u << 20) +
-                     " block_size=" + std::to_string(o.ok() ? o->block_size : 0);
+  std::string line = "fmt=vhdx size=" + std::to_string(size) + " log_size=" +
+                     sized("log_size", 1u << 20) + " block_size=" + sized("block_size", 0);
   if (options.count("subformat")) line += " subformat=" + value("subformat", "");
   if (options.count("block_state_zero"))
     line += std::string(" block_state_zero=") + (o.ok() && !o->block_state_zero ? "off" : "on");
