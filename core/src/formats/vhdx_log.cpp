@@ -80,6 +80,13 @@ class LogReader {
       return make_error(EINVAL, where(pos) + ": " + std::to_string(e.descriptors) +
                                     " descriptors run past the entry's " +
                                     std::to_string(e.length) + " bytes");
+    // Entries of a valid log do not overlap, so checking them all reads
+    // the log about once; a log whose every sector claims a long entry
+    // would read it once per sector.
+    checked_ += e.length;
+    if (checked_ > 4 * uint64_t{h_.log_length})
+      return make_error(EINVAL, where(pos) + ": the log's entries overlap (more than 4 times "
+                                             "the log's size claimed by entries)");
     bytes.resize(e.length);
     QK_TRY(read(pos, bytes.data(), e.length));
     if (!checksum_ok(bytes.data(), bytes.size(), 4))
@@ -90,6 +97,7 @@ class LogReader {
  private:
   BlockDevice& file_;
   const Header& h_;
+  uint64_t checked_ = 0;  // bytes of entries checksummed so far
 };
 
 // Adds the writes of one checked entry.

@@ -157,6 +157,10 @@ IMAGES = [
     ("vhdx-log-entry-past-log", "refuse:log entry at log offset 0: length 2097152",
      "a log entry of 2 MiB in a 1 MiB log",
      image(headers=(header(1, LOG_GUID), header(2, LOG_GUID)), log=log_entry(length=2 * MiB))),
+    ("vhdx-log-overlapping", "refuse:entries overlap", "every log sector claims a 1 MiB entry",
+     (lambda size, pieces: (size, pieces + [(LOG_AT + pos, b"loge" + bytes(4) + struct.pack("<I", MiB)
+                                             + bytes(20) + LOG_GUID) for pos in range(0, MiB, 4 * KiB)]))(
+         *image(headers=(header(1, LOG_GUID), header(2, LOG_GUID))))),
     ("vhdx-truncated", "refuse:too small for a VHDX header section", "the first 100 KiB only",
      image(truncate=100 * KiB)),
 ]

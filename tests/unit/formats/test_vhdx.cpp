@@ -315,3 +315,21 @@ TEST_CASE("a partially present vhdx block reads its present sectors, zeroes else
   CHECK(rw.error().code == ENOTSUP);
   CHECK(file_bytes(*file) == before);  // a refused open writes nothing
 }
+
+TEST_CASE("a vhdx log whose every sector claims a whole-log entry is refused, not read "
+          "hundreds of times",
+          "[formats][vhdx]") {
+  auto file = std::make_shared<MemoryDevice>(0);
+  const auto old = pattern_bytes(16384, 16), fresh = pattern_bytes(4096, 17);
+  const auto guid = image_with_log_entry(file, old, fresh, 8192);
+  std::vector<uint8_t> h(64, 0);
+  std::memcpy(h.data(), "loge", 4);
+  put(h, 8, MiB, 4);  // the whole log
+  std::memcpy(&h[32], guid.data(), 16);
+  for (uint64_t pos = 0; pos < MiB; pos += 4096) REQUIRE_OK(file->write(MiB + pos, h));
+  name_log(*file, guid);
+  auto ro = open_vhdx(file, true);
+  REQUIRE_FALSE(ro.ok());
+  INFO(ro.error().message);
+  CHECK(ro.error().message.find("entries overlap") != std::string::npos);
+}
