@@ -14,6 +14,7 @@ build=${QCOWKIT_FUZZ_BUILD:-$root/build-fuzz}
 max_len_for() {
   case $1 in
     open|vhd|vdi|vmdk|qcow1) echo 1048576 ;;  # whole image files
+    vhdx) echo 262144 ;;   # sparse descriptions of image files (fuzz_vhdx.cpp)
     codec) echo 65536 ;;
     *) echo 4096 ;;        # operation programs
   esac

@@ -21,7 +21,8 @@ const char kHelp[] =
     "  preallocation=off|metadata|falloc|full  backing_file=NAME  backing_fmt=raw|qcow2\n"
     "The backing file is recorded in the header, never opened.\n"
     "FORMAT: qcow2 (default), raw, vpc (subformat=dynamic|fixed, force_size=on|off)\n"
-    "vdi (static=on|off) or vmdk (subformat=monolithicSparse|streamOptimized).\n";
+    "vdi (static=on|off), vmdk (subformat=monolithicSparse|streamOptimized) or vhdx\n"
+    "(subformat=dynamic|fixed, block_size=1M..256M, log_size, block_state_zero=on|off).\n";
 
 Status create_raw(const std::string& path, uint64_t size) {
   FileOpenOptions options;

@@ -23,7 +23,7 @@ const char kHelp[] =
     "\n"
     "Prints the virtual size, file size, format and, for qcow2, the version,\n"
     "cluster size, refcount width, feature bits, backing file, snapshots and\n"
-    "bitmaps. FORMAT: raw, qcow2, vpc, vdi, vmdk, qcow (found by content unless\n"
+    "bitmaps. FORMAT: raw, qcow2, vpc, vdi, vmdk, vhdx, qcow (found by content unless\n"
     "given).\n"
     "JSON output uses qemu-img's field names. Only headers are read.\n"
     "Backing files are named, not described, unless --backing-chain asks for\n"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes vpc (VHD), vdi, vmdk and qcow (version 1) images with qemu-img, each with the raw file
+# Makes vpc (VHD), vdi, vmdk, vhdx and qcow (version 1) images with qemu-img, each with the raw file
 # qemu-img itself converts it to: what qcowkit must read back byte for byte.
 # Usage: make-images.sh OUTDIR
 # Writes OUTDIR/images.tsv: name <TAB> format <TAB> image <TAB> qemu-img's raw
@@ -13,7 +13,7 @@ for tool in qemu-img qemu-io python3; do
 done
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -f "$out"/*.vpc "$out"/*.vdi "$out"/*.vmdk "$out"/*.qcow "$out"/*.raw
+rm -f "$out"/*.vpc "$out"/*.vdi "$out"/*.vmdk "$out"/*.qcow "$out"/*.vhdx "$out"/*.raw
 # Data, explicit zeroes, holes, odd offsets, a tail inside a block.
 python3 "$here/../interop/make-reference-raw.py" "$out/reference.raw"
 # A size that is not a whole number of sectors (qemu-img rounds it up).
@@ -100,4 +100,25 @@ printf '%s\t%s\t%s\t%s\n' qcow-compressed qcow "$out/qcow-compressed.qcow" \
        "$out/qcow-compressed.expected.raw" >>"$out/images.tsv"
 make qcow-odd          qcow "$out/odd.raw"       no
 make_empty qcow-empty  qcow 100M
+# vhdx: qemu-img's default block size for small disks (8 MiB), the smallest
+# and largest block sizes, fixed with blocks in place (block_state_zero=off)
+# and with ZERO blocks (qemu-img's default), an odd size.
+make vhdx-dynamic      vhdx "$out/reference.raw" yes
+make vhdx-1m           vhdx "$out/reference.raw" yes -o block_size=1M
+make vhdx-256m         vhdx "$out/reference.raw" yes -o block_size=256M
+make vhdx-fixed        vhdx "$out/reference.raw" yes -o subformat=fixed,block_state_zero=off
+make vhdx-fixed-zero   vhdx "$out/reference.raw" no  -o subformat=fixed
+make vhdx-odd          vhdx "$out/odd.raw"       no  -o block_size=1M,log_size=2M
+make_empty vhdx-empty  vhdx 100M
+# A vhdx with a log to replay (dirty.tsv: name, image, qemu-img's raw after
+# its own replay by check -r all, which needs a writable copy).
+qemu-img create -q -f vhdx -o block_size=1M,block_state_zero=off "$out/vhdx-dirty.vhdx" 8M
+# qemu-io dies by SIGKILL here on purpose; make-vhdx-dirty.py fails if it wrote no log.
+(qemu-io -f vhdx -t unsafe -c "write -P 0x11 0 4k" -c "write -P 0x22 3M 64k" -c "sigraise 9" \
+         "$out/vhdx-dirty.vhdx" >/dev/null 2>&1 || true) 2>/dev/null
+python3 "$here/make-vhdx-dirty.py" "$out/vhdx-dirty.vhdx"
+cp "$out/vhdx-dirty.vhdx" "$out/vhdx-dirty-replayed.vhdx"
+qemu-img check -q -r all -f vhdx "$out/vhdx-dirty-replayed.vhdx" >/dev/null
+qemu-img convert -f vhdx -O raw "$out/vhdx-dirty-replayed.vhdx" "$out/vhdx-dirty.expected.raw"
+printf '%s\t%s\t%s\n' vhdx-dirty "$out/vhdx-dirty.vhdx" "$out/vhdx-dirty.expected.raw" >"$out/dirty.tsv"
 echo "make-images.sh: $(wc -l <"$out/images.tsv") images in $out"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Images qcowkit writes are what qemu-img expects: `qcowkit convert -O
-vpc|vdi|vmdk` gives a file `qemu-img check` finds clean (vdi and vmdk;
+vpc|vdi|vmdk|vhdx` gives a file `qemu-img check` finds clean (vdi, vmdk, vhdx;
 qemu-img has no check for vpc), `qemu-img compare` finds identical to the source, and `qemu-img info`
 gives the virtual size qemu-img's own conversion has. `qcowkit create`
 sizes images as `qemu-img create` does, for a table of sizes.
@@ -28,9 +28,12 @@ OUTPUTS = [  # (format, -o options, name)
     ("vdi", "static=on", "vdi-static"),
     ("vmdk", "subformat=monolithicSparse", "vmdk-sparse"),
     ("vmdk", "subformat=streamOptimized", "vmdk-stream"),
+    ("vhdx", "subformat=dynamic", "vhdx-dynamic"),
+    ("vhdx", "subformat=fixed", "vhdx-fixed"),
+    ("vhdx", "subformat=dynamic,block_size=1M,log_size=2M,block_state_zero=off", "vhdx-dynamic-1m"),
 ]
 SOURCES = ["reference.raw", "odd.raw", "vpc-dynamic.vpc", "vdi-dynamic.vdi", "vmdk-stream.vmdk",
-           "qcow-plain.qcow"]
+           "qcow-plain.qcow", "vhdx-dynamic.vhdx"]
 
 
 def fresh(path):

@@ -12,6 +12,7 @@ const ImageFormat& vpc_format();
 const ImageFormat& vdi_format();
 const ImageFormat& vmdk_format();
 const ImageFormat& qcow_format();
+const ImageFormat& vhdx_format();
 
 // EINVAL naming the key when `options` has a key not in `known`.
 Status check_known_keys(const FormatOptions& options, std::initializer_list<const char*> known,

@@ -10,7 +10,8 @@ namespace qcowkit {
 namespace {
 
 const ImageFormat* const kFormats[] = {&formats::vpc_format(), &formats::vdi_format(),
-                                       &formats::vmdk_format(), &formats::qcow_format()};
+                                       &formats::vmdk_format(), &formats::qcow_format(),
+                                       &formats::vhdx_format()};
 
 }  // namespace
 

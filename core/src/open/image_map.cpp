@@ -14,7 +14,7 @@ int chain_length(const OpenedImage& image) {
   return 1 + (image.backing ? chain_length(*image.backing) : 0);
 }
 
-// A raw file maps onto itself. Other formats than qcow2 (vpc, vdi, vmdk)
+// A raw file maps onto itself. Other formats than qcow2 (vpc, vdi, vmdk, vhdx)
 // report their extents, without host offsets; their allocated blocks over
 // holes in the file are data that reads as zeroes, as qemu-img says.
 Status raw_runs(const OpenedImage& image, uint64_t start, uint64_t length, int depth,

@@ -9,7 +9,7 @@
 using namespace qcowkit;
 
 TEST_CASE("every format is found by content under qemu-img's name", "[formats]") {
-  for (const char* name : {"vpc", "vdi", "vmdk"}) {
+  for (const char* name : {"vpc", "vdi", "vmdk", "vhdx"}) {
     const ImageFormat* format = find_image_format(name);
     REQUIRE(format != nullptr);
     auto file = std::make_shared<MemoryDevice>(0);
@@ -51,5 +51,8 @@ TEST_CASE("bad creation options are refused naming the key", "[formats]") {
   check("vpc", {{"cluster_size", "64k"}}, "cluster_size");
   check("vdi", {{"static", "maybe"}}, "static");
   check("vmdk", {{"subformat", "twoGbMaxExtentFlat"}}, "subformat");
+  check("vhdx", {{"subformat", "differencing"}}, "subformat");
+  check("vhdx", {{"block_size", "3M"}}, "block_size");
+  check("vhdx", {{"log_size", "1G"}}, "log_size");
   check("qcow", {}, "read-only");
 }
