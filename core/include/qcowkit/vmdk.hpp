@@ -22,6 +22,7 @@
 #include <string>
 
 #include "qcowkit/block_device.hpp"
+#include "qcowkit/byte_sink.hpp"
 
 namespace qcowkit {
 
@@ -50,5 +51,14 @@ Result<std::unique_ptr<BlockDevice>> open_vmdk(std::shared_ptr<BlockDevice> file
 // Formats `file` (empty, writable) as a new VMDK; returns it open for writing.
 Result<std::unique_ptr<BlockDevice>> create_vmdk(std::shared_ptr<BlockDevice> file,
                                                  const VmdkCreateOptions& options);
+
+// A new streamOptimized VMDK written strictly forward onto `sink` (a pipe):
+// the header (its grain directory "at the end") and descriptor go out now,
+// each grain compressed once the writes have moved past it, and close()
+// appends the grain tables, the directory and the footer. Writes must come
+// in guest order (the copy engine's in-order commits); nothing can be read
+// back. The sink must outlive the device. options.stream_optimized is
+// implied.
+Result<std::unique_ptr<BlockDevice>> create_vmdk_stream(ByteSink& sink, const VmdkCreateOptions& options);
 
 }  // namespace qcowkit

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
+#include <string>
 #include <vector>
 
 #include "formats/vmdk_layout.hpp"
@@ -11,6 +13,31 @@
 
 namespace qcowkit::formats::vmdk {
 namespace {
+
+// One compressed grain as the file holds it: a marker (the grain's first
+// sector, the compressed length), the zlib stream, zeroes to a sector end.
+Result<std::vector<uint8_t>> grain_record(ConstByteSpan grain, uint64_t lba) {
+  const Codec* codec = builtin_codecs().zlib_stream;
+  if (!codec) return make_error(ENOTSUP, "this build has no zlib codec for VMDK grains");
+  // A grain that does not shrink is still stored compressed: the format
+  // has no other way.
+  QK_ASSIGN_OR_RETURN(auto packed, codec->compress(grain, 2 * grain.size()));
+  if (packed.empty()) return make_error(EIO, "vmdk image: a grain did not compress");
+  std::vector<uint8_t> record((12 + packed.size() + 511) / 512 * 512, 0);
+  store_le64(record.data(), lba);
+  store_le32(record.data() + 8, uint32_t(packed.size()));
+  std::memcpy(record.data() + 12, packed.data(), packed.size());
+  return record;
+}
+
+// A metadata marker sector: how many sectors follow, and their type.
+std::vector<uint8_t> marker(uint64_t sectors, uint32_t type) {
+  std::vector<uint8_t> m(512, 0);
+  store_le64(m.data(), sectors);
+  store_le32(m.data() + 12, type);
+  return m;
+}
+constexpr uint32_t kMarkerGrainTable = 1, kMarkerGrainDirectory = 2;
 
 class StreamWriter final : public BlockDevice {
  public:
@@ -122,16 +149,7 @@ class StreamWriter final : public BlockDevice {
       gt_[current_] = 0;
       return {};
     }
-    const Codec* codec = builtin_codecs().zlib_stream;
-    if (!codec) return make_error(ENOTSUP, "this build has no zlib codec for VMDK grains");
-    // A grain that does not shrink is still stored compressed: the format
-    // has no other way.
-    QK_ASSIGN_OR_RETURN(auto packed, codec->compress(buffer_, 2 * grain_bytes_));
-    if (packed.empty()) return make_error(EIO, "vmdk image: a grain did not compress");
-    std::vector<uint8_t> record((12 + packed.size() + 511) / 512 * 512, 0);
-    store_le64(record.data(), current_ * h_.grain);
-    store_le32(record.data() + 8, uint32_t(packed.size()));
-    std::memcpy(record.data() + 12, packed.data(), packed.size());
+    QK_ASSIGN_OR_RETURN(auto record, grain_record(buffer_, current_ * h_.grain));
     if (next_free_ / 512 > UINT32_MAX) return make_error(EFBIG, "vmdk image: the file outgrows 32-bit grain entries");
     QK_TRY(file_->resize(next_free_ + record.size()));
     QK_TRY(file_->write(next_free_, record));
@@ -175,10 +193,197 @@ class StreamWriter final : public BlockDevice {
   uint64_t next_free_ QK_GUARDED_BY(mutex_);
 };
 
+// The forward-only variant: nothing is ever written twice, so the grain
+// directory and tables cannot sit in front. The header says the directory
+// is "at the end"; grains follow the descriptor in guest order; close()
+// appends every non-empty grain table (each behind a marker), the directory
+// (behind its marker), a footer marker, the footer (the header again, with
+// the directory's real offset) and the end-of-stream marker: VMware's own
+// stream layout, which QEMU and this reader take.
+class ForwardWriter final : public BlockDevice {
+ public:
+  ForwardWriter(ByteSink& sink, const Header& h)
+      : sink_(sink),
+        h_(h),
+        grain_bytes_(h.grain * 512),
+        size_(h.capacity * 512),
+        grains_((h.capacity + h.grain - 1) / h.grain),
+        gt_(grains_, 0),
+        buffer_(grain_bytes_, 0) {}
+  ~ForwardWriter() override { (void)close(); }
+
+  // The header (directory at the end) and descriptor, padded to the first grain.
+  Status start(const std::string& descriptor) {
+    MutexLock lock(mutex_);
+    std::vector<uint8_t> head(h_.overhead * 512, 0);
+    build_header(h_, head.data());
+    std::memcpy(head.data() + h_.descriptor_offset * 512, descriptor.data(),
+                std::min<size_t>(descriptor.size(), h_.descriptor_size * 512));
+    return append(head);
+  }
+
+  DeviceInfo info() const override { return DeviceInfo{size_, 1, false}; }
+  Status read(uint64_t, ByteSpan) override {
+    return make_error(ENOTSUP, "a streamOptimized VMDK being streamed cannot be read");
+  }
+
+  Status write(uint64_t offset, ConstByteSpan data, WriteFlags) override {
+    MutexLock lock(mutex_);
+    QK_TRY(check(offset, data.size(), "write"));
+    uint64_t done = 0;
+    while (done < data.size()) {
+      const uint64_t pos = offset + done;
+      QK_TRY(move_to(pos / grain_bytes_));
+      const uint64_t in = pos % grain_bytes_;
+      const uint64_t n = std::min<uint64_t>(grain_bytes_ - in, data.size() - done);
+      std::memcpy(buffer_.data() + in, data.data() + done, n);
+      dirty_ = true;
+      done += n;
+    }
+    return {};
+  }
+
+  Status write_zeroes(uint64_t offset, uint64_t length, ZeroFlags) override {
+    MutexLock lock(mutex_);
+    QK_TRY(check(offset, length, "write_zeroes"));
+    if (length == 0) return {};
+    const uint64_t first = offset / grain_bytes_;
+    if (first < current_ || (first == current_ && stored_))
+      return make_error(ENOTSUP, "vmdk stream: writes must come in order; offset " + std::to_string(offset) +
+                                     " lies before the grain being written");
+    if (first == current_) {
+      const uint64_t in = offset % grain_bytes_;
+      std::memset(buffer_.data() + in, 0, std::min<uint64_t>(grain_bytes_ - in, length));
+    }
+    return {};
+  }
+  Status discard(uint64_t offset, uint64_t length) override { return write_zeroes(offset, length, {}); }
+  Status resize(uint64_t) override { return make_error(ENOTSUP, "vmdk stream: resizing is not supported"); }
+  Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override {
+    if (length == 0) return std::vector<Extent>{};
+    return std::vector<Extent>{Extent{offset, length, ExtentKind::data}};
+  }
+  // Nothing can be made durable before the end: flush only checks the state.
+  Status flush() override {
+    MutexLock lock(mutex_);
+    if (closed_) return make_error(EBADF, "vmdk stream: flush: image is closed");
+    return {};
+  }
+
+  Status close() override {
+    MutexLock lock(mutex_);
+    if (closed_) return {};
+    closed_ = true;
+    QK_TRY(store_current());
+    const uint64_t tables = (grains_ + kGtEntries - 1) / kGtEntries;
+    std::vector<uint32_t> gd(tables, 0);
+    std::vector<uint8_t> table(kGtEntries * 4);
+    for (uint64_t t = 0; t < tables; ++t) {
+      bool any = false;
+      std::fill(table.begin(), table.end(), 0);
+      for (uint64_t i = 0; i < kGtEntries && t * kGtEntries + i < grains_; ++i) {
+        store_le32(&table[i * 4], gt_[t * kGtEntries + i]);
+        any |= gt_[t * kGtEntries + i] != 0;
+      }
+      if (!any) continue;
+      QK_TRY(append(marker(kTableSectors, kMarkerGrainTable)));
+      QK_TRY(check_offset());
+      gd[t] = uint32_t(written_ / 512);
+      QK_TRY(append(table));
+    }
+    const uint64_t gd_sectors = directory_sectors(h_);
+    std::vector<uint8_t> directory(gd_sectors * 512, 0);
+    for (uint64_t t = 0; t < tables; ++t) store_le32(&directory[t * 4], gd[t]);
+    QK_TRY(append(marker(gd_sectors, kMarkerGrainDirectory)));
+    Header footer = h_;
+    footer.gd_offset = written_ / 512;
+    QK_TRY(append(directory));
+    QK_TRY(append(marker(1, kMarkerFooter)));
+    std::vector<uint8_t> sector(512, 0);
+    build_header(footer, sector.data());
+    QK_TRY(append(sector));
+    return append(marker(0, kMarkerEndOfStream));
+  }
+
+ private:
+  Status append(ConstByteSpan bytes) {
+    if (auto st = sink_.write(bytes); !st.ok())
+      return with_context(st.error(), "vmdk stream: writing at offset " + std::to_string(written_));
+    written_ += bytes.size();
+    return {};
+  }
+  Status check_offset() const {
+    if (written_ / 512 > UINT32_MAX)
+      return make_error(EFBIG, "vmdk stream: the file outgrows 32-bit grain entries");
+    return {};
+  }
+  Status check(uint64_t offset, uint64_t length, const char* op) const QK_REQUIRES(mutex_) {
+    if (closed_) return make_error(EBADF, std::string("vmdk stream: ") + op + ": image is closed");
+    Status st = check_request(info(), offset, length, true, op);
+    if (!st.ok()) return with_context(std::move(st).error(), "vmdk stream");
+    return {};
+  }
+  Status move_to(uint64_t grain) QK_REQUIRES(mutex_) {
+    if (grain == current_ && !stored_) return {};
+    if (grain <= current_)
+      return make_error(ENOTSUP, "vmdk stream: writes must come in order; offset " +
+                                     std::to_string(grain * grain_bytes_) + " lies before the grain being written");
+    QK_TRY(store_current());
+    std::fill(buffer_.begin(), buffer_.end(), 0);
+    current_ = grain;
+    stored_ = false;
+    return {};
+  }
+  // Appends the grain being filled, compressed (nothing for zeroes); it
+  // cannot be written again after that.
+  Status store_current() QK_REQUIRES(mutex_) {
+    if (!dirty_ || stored_) return {};
+    dirty_ = false;
+    stored_ = true;
+    if (is_all_zero(buffer_)) return {};
+    QK_ASSIGN_OR_RETURN(auto record, grain_record(buffer_, current_ * h_.grain));
+    QK_TRY(check_offset());
+    gt_[current_] = uint32_t(written_ / 512);
+    return append(record);
+  }
+
+  Mutex mutex_;  // writes come one at a time; it guards against misuse only
+  ByteSink& sink_;
+  const Header h_;
+  const uint64_t grain_bytes_, size_, grains_;
+  std::vector<uint32_t> gt_ QK_GUARDED_BY(mutex_);
+  std::vector<uint8_t> buffer_ QK_GUARDED_BY(mutex_);
+  uint64_t current_ QK_GUARDED_BY(mutex_) = 0;
+  bool dirty_ QK_GUARDED_BY(mutex_) = false;
+  bool stored_ QK_GUARDED_BY(mutex_) = false;  // the current grain went out already
+  bool closed_ QK_GUARDED_BY(mutex_) = false;
+  uint64_t written_ QK_GUARDED_BY(mutex_) = 0;
+};
+
 }  // namespace
 
 std::unique_ptr<BlockDevice> make_stream_writer(std::shared_ptr<BlockDevice> file, const Header& h) {
   return std::make_unique<StreamWriter>(std::move(file), h);
+}
+
+Result<std::unique_ptr<BlockDevice>> make_forward_stream_writer(ByteSink& sink, uint64_t size,
+                                                                const std::string& file_name) {
+  Header h = new_header(size, true);
+  // One directory, "at the end" until the footer says where.
+  h.flags &= ~kFlagRedundantTable;
+  h.rgd_offset = 0;
+  h.gd_offset = kGdAtEnd;
+  h.overhead = (h.descriptor_offset + h.descriptor_size + h.grain - 1) / h.grain * h.grain;
+  const uint64_t grains = (h.capacity + h.grain - 1) / h.grain;
+  const uint64_t tables = (grains + kGtEntries - 1) / kGtEntries;
+  if (tables * kGtEntries * 4 > kMaxTableBytes)
+    return make_error(EFBIG, "VMDK images are at most " + std::to_string((kMaxTableBytes / 4) * 65536 >> 40) +
+                                 " TiB here; " + std::to_string(h.capacity * 512) + " bytes asked for");
+  std::random_device random;
+  const std::string text = build_descriptor("streamOptimized", h.capacity, file_name, random());
+  auto writer = std::make_unique<ForwardWriter>(sink, h);
+  QK_TRY(writer->start(text));
+  return std::unique_ptr<BlockDevice>(std::move(writer));
 }
 
 }  // namespace qcowkit::formats::vmdk

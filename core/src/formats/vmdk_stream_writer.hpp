@@ -9,13 +9,20 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "formats/vmdk_structs.hpp"
 #include "qcowkit/block_device.hpp"
+#include "qcowkit/byte_sink.hpp"
 
 namespace qcowkit::formats::vmdk {
 
 // `file` holds a new image's header, descriptor and empty tables (h).
 std::unique_ptr<BlockDevice> make_stream_writer(std::shared_ptr<BlockDevice> file, const Header& h);
+
+// The same, written strictly forward onto `sink` (directory in a footer);
+// the header and descriptor go out at once, the tables on close().
+Result<std::unique_ptr<BlockDevice>> make_forward_stream_writer(ByteSink& sink, uint64_t size,
+                                                                const std::string& file_name);
 
 }  // namespace qcowkit::formats::vmdk
