@@ -169,7 +169,7 @@ int convert_to_stdout(const std::string& in_path, const ImageOpenOptions& in_opt
   if (progress.active()) report = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
   Status st;
   if (vmdk_stream) {
-    st = stream_vmdk(*source->device, out, other_options, copy, report);
+    st = stream_vmdk(*source->device, out, copy, report);
   } else {
     Qcow2StreamOptions options;
     options.layout = create;
@@ -192,7 +192,10 @@ int convert_from_stdin(const std::string& out_path, const std::string& out_forma
                        bool durable, bool progress_wanted) {
   if (::isatty(STDIN_FILENO))
     return usage_error("convert", "standard input is a terminal; pipe an image into it");
-  auto target = create_target(out_path, out_format, create, {}, 0, durable);
+  // A qcow2 image starts one sector long, not empty: the engine gives even
+  // an empty image an L1 cluster, which an L1 of no entries leaves unreferenced
+  // (qemu-img check calls it a leak); growing from one entry keeps it in use.
+  auto target = create_target(out_path, out_format, create, {}, out_format == "qcow2" ? 512 : 0, durable);
   if (!target.ok()) {
     if (target.error().code != EEXIST) ::unlink(out_path.c_str());
     return report_error("convert", target.error());
@@ -211,7 +214,9 @@ int convert_from_stdin(const std::string& out_path, const std::string& out_forma
   // The total is unknown until the end: the bar shows the bytes so far.
   if (progress.active()) in.progress = [&](uint64_t done) { progress.update(done, done); };
   auto copied = copy_from_fd(STDIN_FILENO, *target->device, in);
-  Status st = copied.ok() ? target->device->flush() : Status(copied.error());
+  Status st = copied.ok() ? Status() : Status(copied.error());
+  if (st.ok() && *copied == 0 && target->qcow2) st = target->qcow2->resize(0, true);  // an empty input
+  if (st.ok()) st = target->device->flush();
   if (st.ok()) st = target->device->close();
   progress.finish();
   if (!st.ok()) {

@@ -8,6 +8,9 @@ Makes a sparse raw image (100 GiB virtual, --data-gib of data spread over
 it: part random, part text-like, so it compresses as real disks do), plus
 the inputs of issue 13's convert rows (1 GiB of random data, a 4 GiB sparse
 raw with 1 GiB of data, compressible text and a compressed qcow2 of it),
+and issue 16's (a 1 GiB raw with 512 MiB of data converted by qemu-img to
+vmdk, vdi, vpc and vhdx, each converted back to qcow2 by both tools; and
+qcow2 streamed to standard output against qemu-img writing a file),
 then times each row with qemu-img and with build/tools/qcowkit (--repeat
 runs each, alternating which goes first, the median kept). A ratio above 1
 means qcowkit was faster. Nothing is asserted: the numbers are printed.
@@ -134,7 +137,30 @@ def main():
     if not os.path.exists(packed):
         subprocess.run(["qemu-img", "convert", "-c", "-O", "qcow2", text, packed], check=True)
 
-    rows = [
+    # Issue 16's rows: other formats into qcow2, and qcow2 streamed to stdout.
+    mixed = w("mixed-1g.raw")  # 1 GiB virtual, 512 MiB of data (part text)
+    make_if_missing(mixed, make_source, 1 << 30, 512 << 20, 5)
+    foreign = []
+    for fmt, opts in (("vmdk", []), ("vdi", []), ("vpc", []), ("vhdx", [])):
+        path = w(f"mixed.{fmt}")
+        if not os.path.exists(path):
+            subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", fmt, *opts, mixed, path], check=True)
+        # vhdx lands later: only when this build's info recognises it.
+        probe = subprocess.run([QCOWKIT, "info", "--output=json", path], capture_output=True, text=True)
+        if probe.returncode != 0 or f'"{fmt}"' not in probe.stdout:
+            print(f"skipping {fmt} -> qcow2: qcowkit info does not recognise {path}")
+            continue
+        foreign.append((f"convert {fmt} -> qcow2 (1G, 512M data)",
+                        ["qemu-img", "convert", "-O", "qcow2", path, "{out}"],
+                        [QCOWKIT, "convert", "-O", "qcow2", path, "{out}"], "out.qcow2"))
+
+    rows = foreign + [
+        ("convert -O qcow2 SRC - > file (stream)",
+         ["qemu-img", "convert", "-O", "qcow2", mixed, "{out}"],
+         ["bash", "-c", f"'{QCOWKIT}' convert -O qcow2 '{mixed}' - > '{{out}}'"], "out.qcow2"),
+        ("convert -c -O qcow2 SRC - > file (stream)",
+         ["qemu-img", "convert", "-c", "-O", "qcow2", mixed, "{out}"],
+         ["bash", "-c", f"'{QCOWKIT}' convert -c -O qcow2 '{mixed}' - > '{{out}}'"], "out-zlib.qcow2"),
         ("convert raw -> qcow2 (1 GiB random)",
          ["qemu-img", "convert", "-O", "qcow2", rand, "{out}"],
          [QCOWKIT, "convert", "-O", "qcow2", rand, "{out}"], "out.qcow2"),

@@ -187,6 +187,14 @@ def group_other(src, size):
             if vsize != size:
                 fail(f"stdin -> qcow2: virtual size {vsize}, expected {size}")
 
+    # An empty input: an empty image, clean.
+    empty = os.path.join(WORK, "empty.qcow2")
+    rc, err = sh(f"'{QCOWKIT}' convert -f raw -O qcow2 - '{empty}' < /dev/null")
+    if rc != 0:
+        fail(f"empty stdin -> qcow2: exit {rc}: {err[:300]}")
+    else:
+        qemu_check_clean("empty stdin -> qcow2", empty)
+
     # Refusals, each with a message.
     refusals = [
         (f"'{QCOWKIT}' convert -O vdi '{src}' - | cat", "vmdk -o subformat=streamOptimized"),
@@ -203,7 +211,7 @@ def group_other(src, size):
     # A source that fails part way: an error naming the offset, no hang.
     bad = os.path.join(WORK, "bad.qcow2")
     ok("qemu-img convert -c", "qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", src, bad)
-    corrupt_compressed_cluster(bad, 17 * MiB)
+    corrupt_compressed_cluster(bad, 11 * MiB)
     for fmt in ("-O qcow2", "-O vmdk -o subformat=streamOptimized"):
         partial = os.path.join(WORK, "partial.out")
         rc, err = sh(f"'{QCOWKIT}' convert {fmt} '{bad}' - | cat > '{partial}'")
