@@ -155,8 +155,8 @@ int convert_to_stdout(const std::string& in_path, const ImageOpenOptions& in_opt
     return usage_error("convert", "'-' (standard output) takes -O qcow2 or -O vmdk -o subformat=streamOptimized; " +
                                       out_format + " output needs a seekable file");
   if (in_path == "-")
-    return usage_error("convert", "IN and OUT cannot both be '-': a streamed image needs its source "
-                                  "read twice (IN must be a file)");
+    return usage_error("convert", "IN and OUT cannot both be '-': a streamed qcow2 needs its source "
+                                  "read twice, a vmdk its size first (IN must be a file)");
   if (::isatty(STDOUT_FILENO))
     return usage_error("convert", "standard output is a terminal; redirect it (> FILE or | COMMAND)");
   auto source = open_image(in_path, in_options);

@@ -2,7 +2,7 @@
 """qcowkit vs qemu-img on the same files, in one run; prints ratios.
 
 usage: bench/cli/bench_cli.py [--virtual-gib N] [--data-gib N] [--workdir DIR]
-                              [--repeat N] [--only SUBSTRING]
+                              [--repeat N] [--only SUBSTRING[|SUBSTRING...]]
 
 Makes a sparse raw image (100 GiB virtual, --data-gib of data spread over
 it: part random, part text-like, so it compresses as real disks do), plus
@@ -105,7 +105,8 @@ def main():
     parser.add_argument("--workdir", default=os.path.join(ROOT, "build", "bench-cli"))
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per tool and row, alternating; the median counts")
-    parser.add_argument("--only", default="", help="run only the rows whose name contains this")
+    parser.add_argument("--only", default="",
+                        help="run only the rows whose name contains this (A|B: either)")
     args = parser.parse_args()
     for tool in ("qemu-img",):
         if shutil.which(tool) is None:
@@ -199,7 +200,7 @@ def main():
     print("ratio = qemu-img / qcowkit (> 1: qcowkit faster); wall-clock, then CPU seconds")
     print(f"{'row':38} {'qemu-img s':>11} {'qcowkit s':>10} {'ratio':>6} {'cpu qemu':>9} {'cpu ours':>9} {'ratio':>6}")
     for name, theirs, ours, out in rows:
-        if args.only and args.only not in name:
+        if args.only and not any(part in name for part in args.only.split("|")):
             continue
         # Alternate the tools (and which goes first) and keep each one's
         # median run: this machine's disk and CPUs are shared, and single

@@ -39,8 +39,19 @@ std::vector<uint8_t> marker(uint64_t sectors, uint32_t type) {
 }
 constexpr uint32_t kMarkerGrainTable = 1, kMarkerGrainDirectory = 2;
 
+// Two placements of the same grains:
+//  * onto a file (`file_`): the tables sit at the front (qemu-img's layout)
+//    and are rewritten on every flush, the end marker after the last grain;
+//  * onto a forward-only ByteSink (`sink_`): nothing may be written twice,
+//    so the header says the directory is "at the end"; grains follow the
+//    descriptor; close() appends every non-empty grain table (each behind a
+//    marker), the directory (behind its marker), a footer marker, the footer
+//    (the header again, with the directory's offset) and the end-of-stream
+//    marker: VMware's own stream layout, which QEMU and open_vmdk read.
+//    flush() can make nothing durable before that and does nothing.
 class StreamWriter final : public BlockDevice {
  public:
+  StreamWriter(ByteSink& sink, const Header& h) : StreamWriter(nullptr, h) { sink_ = &sink; }
   StreamWriter(std::shared_ptr<BlockDevice> file, const Header& h)
       : file_(std::move(file)),
         h_(h),
@@ -51,6 +62,17 @@ class StreamWriter final : public BlockDevice {
         buffer_(grain_bytes_, 0),
         next_free_(h.overhead * 512) {}
   ~StreamWriter() override { (void)close(); }
+
+  // Forward-only: the header (directory at the end) and the descriptor,
+  // padded to the first grain.
+  Status start(const std::string& descriptor) {
+    MutexLock lock(mutex_);
+    std::vector<uint8_t> head(h_.overhead * 512, 0);
+    build_header(h_, head.data());
+    std::memcpy(head.data() + h_.descriptor_offset * 512, descriptor.data(),
+                std::min<size_t>(descriptor.size(), h_.descriptor_size * 512));
+    return append(head);
+  }
 
   DeviceInfo info() const override { return DeviceInfo{size_, 1, false}; }
 
@@ -110,9 +132,9 @@ class StreamWriter final : public BlockDevice {
   Status close() override {
     MutexLock lock(mutex_);
     if (closed_) return {};
-    Status st = flush_locked();
     closed_ = true;
-    return st;
+    if (sink_) return write_tail();
+    return flush_locked();
   }
 
  private:
@@ -150,6 +172,11 @@ class StreamWriter final : public BlockDevice {
       return {};
     }
     QK_ASSIGN_OR_RETURN(auto record, grain_record(buffer_, current_ * h_.grain));
+    if (sink_) {  // forward-only: a grain is stored once, when the writes have left it
+      QK_TRY(check_offset());
+      gt_[current_] = uint32_t(written_ / 512);
+      return append(record);
+    }
     if (next_free_ / 512 > UINT32_MAX) return make_error(EFBIG, "vmdk image: the file outgrows 32-bit grain entries");
     QK_TRY(file_->resize(next_free_ + record.size()));
     QK_TRY(file_->write(next_free_, record));
@@ -161,6 +188,7 @@ class StreamWriter final : public BlockDevice {
 
   // The grain being filled, every table (both copies), the end marker.
   Status flush_locked() QK_REQUIRES(mutex_) {
+    if (sink_) return {};
     QK_TRY(store_current());
     if (tables_dirty_) {
       const uint64_t gd_sectors = directory_sectors(h_);
@@ -180,100 +208,8 @@ class StreamWriter final : public BlockDevice {
     return file_->flush();
   }
 
-  Mutex mutex_;  // writes come one at a time; it guards against misuse only
-  std::shared_ptr<BlockDevice> file_;
-  const Header h_;
-  const uint64_t grain_bytes_, size_, grains_;
-  std::vector<uint32_t> gt_ QK_GUARDED_BY(mutex_);
-  std::vector<uint8_t> buffer_ QK_GUARDED_BY(mutex_);
-  uint64_t current_ QK_GUARDED_BY(mutex_) = 0;  // the grain being filled
-  bool dirty_ QK_GUARDED_BY(mutex_) = false;
-  bool tables_dirty_ QK_GUARDED_BY(mutex_) = false;
-  bool closed_ QK_GUARDED_BY(mutex_) = false;
-  uint64_t next_free_ QK_GUARDED_BY(mutex_);
-};
-
-// The forward-only variant: nothing is ever written twice, so the grain
-// directory and tables cannot sit in front. The header says the directory
-// is "at the end"; grains follow the descriptor in guest order; close()
-// appends every non-empty grain table (each behind a marker), the directory
-// (behind its marker), a footer marker, the footer (the header again, with
-// the directory's real offset) and the end-of-stream marker: VMware's own
-// stream layout, which QEMU and this reader take.
-class ForwardWriter final : public BlockDevice {
- public:
-  ForwardWriter(ByteSink& sink, const Header& h)
-      : sink_(sink),
-        h_(h),
-        grain_bytes_(h.grain * 512),
-        size_(h.capacity * 512),
-        grains_((h.capacity + h.grain - 1) / h.grain),
-        gt_(grains_, 0),
-        buffer_(grain_bytes_, 0) {}
-  ~ForwardWriter() override { (void)close(); }
-
-  // The header (directory at the end) and descriptor, padded to the first grain.
-  Status start(const std::string& descriptor) {
-    MutexLock lock(mutex_);
-    std::vector<uint8_t> head(h_.overhead * 512, 0);
-    build_header(h_, head.data());
-    std::memcpy(head.data() + h_.descriptor_offset * 512, descriptor.data(),
-                std::min<size_t>(descriptor.size(), h_.descriptor_size * 512));
-    return append(head);
-  }
-
-  DeviceInfo info() const override { return DeviceInfo{size_, 1, false}; }
-  Status read(uint64_t, ByteSpan) override {
-    return make_error(ENOTSUP, "a streamOptimized VMDK being streamed cannot be read");
-  }
-
-  Status write(uint64_t offset, ConstByteSpan data, WriteFlags) override {
-    MutexLock lock(mutex_);
-    QK_TRY(check(offset, data.size(), "write"));
-    uint64_t done = 0;
-    while (done < data.size()) {
-      const uint64_t pos = offset + done;
-      QK_TRY(move_to(pos / grain_bytes_));
-      const uint64_t in = pos % grain_bytes_;
-      const uint64_t n = std::min<uint64_t>(grain_bytes_ - in, data.size() - done);
-      std::memcpy(buffer_.data() + in, data.data() + done, n);
-      dirty_ = true;
-      done += n;
-    }
-    return {};
-  }
-
-  Status write_zeroes(uint64_t offset, uint64_t length, ZeroFlags) override {
-    MutexLock lock(mutex_);
-    QK_TRY(check(offset, length, "write_zeroes"));
-    if (length == 0) return {};
-    const uint64_t first = offset / grain_bytes_;
-    if (first < current_ || (first == current_ && stored_))
-      return make_error(ENOTSUP, "vmdk stream: writes must come in order; offset " + std::to_string(offset) +
-                                     " lies before the grain being written");
-    if (first == current_) {
-      const uint64_t in = offset % grain_bytes_;
-      std::memset(buffer_.data() + in, 0, std::min<uint64_t>(grain_bytes_ - in, length));
-    }
-    return {};
-  }
-  Status discard(uint64_t offset, uint64_t length) override { return write_zeroes(offset, length, {}); }
-  Status resize(uint64_t) override { return make_error(ENOTSUP, "vmdk stream: resizing is not supported"); }
-  Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override {
-    if (length == 0) return std::vector<Extent>{};
-    return std::vector<Extent>{Extent{offset, length, ExtentKind::data}};
-  }
-  // Nothing can be made durable before the end: flush only checks the state.
-  Status flush() override {
-    MutexLock lock(mutex_);
-    if (closed_) return make_error(EBADF, "vmdk stream: flush: image is closed");
-    return {};
-  }
-
-  Status close() override {
-    MutexLock lock(mutex_);
-    if (closed_) return {};
-    closed_ = true;
+  // Forward-only: the last grain, the tables, the directory and the footer.
+  Status write_tail() QK_REQUIRES(mutex_) {
     QK_TRY(store_current());
     const uint64_t tables = (grains_ + kGtEntries - 1) / kGtEntries;
     std::vector<uint32_t> gd(tables, 0);
@@ -305,59 +241,31 @@ class ForwardWriter final : public BlockDevice {
     return append(marker(0, kMarkerEndOfStream));
   }
 
- private:
-  Status append(ConstByteSpan bytes) {
-    if (auto st = sink_.write(bytes); !st.ok())
+  Status append(ConstByteSpan bytes) QK_REQUIRES(mutex_) {
+    if (auto st = sink_->write(bytes); !st.ok())
       return with_context(st.error(), "vmdk stream: writing at offset " + std::to_string(written_));
     written_ += bytes.size();
     return {};
   }
-  Status check_offset() const {
+  Status check_offset() const QK_REQUIRES(mutex_) {
     if (written_ / 512 > UINT32_MAX)
-      return make_error(EFBIG, "vmdk stream: the file outgrows 32-bit grain entries");
+      return make_error(EFBIG, "vmdk image: the file outgrows 32-bit grain entries");
     return {};
-  }
-  Status check(uint64_t offset, uint64_t length, const char* op) const QK_REQUIRES(mutex_) {
-    if (closed_) return make_error(EBADF, std::string("vmdk stream: ") + op + ": image is closed");
-    Status st = check_request(info(), offset, length, true, op);
-    if (!st.ok()) return with_context(std::move(st).error(), "vmdk stream");
-    return {};
-  }
-  Status move_to(uint64_t grain) QK_REQUIRES(mutex_) {
-    if (grain == current_ && !stored_) return {};
-    if (grain <= current_)
-      return make_error(ENOTSUP, "vmdk stream: writes must come in order; offset " +
-                                     std::to_string(grain * grain_bytes_) + " lies before the grain being written");
-    QK_TRY(store_current());
-    std::fill(buffer_.begin(), buffer_.end(), 0);
-    current_ = grain;
-    stored_ = false;
-    return {};
-  }
-  // Appends the grain being filled, compressed (nothing for zeroes); it
-  // cannot be written again after that.
-  Status store_current() QK_REQUIRES(mutex_) {
-    if (!dirty_ || stored_) return {};
-    dirty_ = false;
-    stored_ = true;
-    if (is_all_zero(buffer_)) return {};
-    QK_ASSIGN_OR_RETURN(auto record, grain_record(buffer_, current_ * h_.grain));
-    QK_TRY(check_offset());
-    gt_[current_] = uint32_t(written_ / 512);
-    return append(record);
   }
 
   Mutex mutex_;  // writes come one at a time; it guards against misuse only
-  ByteSink& sink_;
+  ByteSink* sink_ = nullptr;  // set: forward-only, and file_ is null
+  std::shared_ptr<BlockDevice> file_;
   const Header h_;
   const uint64_t grain_bytes_, size_, grains_;
   std::vector<uint32_t> gt_ QK_GUARDED_BY(mutex_);
   std::vector<uint8_t> buffer_ QK_GUARDED_BY(mutex_);
-  uint64_t current_ QK_GUARDED_BY(mutex_) = 0;
+  uint64_t current_ QK_GUARDED_BY(mutex_) = 0;  // the grain being filled
   bool dirty_ QK_GUARDED_BY(mutex_) = false;
-  bool stored_ QK_GUARDED_BY(mutex_) = false;  // the current grain went out already
+  bool tables_dirty_ QK_GUARDED_BY(mutex_) = false;
   bool closed_ QK_GUARDED_BY(mutex_) = false;
-  uint64_t written_ QK_GUARDED_BY(mutex_) = 0;
+  uint64_t next_free_ QK_GUARDED_BY(mutex_);
+  uint64_t written_ QK_GUARDED_BY(mutex_) = 0;  // forward-only: bytes appended
 };
 
 }  // namespace
@@ -381,7 +289,7 @@ Result<std::unique_ptr<BlockDevice>> make_forward_stream_writer(ByteSink& sink, 
                                  " TiB here; " + std::to_string(h.capacity * 512) + " bytes asked for");
   std::random_device random;
   const std::string text = build_descriptor("streamOptimized", h.capacity, file_name, random());
-  auto writer = std::make_unique<ForwardWriter>(sink, h);
+  auto writer = std::make_unique<StreamWriter>(sink, h);
   QK_TRY(writer->start(text));
   return std::unique_ptr<BlockDevice>(std::move(writer));
 }

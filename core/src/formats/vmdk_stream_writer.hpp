@@ -2,6 +2,9 @@
 // the writes have moved past it, and appended behind a grain marker; the
 // grain tables are written on flush and close, then an end-of-stream
 // marker. The layout is qemu-img's (directories and tables at the front).
+// The forward-only variant (make_forward_stream_writer) writes each byte
+// once, in order, to a ByteSink: its directory and tables follow the
+// grains, in a footer.
 //
 // Thread safety: not thread-safe; writes must come in guest order, one at
 // a time (the copy engine's in-order commits). A write before the grain
