@@ -76,10 +76,12 @@ TEST_CASE("qcow2 stream: uncompressed, every cluster size class", "[qcow2][strea
       REQUIRE(sink.inner.bytes().size() % cluster == 0);
       auto image = reopen(sink.inner.bytes());
       require_same(*source, *image);
-      // The hole and the zero run are not allocated.
-      auto map = image->map(1 << 20, 512 * 1024);
-      REQUIRE_OK(map);
-      for (const MapEntry& e : *map) REQUIRE_FALSE(e.data);
+      // The hole is not allocated (a 2 MiB cluster holds data from 0 on).
+      if (cluster <= 65536) {
+        auto map = image->map(1 << 20, 512 * 1024);
+        REQUIRE_OK(map);
+        for (const MapEntry& e : *map) REQUIRE_FALSE(e.data);
+      }
     }
   }
 }
