@@ -30,9 +30,11 @@
 // readable twice: a pipe is not (convert refuses stdin -> qcow2 on stdout).
 //
 // Memory: the copy engine's bound ((workers + queue) x 1 MiB chunks), one
-// cluster for the metadata being written, plus 8 bytes per cluster that
-// holds data (128 KiB per GiB of data at 64 KiB clusters); never anything
-// in proportion to the virtual size a source claims.
+// cluster for the metadata being written, the L1 table (at most 32 MiB, as
+// QEMU allows), plus 8 bytes per cluster that holds data (128 KiB per GiB
+// of data at 64 KiB clusters), plus at most options.cache_bytes of the
+// scan's output kept to spare the second pass; never anything in
+// proportion to the virtual size a source claims.
 //
 // Example (the browser's download; any sink works the same way):
 //
@@ -88,6 +90,12 @@ struct Qcow2StreamOptions {
   // False: every cluster of the source is stored, zeroes and holes too
   // (qemu-img convert -S 0). True: clusters that read as zeroes are holes.
   bool detect_zeroes = true;
+  // Bytes of the scan's output kept in memory for the data pass: the stored
+  // (compressed) bytes of the first data clusters, in guest order, as long
+  // as they fit. Those clusters are neither read nor compressed again; an
+  // image whose stored data fits entirely is read and compressed once.
+  // 0: nothing kept (memory as below).
+  uint64_t cache_bytes = 0;
   // Chunks read and compressed at once (the copy engine's workers); 0: 4.
   unsigned workers = 0;
   const CodecSet* codecs = nullptr;  // nullptr: builtin_codecs()

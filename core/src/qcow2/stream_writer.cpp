@@ -113,9 +113,17 @@ struct Qcow2StreamWriter::State {
   uint64_t table_clusters = 0, block_count = 0, l1_clusters = 0, l2_count = 0;
   uint64_t data_cluster = 0, total_clusters = 0;
 
+  // The scan's output kept for the data pass (options.cache_bytes): the
+  // stored bytes of the first entries, in order, while they fit.
+  std::vector<std::vector<uint8_t>> cache;
+  uint64_t cached_bytes = 0;
+  bool caching = false;
+
   // The data pass.
   std::unique_ptr<Packer> packer;
   size_t cursor = 0;
+  uint64_t data_begin = 0;        // the source offset the data pass starts at
+  uint64_t first_uncached = 0;    // guest clusters below this came from the cache
   std::atomic<uint64_t> written{0};
 
   Phase phase = Phase::scan;
@@ -181,8 +189,9 @@ struct Qcow2StreamWriter::State {
   Status plan();
   Status write_metadata();
   Status write_cluster(const CopyChunk& chunk, const CopyChunk::Piece& piece);
+  Status emit_stored(uint64_t size, ConstByteSpan bytes);
   Status finish_data();
-  Status make_engine(CopySink& s, const char* operation, uint64_t progress_base);
+  Status make_engine(CopySink& s, const char* operation, uint64_t begin, uint64_t progress_base);
   Status run_engine();
   Status between_passes();
   void drop_engine() {
@@ -199,13 +208,26 @@ class ScanSink final : public CopySink {
  public:
   explicit ScanSink(Qcow2StreamWriter::State& s) : s_(s) {}
   Status prepare(CopyChunk& chunk) override {
-    QK_TRY(s_.classify(chunk, false));
-    chunk.data = {};  // the bytes are not needed any more
+    QK_TRY(s_.classify(chunk, s_.caching));
+    if (!s_.caching) chunk.data = {};  // the bytes are not needed any more
     return {};
   }
   Result<Flow> commit(CopyChunk& chunk) override {
-    for (const CopyChunk::Piece& p : chunk.pieces)
-      if (!p.zero) s_.entries.push_back(pack_entry((chunk.offset + p.start) / s_.cs, p.length));
+    for (CopyChunk::Piece& p : chunk.pieces) {
+      if (p.zero) continue;
+      s_.entries.push_back(pack_entry((chunk.offset + p.start) / s_.cs, p.length));
+      if (!s_.caching) continue;
+      if (s_.cached_bytes + p.length > s_.options.cache_bytes) {
+        // Only a prefix is kept: the data pass starts where it ends.
+        s_.caching = false;
+        continue;
+      }
+      s_.cached_bytes += p.length;
+      if (p.length >= s_.cs)
+        s_.cache.emplace_back(chunk.data.begin() + p.start, chunk.data.begin() + p.start + s_.cs);
+      else
+        s_.cache.push_back(std::move(p.packed));
+    }
     return Flow::proceed;
   }
 
@@ -220,7 +242,7 @@ class DataSink final : public CopySink {
   Status prepare(CopyChunk& chunk) override { return s_.classify(chunk, true); }
   Result<Flow> commit(CopyChunk& chunk) override {
     for (const CopyChunk::Piece& p : chunk.pieces)
-      if (!p.zero) {
+      if (!p.zero && (chunk.offset + p.start) / s_.cs >= s_.first_uncached) {
         QK_TRY(s_.write_cluster(chunk, p));
       }
     return Flow::proceed;
@@ -405,10 +427,15 @@ Status Qcow2StreamWriter::State::write_cluster(const CopyChunk& chunk, const Cop
     return make_error(EIO, "qcow2 stream: the source changed between the two passes (at offset " +
                                std::to_string(cluster * cs) + "); the output is incomplete");
   ++cursor;
-  const uint64_t host = data_cluster * cs + packer->place(piece.length).offset;
+  if (piece.length >= cs) return emit_stored(cs, ConstByteSpan(chunk.data.data() + piece.start, cs));
+  return emit_stored(piece.length, ConstByteSpan(piece.packed));
+}
+
+// One stored cluster at its place in the data area (after any padding).
+Status Qcow2StreamWriter::State::emit_stored(uint64_t size, ConstByteSpan bytes) {
+  const uint64_t host = data_cluster * cs + packer->place(size).offset;
   QK_TRY(emit_zeroes(host - written));
-  if (piece.length >= cs) return emit(ConstByteSpan(chunk.data.data() + piece.start, cs));
-  return emit(ConstByteSpan(piece.packed));
+  return emit(bytes);
 }
 
 Status Qcow2StreamWriter::State::finish_data() {
@@ -418,12 +445,14 @@ Status Qcow2StreamWriter::State::finish_data() {
   return emit_zeroes(total_clusters * cs - written);
 }
 
-Status Qcow2StreamWriter::State::make_engine(CopySink& s, const char* operation, uint64_t progress_base) {
+Status Qcow2StreamWriter::State::make_engine(CopySink& s, const char* operation, uint64_t begin,
+                                             uint64_t progress_base) {
   CopyEngineOptions e;
   const uint64_t sector = std::max<uint32_t>(source.info().sector_size, 1);
   e.alignment = sector;
   e.granule = std::max<uint64_t>(cs, sector);
   e.chunk_size = round_up(std::max(kChunk, e.granule), e.granule);
+  e.begin = begin / e.granule * e.granule;
   e.use_extents = options.detect_zeroes;
   e.workers = options.workers ? options.workers : CopyEngine::kDefaultWorkers;
   e.in_order = true;
@@ -446,8 +475,18 @@ Status Qcow2StreamWriter::State::between_passes() {
   if (cancelled) return make_error(ECANCELED, "qcow2 stream: cancelled");
   QK_TRY(plan());
   QK_TRY(write_metadata());
+  // What the scan kept goes out first, neither read nor compressed again.
+  for (size_t i = 0; i < cache.size(); ++i) {
+    QK_TRY(emit_stored(entry_size(entries[i]), ConstByteSpan(cache[i])));
+    cache[i] = {};
+  }
+  cursor = cache.size();
+  cache = {};
+  if (cursor == entries.size()) return finish_data();  // no data pass needed
+  first_uncached = entry_cluster(entries[cursor]);
+  data_begin = first_uncached * cs;
   data_sink = std::make_unique<DataSink>(*this);
-  return make_engine(*data_sink, "qcow2 stream: reading the source", source_size);
+  return make_engine(*data_sink, "qcow2 stream: reading the source", data_begin, source_size + data_begin);
 }
 
 Result<std::unique_ptr<Qcow2StreamWriter>> Qcow2StreamWriter::create(BlockDevice& source, ByteSink& sink,
@@ -455,7 +494,8 @@ Result<std::unique_ptr<Qcow2StreamWriter>> Qcow2StreamWriter::create(BlockDevice
   auto state = std::make_unique<State>(source, sink, options);
   QK_TRY(state->check_options());
   state->scan_sink = std::make_unique<ScanSink>(*state);
-  QK_TRY(state->make_engine(*state->scan_sink, "qcow2 stream: scanning the source", 0));
+  state->caching = options.cache_bytes > 0;
+  QK_TRY(state->make_engine(*state->scan_sink, "qcow2 stream: scanning the source", 0, 0));
   return std::unique_ptr<Qcow2StreamWriter>(new Qcow2StreamWriter(std::move(state)));
 }
 
@@ -472,7 +512,7 @@ Status Qcow2StreamWriter::run() {
     if (st.ok()) st = s.between_passes();
     if (st.ok()) s.phase = State::Phase::data;
   }
-  if (st.ok()) st = s.engine->run();
+  if (st.ok() && s.engine) st = s.engine->run();
   s.drop_engine();
   s.phase = st.ok() ? State::Phase::done : State::Phase::failed;
   return st;
@@ -497,6 +537,10 @@ Result<CopyProgress> Qcow2StreamWriter::step(uint64_t budget) {
         return st.error();
       }
       s.phase = State::Phase::data;
+      if (!s.engine) {  // the scan kept everything: nothing left to read
+        s.phase = State::Phase::done;
+        return CopyProgress{total, total, true};
+      }
     }
     return CopyProgress{p->done, total, false};
   }
@@ -504,7 +548,8 @@ Result<CopyProgress> Qcow2StreamWriter::step(uint64_t budget) {
     s.drop_engine();
     s.phase = State::Phase::done;
   }
-  return CopyProgress{s.source_size + p->done, total, s.phase == State::Phase::done};
+  const uint64_t done = s.phase == State::Phase::done ? total : s.source_size + s.data_begin + p->done;
+  return CopyProgress{done, total, s.phase == State::Phase::done};
 }
 
 void Qcow2StreamWriter::cancel() {
