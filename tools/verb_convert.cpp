@@ -176,9 +176,10 @@ int convert_to_stdout(const std::string& in_path, const ImageOpenOptions& in_opt
     options.compress = compress;
     options.detect_zeroes = copy.min_sparse != 0;
     options.workers = copy.threads;
-    // Up to 256 MiB of the scan's output is kept: an image whose stored
-    // data fits is read and compressed once.
-    options.cache_bytes = 256u << 20;
+    // With -c, up to 256 MiB of the scan's compressed output is kept: an
+    // image that packs into that is compressed once. (Plain clusters are
+    // cheap to read again.)
+    options.cache_bytes = compress ? 256u << 20 : 0;
     options.progress = report;
     auto writer = Qcow2StreamWriter::create(*source->device, out, options);
     st = writer.ok() ? (*writer)->run() : Status(writer.error());

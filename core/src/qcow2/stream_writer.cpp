@@ -225,8 +225,8 @@ class ScanSink final : public CopySink {
       s_.cached_bytes += p.length;
       if (p.length >= s_.cs)
         s_.cache.emplace_back(chunk.data.begin() + p.start, chunk.data.begin() + p.start + s_.cs);
-      else
-        s_.cache.push_back(std::move(p.packed));
+      else  // an exact copy: the codec's buffer may be a whole cluster large
+        s_.cache.emplace_back(p.packed.begin(), p.packed.end());
     }
     return Flow::proceed;
   }
