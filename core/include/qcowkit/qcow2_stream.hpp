@@ -20,11 +20,13 @@
 //  1. the scan: the source's extents are walked (holes and zero extents are
 //     never read), every mapped cluster is read and checked for zeroes, and
 //     compressed when asked, keeping only its size;
-//  2. the layout is computed, the metadata written, then the source is read
-//     again and every data cluster written (compressed again: the codecs are
-//     deterministic, so each cluster packs to the same bytes; a cluster that
-//     comes out different, because the source changed between the passes,
-//     ends the stream with EIO).
+//  2. the layout is computed, the metadata written, then the data: first
+//     what the scan kept (options.cache_bytes: the stored bytes of the
+//     first clusters), then the rest of the source read again and every
+//     data cluster written (compressed again: the codecs are deterministic,
+//     so each cluster packs to the same bytes; a cluster that comes out
+//     different, because the source changed between the passes, ends the
+//     stream with EIO).
 // Both passes run on the copy engine (reads and compression in parallel on
 // the core's Executor, commits in guest order). The source must therefore be
 // readable twice: a pipe is not (convert refuses stdin -> qcow2 on stdout).
