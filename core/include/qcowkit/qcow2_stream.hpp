@@ -24,9 +24,10 @@
 //     what the scan kept (options.cache_bytes: the stored bytes of the
 //     first clusters), then the rest of the source read again and every
 //     data cluster written (compressed again: the codecs are deterministic,
-//     so each cluster packs to the same bytes; a cluster that comes out
-//     different, because the source changed between the passes, ends the
-//     stream with EIO).
+//     so each cluster packs to the same bytes; a source that changed
+//     between the passes so that a cluster turns zero or not, or packs to
+//     another size, ends the stream with EIO; other changes are copied as
+//     the second pass reads them, the image staying consistent).
 // Both passes run on the copy engine (reads and compression in parallel on
 // the core's Executor, commits in guest order). The source must therefore be
 // readable twice: a pipe is not (convert refuses stdin -> qcow2 on stdout).

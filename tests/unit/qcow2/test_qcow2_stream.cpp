@@ -1,6 +1,7 @@
 // Qcow2StreamWriter: a qcow2 image written forward-only into memory opens
 // with Qcow2Image, reads back as the source, and checks clean; zeroes are
 // holes; a source that fails stops the stream with its error.
+#include <atomic>
 #include <cstring>
 #include <memory>
 
@@ -8,6 +9,7 @@
 #include "qcowkit/memory_device.hpp"
 #include "qcowkit/qcow2.hpp"
 #include "qcowkit/qcow2_stream.hpp"
+#include "qcow2_test_images.hpp"
 #include "test_support.hpp"
 
 using namespace qcowkit;
@@ -41,11 +43,7 @@ struct CountingSink : ByteSink {
 std::unique_ptr<Qcow2Image> reopen(const std::vector<uint8_t>& bytes) {
   auto file = std::make_shared<MemoryDevice>(bytes.size());
   REQUIRE_OK(file->write(0, bytes));
-  Qcow2OpenOptions options;
-  options.read_only = true;
-  auto image = Qcow2Image::open(file, options);
-  REQUIRE_OK(image);
-  return std::move(image).value();
+  return open_ok(file, true);
 }
 
 void require_same(BlockDevice& source, Qcow2Image& image) {
@@ -148,14 +146,19 @@ TEST_CASE("qcow2 stream: narrow refcounts and an empty image", "[qcow2][stream]"
 
 namespace {
 
-// Reads fail from `bad` on.
+// Reads fail from `bad` on; with `changes`, they succeed the first time
+// and read different bytes the second (a source changed between passes).
 class FailingDevice final : public BlockDevice {
  public:
-  FailingDevice(std::shared_ptr<BlockDevice> inner, uint64_t bad) : inner_(std::move(inner)), bad_(bad) {}
+  FailingDevice(std::shared_ptr<BlockDevice> inner, uint64_t bad, bool changes = false)
+      : inner_(std::move(inner)), bad_(bad), changes_(changes) {}
   DeviceInfo info() const override { return inner_->info(); }
   Status read(uint64_t offset, ByteSpan buffer) override {
-    if (offset + buffer.size() > bad_) return make_error(EIO, "injected read error");
-    return inner_->read(offset, buffer);
+    if (offset + buffer.size() > bad_ && !changes_) return make_error(EIO, "injected read error");
+    QK_TRY(inner_->read(offset, buffer));
+    if (changes_ && offset <= bad_ && bad_ < offset + buffer.size() && seen_++ > 0)
+      buffer[bad_ - offset] ^= 0x5a;
+    return {};
   }
   Status write(uint64_t, ConstByteSpan, WriteFlags) override { return make_error(EROFS, "ro"); }
   Status flush() override { return {}; }
@@ -170,6 +173,8 @@ class FailingDevice final : public BlockDevice {
  private:
   std::shared_ptr<BlockDevice> inner_;
   uint64_t bad_;
+  bool changes_;
+  std::atomic<int> seen_{0};
 };
 
 struct FailingSink : ByteSink {
@@ -201,6 +206,19 @@ TEST_CASE("qcow2 stream: a failing source or sink ends it with the error", "[qco
   st = (*second)->run();
   REQUIRE_FALSE(st.ok());
   REQUIRE(st.error().code == EPIPE);
+
+  // Compressed, a changed cluster packs differently: the data pass notices.
+  FailingDevice changing(source, (2 << 20) + 100, true);
+  Qcow2StreamOptions packed;
+  packed.compress = true;
+  MemoryByteSink partial;
+  auto third = Qcow2StreamWriter::create(changing, partial, packed);
+  REQUIRE_OK(third);
+  st = (*third)->run();
+  REQUIRE_FALSE(st.ok());
+  REQUIRE(st.error().code == EIO);
+  REQUIRE(st.error().message.find("changed between the two passes") != std::string::npos);
+  REQUIRE_FALSE(partial.bytes().empty());  // the metadata and earlier clusters went out
 
   Qcow2StreamOptions bad;
   bad.layout.extended_l2 = true;
