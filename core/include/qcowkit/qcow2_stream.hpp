@@ -41,27 +41,31 @@
 //
 // Example (the browser's download; any sink works the same way):
 //
-//   class Download : public qcowkit::ByteSink {
+//   class Download : public ByteSink {
 //    public:
-//     qcowkit::Status write(qcowkit::ConstByteSpan bytes) override {
-//       return send_to_browser(bytes.data(), bytes.size());   // or fwrite, write(2)
+//     Status write(ConstByteSpan bytes) override {
+//       return send_to_browser(bytes);  // or fwrite, write(2): FdByteSink
 //     }
 //   };
-//   Download out;
-//   qcowkit::Qcow2StreamOptions options;
-//   options.layout.cluster_size = 65536;
-//   options.compress = true;
-//   auto writer = qcowkit::Qcow2StreamWriter::create(source, out, options);
-//   if (!writer.ok()) return writer.error();
-//   // Natively: (*writer)->run(). Without threads (the browser worker):
-//   for (;;) {
-//     auto p = (*writer)->step(8 << 20);       // about 8 MiB of work
-//     if (!p.ok()) return p.error();
-//     report(p->done, p->total);
-//     if (p->finished) break;
+//
+//   Status stream_image(BlockDevice& source) {
+//     Download out;
+//     Qcow2StreamOptions options;
+//     options.layout.cluster_size = 65536;
+//     options.compress = true;
+//     auto writer = Qcow2StreamWriter::create(source, out, options);
+//     if (!writer.ok()) return writer.error();
+//     // Natively: return (*writer)->run(). Without threads (a browser
+//     // worker), a bounded share of the work at a time:
+//     for (;;) {
+//       auto p = (*writer)->step(8 << 20);  // about 8 MiB of the source
+//       if (!p.ok()) return p.error();
+//       report(p->done, p->total);
+//       if (p->finished) return {};
+//     }
 //   }
 //
-// (tests/unit/qcow2/test_qcow2_stream.cpp runs this with a memory sink.)
+// (tests/unit/docs/test_header_examples.cpp compiles and runs this.)
 //
 // Thread safety: one Qcow2StreamWriter is driven by one thread (run() or
 // step(), not both); cancel() may come from any thread. The sink's write()
