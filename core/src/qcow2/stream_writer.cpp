@@ -117,7 +117,7 @@ struct Qcow2StreamWriter::State {
   // stored bytes of the first entries, in order, while they fit.
   std::vector<std::vector<uint8_t>> cache;
   uint64_t cached_bytes = 0;
-  bool caching = false;
+  std::atomic<bool> caching{false};  // read by prepare on any thread; only ever turns false
 
   // The data pass.
   std::unique_ptr<Packer> packer;
