@@ -131,6 +131,18 @@ Status copy_bitmaps(Qcow2Image& source, Qcow2Image& target, const std::vector<Qc
   return {};
 }
 
+// A streamOptimized VMDK's grains are compressed in the engine's prepare
+// stage, in parallel; the writer only appends them, in order.
+void compress_grains_in_parallel(VmdkStreamWriter& writer, CopyPipelineOptions& copy) {
+  const Codec* zlib = builtin_codecs().zlib_stream;
+  if (!zlib) return;  // the writer compresses them itself
+  copy.granule = VmdkStreamWriter::kGrainBytes;
+  copy.compress_cluster = [zlib](ConstByteSpan grain) { return zlib->compress(grain, 2 * grain.size()); };
+  copy.store_packed = [&writer](uint64_t offset, ConstByteSpan packed) {
+    return writer.store_compressed_grain(offset, packed);
+  };
+}
+
 // A streamOptimized VMDK to a forward-only sink, through the usual pipeline
 // (in order: the writer takes nothing else).
 Status stream_vmdk(BlockDevice& source, ByteSink& out, CopyPipelineOptions copy, ProgressFn report) {
@@ -140,6 +152,7 @@ Status stream_vmdk(BlockDevice& source, ByteSink& out, CopyPipelineOptions copy,
   QK_ASSIGN_OR_RETURN(auto image, create_vmdk_stream(out, options));
   copy.in_order = true;
   copy.progress = std::move(report);
+  compress_grains_in_parallel(*image, copy);
   QK_TRY(run_copy_pipeline(source, *image, copy));
   return image->close();
 }
@@ -356,6 +369,7 @@ int run_convert(const VerbArgs& raw_args) {
   if (const ImageFormat* other = find_image_format(out_format);
       other && other->writes_in_order && other->writes_in_order(other_options))
     copy.in_order = true;
+  if (auto* grains = dynamic_cast<VmdkStreamWriter*>(target->device.get())) compress_grains_in_parallel(*grains, copy);
   if (compress) {
     // Compress in the engine's prepare stage, in parallel, with the codec the image
     // records; the image only stores the packed clusters, in order.

@@ -16,6 +16,14 @@ namespace {
 
 // One compressed grain as the file holds it: a marker (the grain's first
 // sector, the compressed length), the zlib stream, zeroes to a sector end.
+std::vector<uint8_t> packed_record(ConstByteSpan packed, uint64_t lba) {
+  std::vector<uint8_t> record((12 + packed.size() + 511) / 512 * 512, 0);
+  store_le64(record.data(), lba);
+  store_le32(record.data() + 8, uint32_t(packed.size()));
+  std::memcpy(record.data() + 12, packed.data(), packed.size());
+  return record;
+}
+
 Result<std::vector<uint8_t>> grain_record(ConstByteSpan grain, uint64_t lba) {
   const Codec* codec = builtin_codecs().zlib_stream;
   if (!codec) return make_error(ENOTSUP, "this build has no zlib codec for VMDK grains");
@@ -23,11 +31,7 @@ Result<std::vector<uint8_t>> grain_record(ConstByteSpan grain, uint64_t lba) {
   // has no other way.
   QK_ASSIGN_OR_RETURN(auto packed, codec->compress(grain, 2 * grain.size()));
   if (packed.empty()) return make_error(EIO, "vmdk image: a grain did not compress");
-  std::vector<uint8_t> record((12 + packed.size() + 511) / 512 * 512, 0);
-  store_le64(record.data(), lba);
-  store_le32(record.data() + 8, uint32_t(packed.size()));
-  std::memcpy(record.data() + 12, packed.data(), packed.size());
-  return record;
+  return packed_record(packed, lba);
 }
 
 // A metadata marker sector: how many sectors follow, and their type.
@@ -49,7 +53,7 @@ constexpr uint32_t kMarkerGrainTable = 1, kMarkerGrainDirectory = 2;
 //    (the header again, with the directory's offset) and the end-of-stream
 //    marker: VMware's own stream layout, which QEMU and open_vmdk read.
 //    flush() can make nothing durable before that and does nothing.
-class StreamWriter final : public BlockDevice {
+class StreamWriter final : public VmdkStreamWriter {
  public:
   StreamWriter(ByteSink& sink, const Header& h) : StreamWriter(nullptr, h) { sink_ = &sink; }
   StreamWriter(std::shared_ptr<BlockDevice> file, const Header& h)
@@ -172,19 +176,42 @@ class StreamWriter final : public BlockDevice {
       return {};
     }
     QK_ASSIGN_OR_RETURN(auto record, grain_record(buffer_, current_ * h_.grain));
+    return store_record(current_, record);
+  }
+
+  // Appends a grain's record and points its table entry at it.
+  Status store_record(uint64_t grain, ConstByteSpan record) QK_REQUIRES(mutex_) {
     if (sink_) {  // forward-only: a grain is stored once, when the writes have left it
       QK_TRY(check_offset());
-      gt_[current_] = uint32_t(written_ / 512);
+      gt_[grain] = uint32_t(written_ / 512);
       return append(record);
     }
     if (next_free_ / 512 > UINT32_MAX) return make_error(EFBIG, "vmdk image: the file outgrows 32-bit grain entries");
     QK_TRY(file_->resize(next_free_ + record.size()));
     QK_TRY(file_->write(next_free_, record));
-    gt_[current_] = uint32_t(next_free_ / 512);
+    gt_[grain] = uint32_t(next_free_ / 512);
     next_free_ += record.size();
     tables_dirty_ = true;
     return {};
   }
+
+ public:
+  Status store_compressed_grain(uint64_t offset, ConstByteSpan packed) override {
+    MutexLock lock(mutex_);
+    if (offset % grain_bytes_ != 0 || packed.empty())
+      return make_error(EINVAL, "vmdk image: a compressed grain must start on a grain and hold bytes");
+    QK_TRY(check(offset, std::min<uint64_t>(grain_bytes_, size_ - std::min(offset, size_)), "store"));
+    const uint64_t grain = offset / grain_bytes_;
+    if (grain == current_ && dirty_)
+      return make_error(EINVAL, "vmdk image: grain " + std::to_string(grain) + " is already being written");
+    QK_TRY(move_to(grain));
+    QK_TRY(store_record(grain, packed_record(packed, grain * h_.grain)));
+    // The grain is done: the writes move on to the next one.
+    current_ = grain + 1;
+    return {};
+  }
+
+ private:
 
   // The grain being filled, every table (both copies), the end marker.
   Status flush_locked() QK_REQUIRES(mutex_) {
@@ -274,7 +301,7 @@ std::unique_ptr<BlockDevice> make_stream_writer(std::shared_ptr<BlockDevice> fil
   return std::make_unique<StreamWriter>(std::move(file), h);
 }
 
-Result<std::unique_ptr<BlockDevice>> make_forward_stream_writer(ByteSink& sink, uint64_t size,
+Result<std::unique_ptr<VmdkStreamWriter>> make_forward_stream_writer(ByteSink& sink, uint64_t size,
                                                                 const std::string& file_name) {
   Header h = new_header(size, true);
   // One directory, "at the end" until the footer says where.
@@ -291,7 +318,7 @@ Result<std::unique_ptr<BlockDevice>> make_forward_stream_writer(ByteSink& sink, 
   const std::string text = build_descriptor("streamOptimized", h.capacity, file_name, random());
   auto writer = std::make_unique<StreamWriter>(sink, h);
   QK_TRY(writer->start(text));
-  return std::unique_ptr<BlockDevice>(std::move(writer));
+  return std::unique_ptr<VmdkStreamWriter>(std::move(writer));
 }
 
 }  // namespace qcowkit::formats::vmdk

@@ -17,6 +17,7 @@
 #include "formats/vmdk_structs.hpp"
 #include "qcowkit/block_device.hpp"
 #include "qcowkit/byte_sink.hpp"
+#include "qcowkit/vmdk.hpp"
 
 namespace qcowkit::formats::vmdk {
 
@@ -25,7 +26,7 @@ std::unique_ptr<BlockDevice> make_stream_writer(std::shared_ptr<BlockDevice> fil
 
 // The same, written strictly forward onto `sink` (directory in a footer);
 // the header and descriptor go out at once, the tables on close().
-Result<std::unique_ptr<BlockDevice>> make_forward_stream_writer(ByteSink& sink, uint64_t size,
+Result<std::unique_ptr<VmdkStreamWriter>> make_forward_stream_writer(ByteSink& sink, uint64_t size,
                                                                 const std::string& file_name);
 
 }  // namespace qcowkit::formats::vmdk
