@@ -1,10 +1,10 @@
 // qcowkit convert: copies an image into a new raw or qcow2 file (sparse,
 // optionally compressed in parallel), with qemu-img convert's options, on
-// the core's copy engine.
+// the core's copy engine; or streams qcow2 / vmdk streamOptimized to
+// standard output, or reads raw from standard input.
 #include <unistd.h>
 
 #include <csignal>
-
 #include <cstdio>
 
 #include "args.hpp"
