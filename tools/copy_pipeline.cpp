@@ -2,7 +2,11 @@
 // reads and orders; a DeviceSink detects zeroes, compresses and writes.
 #include "copy_pipeline.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "qcowkit/copy_engine.hpp"
 #include "qcowkit/device_sink.hpp"
@@ -46,6 +50,56 @@ Status run_copy_pipeline(BlockDevice& src, BlockDevice& dst, const CopyPipelineO
   engine.progress = options.progress;
   QK_ASSIGN_OR_RETURN(auto copier, CopyEngine::create(src, sink, engine));
   return copier->run();
+}
+
+namespace {
+
+// Fills `buffer` from `fd` unless the input ends first; returns the bytes read.
+Result<size_t> read_full(int fd, ByteSpan buffer) {
+  size_t done = 0;
+  while (done < buffer.size()) {
+    const ssize_t n = ::read(fd, buffer.data() + done, buffer.size() - done);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int code = errno;
+      return make_error(code, std::string("reading standard input failed: ") + std::strerror(code));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+}  // namespace
+
+Result<uint64_t> copy_from_fd(int fd, BlockDevice& dst, const StreamInOptions& options) {
+  const uint64_t granule = std::max<uint64_t>(options.granule, 512);
+  const uint64_t block = std::max(kChunk, granule) / granule * granule;
+  const uint64_t align = std::max<uint64_t>(options.size_alignment, 1);
+  std::vector<uint8_t> buffer(block);
+  uint64_t total = 0;
+  for (;;) {
+    QK_ASSIGN_OR_RETURN(size_t got, read_full(fd, ByteSpan(buffer)));
+    if (got == 0) break;
+    const uint64_t end = total + got;
+    const uint64_t grown = (end + align - 1) / align * align;
+    QK_TRY(dst.resize(grown));
+    // The bytes past the input's end up to the aligned size read as zeroes.
+    std::fill(buffer.begin() + got, buffer.end(), 0);
+    for (uint64_t pos = 0; pos < got; pos += granule) {
+      const uint64_t n = std::min<uint64_t>(granule, grown - total - pos);
+      ConstByteSpan bytes(buffer.data() + pos, n);
+      if (options.min_sparse && is_all_zero(bytes)) continue;
+      Status st = options.store_cluster ? options.store_cluster(total + pos, bytes)
+                                        : dst.write(total + pos, bytes);
+      if (!st.ok())
+        return with_context(st.error(), "writing the destination at offset " + std::to_string(total + pos));
+    }
+    total = end;
+    if (options.progress) options.progress(total);
+    if (got < buffer.size()) break;
+  }
+  return total;
 }
 
 }  // namespace qcowkit::cli

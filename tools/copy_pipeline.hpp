@@ -46,4 +46,22 @@ struct CopyPipelineOptions {
 // between src's end and dst's end are left as they are).
 Status run_copy_pipeline(BlockDevice& src, BlockDevice& dst, const CopyPipelineOptions& options);
 
+// Standard input as a source (convert -f raw - OUT): a pipe's size is known
+// only at its end, so the destination (a new, empty, resizable device: a raw
+// file or a qcow2 image) grows as the bytes arrive, block by block, in one
+// sequential pass on this thread; its final size is the input's, rounded up
+// to `size_alignment`. Granules (of `granule` bytes) that are all zero are
+// not written (unless min_sparse is 0). With store_cluster set, every other
+// granule goes through it (a compressed qcow2 store) instead of a write.
+struct StreamInOptions {
+  uint64_t min_sparse = 4096;
+  uint32_t granule = 65536;
+  uint64_t size_alignment = 1;
+  std::function<Status(uint64_t offset, ConstByteSpan cluster)> store_cluster;
+  std::function<void(uint64_t bytes_so_far)> progress;
+};
+
+// Returns the bytes read.
+Result<uint64_t> copy_from_fd(int fd, BlockDevice& dst, const StreamInOptions& options);
+
 }  // namespace qcowkit::cli

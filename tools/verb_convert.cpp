@@ -1,8 +1,10 @@
 // qcowkit convert: copies an image into a new raw or qcow2 file (sparse,
 // optionally compressed in parallel), with qemu-img convert's options, on
-// the core's copy engine.
+// the core's copy engine; or streams qcow2 / vmdk streamOptimized to
+// standard output, or reads raw from standard input.
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 
 #include "args.hpp"
@@ -13,6 +15,8 @@
 #include "progress_bar.hpp"
 #include "qcowkit/formats.hpp"
 #include "qcowkit/option_values.hpp"
+#include "qcowkit/qcow2_stream.hpp"
+#include "qcowkit/vmdk.hpp"
 #include "verbs.hpp"
 
 namespace qcowkit::cli {
@@ -24,6 +28,10 @@ const char kHelp[] =
     "                       [--bitmaps [--skip-broken-bitmaps]] IN OUT\n"
     "\n"
     "Copies the virtual contents of IN into a new file OUT (which must not exist).\n"
+    "OUT '-' streams the image to standard output (a pipe: no seek, one pass over\n"
+    "the output): -O qcow2 (any options, -c too; IN is read twice) and -O vmdk\n"
+    "-o subformat=streamOptimized. IN '-' with -f raw reads a raw image from\n"
+    "standard input into a file OUT of format raw or qcow2.\n"
     "  -f, -O   input and output formats: raw, qcow2, vpc, vdi, vmdk, vhdx, and qcow as\n"
     "           input only (-O default raw,"
     " as qemu-img; the input's is found by content unless given)\n"
@@ -124,6 +132,118 @@ Status copy_bitmaps(Qcow2Image& source, Qcow2Image& target, const std::vector<Qc
   return {};
 }
 
+// A streamOptimized VMDK's grains are compressed in the engine's prepare
+// stage, in parallel; the writer only appends them, in order.
+void compress_grains_in_parallel(VmdkStreamWriter& writer, CopyPipelineOptions& copy) {
+  const Codec* zlib = builtin_codecs().zlib_stream;
+  if (!zlib) return;  // the writer compresses them itself
+  copy.granule = VmdkStreamWriter::kGrainBytes;
+  copy.compress_cluster = [zlib](ConstByteSpan grain) { return zlib->compress(grain, 2 * grain.size()); };
+  copy.store_packed = [&writer](uint64_t offset, ConstByteSpan packed) {
+    return writer.store_compressed_grain(offset, packed);
+  };
+}
+
+// A streamOptimized VMDK to a forward-only sink, through the usual pipeline
+// (in order: the writer takes nothing else).
+Status stream_vmdk(BlockDevice& source, ByteSink& out, CopyPipelineOptions copy, ProgressFn report) {
+  VmdkCreateOptions options;
+  options.size = source.info().size;
+  options.stream_optimized = true;
+  QK_ASSIGN_OR_RETURN(auto image, create_vmdk_stream(out, options));
+  copy.in_order = true;
+  copy.progress = std::move(report);
+  compress_grains_in_parallel(*image, copy);
+  QK_TRY(run_copy_pipeline(source, *image, copy));
+  return image->close();
+}
+
+// OUT '-': the image goes to standard output as a stream (no seek).
+int convert_to_stdout(const std::string& in_path, const ImageOpenOptions& in_options,
+                      const std::string& out_format, const Qcow2CreateOptions& create,
+                      const FormatOptions& other_options, bool compress,
+                      const CopyPipelineOptions& copy, bool progress_wanted) {
+  const ImageFormat* other = find_image_format(out_format);
+  const bool vmdk_stream = other && other->writes_in_order && other->writes_in_order(other_options);
+  if (out_format != "qcow2" && !vmdk_stream)
+    return usage_error("convert", "'-' (standard output) takes -O qcow2 or -O vmdk -o subformat=streamOptimized; " +
+                                      out_format + " output needs a seekable file");
+  if (in_path == "-")
+    return usage_error("convert", "IN and OUT cannot both be '-': a streamed qcow2 needs its source "
+                                  "read twice, a vmdk its size first (IN must be a file)");
+  if (::isatty(STDOUT_FILENO))
+    return usage_error("convert", "standard output is a terminal; redirect it (> FILE or | COMMAND)");
+  auto source = open_image(in_path, in_options);
+  if (!source.ok()) return report_error("convert", source.error());
+  // A reader that goes away (EPIPE) is an error to report, not a signal to die of.
+  std::signal(SIGPIPE, SIG_IGN);
+  FdByteSink out(STDOUT_FILENO);
+  ProgressBar progress(progress_wanted);
+  ProgressFn report;
+  if (progress.active()) report = [&](uint64_t done, uint64_t total) { progress.update(done, total); };
+  Status st;
+  if (vmdk_stream) {
+    st = stream_vmdk(*source->device, out, copy, report);
+  } else {
+    Qcow2StreamOptions options;
+    options.layout = create;
+    options.compress = compress;
+    options.detect_zeroes = copy.min_sparse != 0;
+    options.workers = copy.threads;
+    // With -c, up to 256 MiB of the scan's compressed output is kept: an
+    // image that packs into that is compressed once. (Plain clusters are
+    // cheap to read again.)
+    options.cache_bytes = compress ? 256u << 20 : 0;
+    options.progress = report;
+    auto writer = Qcow2StreamWriter::create(*source->device, out, options);
+    st = writer.ok() ? (*writer)->run() : Status(writer.error());
+  }
+  progress.finish();
+  if (!st.ok()) return report_error("convert", with_context(st.error(), in_path + " -> standard output"));
+  return 0;
+}
+
+// IN '-': a raw image from standard input, into a new raw or qcow2 file
+// that grows as the input arrives (qemu-img cannot read a pipe at all).
+int convert_from_stdin(const std::string& out_path, const std::string& out_format,
+                       const Qcow2CreateOptions& create, bool compress, const CopyPipelineOptions& copy,
+                       bool durable, bool progress_wanted) {
+  if (::isatty(STDIN_FILENO))
+    return usage_error("convert", "standard input is a terminal; pipe an image into it");
+  // A qcow2 image starts one sector long, not empty: the engine gives even
+  // an empty image an L1 cluster, which an L1 of no entries leaves unreferenced
+  // (qemu-img check calls it a leak); growing from one entry keeps it in use.
+  auto target = create_target(out_path, out_format, create, {}, out_format == "qcow2" ? 512 : 0, durable);
+  if (!target.ok()) {
+    if (target.error().code != EEXIST) ::unlink(out_path.c_str());
+    return report_error("convert", target.error());
+  }
+  StreamInOptions in;
+  in.min_sparse = copy.min_sparse;
+  in.granule = target->qcow2 ? target->qcow2->cluster_size() : 65536;
+  in.size_alignment = target->qcow2 ? 512 : 1;  // qcow2 sizes are whole sectors
+  if (compress) {
+    Qcow2Image* image = target->qcow2.get();
+    in.store_cluster = [image](uint64_t offset, ConstByteSpan cluster) {
+      return image->write_compressed(offset, cluster);
+    };
+  }
+  ProgressBar progress(progress_wanted);
+  // The total is unknown until the end: the bar shows the bytes so far.
+  if (progress.active()) in.progress = [&](uint64_t done) { progress.update(done, done); };
+  auto copied = copy_from_fd(STDIN_FILENO, *target->device, in);
+  Status st = copied.ok() ? Status() : Status(copied.error());
+  if (st.ok() && *copied == 0 && target->qcow2) st = target->qcow2->resize(0, true);  // an empty input
+  if (st.ok()) st = target->device->flush();
+  if (st.ok()) st = target->device->close();
+  progress.finish();
+  if (!st.ok()) {
+    ::unlink(out_path.c_str());
+    return report_error("convert", with_context(st.error(), "standard input -> " + out_path));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_convert(const VerbArgs& raw_args) {
@@ -205,6 +325,22 @@ int run_convert(const VerbArgs& raw_args) {
     return usage_error("convert", "-t must be unsafe, writeback, writethrough, none or directsync");
   const bool durable = cache != "unsafe";
 
+  if (out_path == "-") {
+    if (bitmaps) return usage_error("convert", "--bitmaps cannot be streamed to standard output");
+    return convert_to_stdout(in_path, in_options, out_format, create, other_options, compress, copy,
+                             args->has("p") && !args->has("q"));
+  }
+  if (in_path == "-") {
+    if (!in_options.format || *in_options.format != "raw")
+      return usage_error("convert", "IN '-' (standard input) needs -f raw");
+    if (out_format != "raw" && out_format != "qcow2")
+      return usage_error("convert", "standard input can be converted to -O raw or -O qcow2 only (" +
+                                        out_format + " needs the size before the data)");
+    if (bitmaps) return usage_error("convert", "--bitmaps needs a qcow2 source");
+    return convert_from_stdin(out_path, out_format, create, compress, copy, durable,
+                              args->has("p") && !args->has("q"));
+  }
+
   auto source = open_image(in_path, in_options);
   if (!source.ok()) return report_error("convert", source.error());
   const uint64_t size = source->device->info().size;
@@ -234,6 +370,7 @@ int run_convert(const VerbArgs& raw_args) {
   if (const ImageFormat* other = find_image_format(out_format);
       other && other->writes_in_order && other->writes_in_order(other_options))
     copy.in_order = true;
+  if (auto* grains = dynamic_cast<VmdkStreamWriter*>(target->device.get())) compress_grains_in_parallel(*grains, copy);
   if (compress) {
     // Compress in the engine's prepare stage, in parallel, with the codec the image
     // records; the image only stores the packed clusters, in order.

@@ -27,6 +27,7 @@
 #include <string>
 
 #include "qcowkit/block_device.hpp"
+#include "qcowkit/byte_sink.hpp"
 #include "qcowkit/formats.hpp"
 
 namespace qcowkit {
@@ -71,5 +72,27 @@ Result<FormatCheckReport> check_vmdk(BlockDevice& file, ImageFiles& files);
 // Formats `file` (empty, writable) as a new VMDK; returns it open for writing.
 Result<std::unique_ptr<BlockDevice>> create_vmdk(std::shared_ptr<BlockDevice> file,
                                                  const VmdkCreateOptions& options);
+
+// A streamOptimized VMDK being written. Besides in-order writes, it takes
+// grains compressed elsewhere (on the copy engine's threads, DeviceSink's
+// compression stage), so compression need not wait for the writer.
+class VmdkStreamWriter : public BlockDevice {
+ public:
+  static constexpr uint64_t kGrainBytes = 65536;
+  // `packed` is the grain at `offset` (grain aligned, past every grain
+  // written so far; the last one zero-padded to a whole grain) as
+  // builtin_codecs().zlib_stream compresses it. EINVAL for a grain already
+  // partly written, ENOTSUP for one before the grain being written.
+  virtual Status store_compressed_grain(uint64_t offset, ConstByteSpan packed) = 0;
+};
+
+// A new streamOptimized VMDK written strictly forward onto `sink` (a pipe):
+// the header (its grain directory "at the end") and descriptor go out now,
+// each grain compressed once the writes have moved past it, and close()
+// appends the grain tables, the directory and the footer. Writes must come
+// in guest order (the copy engine's in-order commits); nothing can be read
+// back. The sink must outlive the device. options.stream_optimized is
+// implied.
+Result<std::unique_ptr<VmdkStreamWriter>> create_vmdk_stream(ByteSink& sink, const VmdkCreateOptions& options);
 
 }  // namespace qcowkit

@@ -250,4 +250,8 @@ Result<std::unique_ptr<BlockDevice>> create_vmdk(std::shared_ptr<BlockDevice> fi
   return open_vmdk(std::move(file), false);
 }
 
+Result<std::unique_ptr<VmdkStreamWriter>> create_vmdk_stream(ByteSink& sink, const VmdkCreateOptions& options) {
+  return make_forward_stream_writer(sink, options.size, options.file_name);
+}
+
 }  // namespace qcowkit
