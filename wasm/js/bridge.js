@@ -80,5 +80,17 @@ Module.qkBridge = (function () {
       return packed.length;
     } catch (e) { return -fail(e); }
   };
+  bridge.zlibDecode = function (inPtr, inLength, outPtr, outLength) {
+    try { qkCodecs.zlibDecode(heap(inPtr, inLength), heap(outPtr, outLength)); return 0; }
+    catch (e) { return fail(e); }
+  };
+  bridge.zlibEncode = function (inPtr, inLength, outPtr, outCapacity) {
+    try {
+      var packed = qkCodecs.zlibEncode(heap(inPtr, inLength), outCapacity);
+      if (!packed) return 0;
+      heap(outPtr, packed.length).set(packed);
+      return packed.length;
+    } catch (e) { return -fail(e); }
+  };
   return bridge;
 })();
