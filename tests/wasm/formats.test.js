@@ -42,8 +42,14 @@ const images = formatImages();
 for (const entry of images) {
   test(`${entry.name}: info and map as qemu-img's, contents as qemu-img reads them`, async () => {
     const qk = await loadQcowkit();
-    const image = qk.open(entry.image);
+    // With the format, as qemu-img -f: a fixed VHD is not found by content.
+    const image = qk.open(entry.image, { format: entry.format });
     try {
+      if (!/^vpc-fixed/.test(entry.name)) {  // the others are found by content
+        const detected = qk.open(entry.image);
+        assert.strictEqual(detected.info().format, entry.format);
+        detected.close();
+      }
       const ours = image.info();
       const theirs = qemuImgJson(['info', '-U', '-f', entry.format, entry.image]);
       assert.strictEqual(ours.format, theirs.format);

@@ -48,8 +48,10 @@
     $('download').hidden = true;
     $('progress').hidden = true;
     current = { files, top };
-    worker.postMessage({ type: 'open', files, top });
+    worker.postMessage({ type: 'open', files, top, format: $('read-as').value || undefined });
   }
+  // Read the same files as another format (a fixed VHD is not found by content).
+  $('read-as').addEventListener('change', () => { if (current) openFiles(current.files, current.top); });
   // More files for the image open now (or that failed to open): same-named
   // ones replace the earlier ones.
   function addFiles(more) {

@@ -15,7 +15,7 @@ const OUTPUT_DIR = 'qcowkit-output';
 
 let qk = null;
 let image = null;
-let currentFiles = [], currentTop = null;  // what helper workers open too
+let currentFiles = [], currentTop = null, currentFormat;  // what helper workers open too
 let abort = null;
 let converting = Promise.resolve();  // the running conversion, if any
 
@@ -54,7 +54,8 @@ function chooseTop(q, files, top) {
   return opened.find((n) => !named.has(n)) || files[0].name;
 }
 
-async function open(files, top) {
+// `format`: the top image's format, when the user says (else by content).
+async function open(files, top, format) {
   const q = await module();
   // A new file while converting: stop the conversion before closing its source.
   if (abort) abort.abort();
@@ -65,8 +66,9 @@ async function open(files, top) {
   let file;
   try {
     currentTop = chooseTop(q, files, top);
+    currentFormat = format;
     file = files.find((f) => f.name === currentTop);
-    image = q.open(file, { files: files.filter((f) => f !== file) });
+    image = q.open(file, { files: files.filter((f) => f !== file), format });
   } catch (e) {
     image = null;
     postMessage({ type: 'open-error', message: e.message, errno: e.errno, name: currentTop,
@@ -106,7 +108,7 @@ const TARGETS = {
 
 function currentSource(snapshot) {
   const file = currentFiles.find((f) => f.name === currentTop);
-  return qk.open(file, { files: currentFiles.filter((f) => f !== file), snapshot });
+  return qk.open(file, { files: currentFiles.filter((f) => f !== file), snapshot, format: currentFormat });
 }
 
 // Raw conversions of large images are split across this worker and helper
@@ -248,7 +250,8 @@ async function convert(options) {
         else if (msg.type === 'part-error') reject(Object.assign(new Error(msg.message), { errno: msg.errno }));
       };
       helper.onerror = (e) => reject(new Error('a helper worker failed: ' + e.message));
-      helper.postMessage({ type: 'part', files: currentFiles, top: currentTop, snapshot: options.snapshot,
+      helper.postMessage({ type: 'part', files: currentFiles, top: currentTop, format: currentFormat,
+                           snapshot: options.snapshot,
                            name, part });
     }));
     const cancelled = new Promise((resolve, reject) => abort.signal.addEventListener('abort', () =>
@@ -265,7 +268,8 @@ async function convertPart(msg) {
   let source = null, out = null;
   try {
     const file = msg.files.find((f) => f.name === msg.top);
-    source = q.open(file, { files: msg.files.filter((f) => f !== file), snapshot: msg.snapshot || undefined });
+    source = q.open(file, { files: msg.files.filter((f) => f !== file), format: msg.format,
+                            snapshot: msg.snapshot || undefined });
     out = await openSharedPart(msg.name);
     await source.convert({ to: 'raw', output: out.device, part: msg.part },
                          (done) => postMessage({ type: 'part-progress', done }));
@@ -282,7 +286,7 @@ async function convertPart(msg) {
 
 onmessage = (event) => {
   const msg = event.data;
-  const run = msg.type === 'open' ? open(msg.files, msg.top)
+  const run = msg.type === 'open' ? open(msg.files, msg.top, msg.format)
             : msg.type === 'convert' ? (converting = convert(msg))
             : msg.type === 'part' ? convertPart(msg)
             : msg.type === 'cancel' ? Promise.resolve(abort && abort.abort())
