@@ -24,12 +24,14 @@ function formatImages() {
   });
 }
 
-// [start, end, flags] per run, for the keys compared; neighbours with the
-// same flags merged (qemu-img and the core split runs differently).
-function flagRanges(runs, keys) {
+// [start, end, "zero,data"] per run; neighbours with the same flags merged
+// (qemu-img and the core split runs differently). qemu-img also asks the
+// host file system for holes and calls data in them zero (a fixed VHD's,
+// a static VDI's); a browser File cannot tell holes, so data is data.
+function flagRanges(runs) {
   const out = [];
   for (const r of runs) {
-    const flags = keys.map((k) => !!r[k]).join(',');
+    const flags = [!r.data && !!r.zero, !!r.data].join(',');
     const last = out[out.length - 1];
     if (last && last[1] === r.start && last[2] === flags) last[1] = r.start + r.length;
     else out.push([r.start, r.start + r.length, flags]);
@@ -64,7 +66,7 @@ for (const entry of images) {
       }
       assert.throws(() => image.check(), (e) => e.errno === 'ENOTSUP' && /only qcow2 is checked/.test(e.message));
       const theirMap = qemuImgJson(['map', '-U', '-f', entry.format, entry.image]);
-      assert.deepStrictEqual(flagRanges(image.map(), ['zero', 'data']), flagRanges(theirMap, ['zero', 'data']));
+      assert.deepStrictEqual(flagRanges(image.map()), flagRanges(theirMap));
       const out = path.join(tmpDir(`wasm-${entry.name}`), 'out.raw');
       await image.convert({ to: 'raw', output: out });
       assert.strictEqual(sameFiles(out, entry.raw), null);
@@ -106,8 +108,9 @@ for (const source of ['vmdk-sparse', 'vpc-dynamic', 'vdi-odd']) {
         // Fixed: the data, then the 512-byte footer.
         assert.strictEqual(fs.statSync(out).size, info['virtual-size'] + 512);
       }
-      // Strict (-s) where the sizes match; the Azure VHD is longer, zero-filled.
-      qemuImg(['compare', '-q', ...(output.azure ? [] : ['-s']), '-f', output.format, '-F', 'raw', out, entry.raw]);
+      // The same size (but the Azure VHD's, longer and zero-filled), the same contents.
+      if (!output.azure) assert.strictEqual(info['virtual-size'], fs.statSync(entry.raw).size);
+      qemuImg(['compare', '-q', '-f', output.format, '-F', 'raw', out, entry.raw]);
     });
   }
 }

@@ -124,7 +124,7 @@ Status Converter::begin() {
     if (options_.compress) {
       const Codec* codec = js_codecs().get(qcow2_->details().compression_type);
       if (!codec) return make_error(ENOTSUP, "convert: no codec to compress with");
-      Qcow2Image* image = qcow2_.get();
+      Qcow2Image* image = qcow2_;
       sink.compress_cluster = [codec, cs](ConstByteSpan cluster) {
         return codec->compress(cluster, cs - 1);
       };

@@ -247,7 +247,7 @@
       case 'check': renderCheck(msg.report, msg.format); break;
       case 'open-error':
         current.top = msg.name;
-        showError((msg.name ? msg.name + ': ' : '') + msg.message + (msg.errno ? ' (' + msg.errno + ')' : ''),
+        showError(msg.message + (msg.errno ? ' (' + msg.errno + ')' : ''),
                   msg.errno === 'ENOENT' || msg.errno === 'EPERM');
         break;
       case 'check-error':
