@@ -125,8 +125,13 @@
   function renderCheck(report, format) {
     const box = $('check');
     if (!report) {
-      box.replaceChildren(el('span', { className: 'badge na', textContent: format === 'raw'
-        ? 'no metadata to check (raw)' : 'not checked: this page checks qcow2 images (' + format + ' is read, validated as it goes)' }));
+      if (format === 'raw') {
+        box.replaceChildren(el('span', { className: 'badge na', textContent: 'no metadata to check (raw)' }));
+      } else {
+        box.replaceChildren(el('span', { className: 'badge na', textContent: 'not checked' }),
+          el('p', { className: 'muted', textContent: 'This page checks qcow2 images. A ' + format +
+                    ' image\'s tables are validated as they are read: a damaged one fails with a message.' }));
+      }
       return;
     }
     const verdict = report.corruptions ? ['corrupt', report.corruptions + ' corruption' + (report.corruptions > 1 ? 's' : '')]
