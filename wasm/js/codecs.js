@@ -48,8 +48,8 @@ var qkCodecs = (function () {
     if (input.length < 2) throw new Error('zlib stream of ' + input.length + ' bytes has no header');
     var cmf = input[0], flg = input[1];
     if ((cmf & 15) !== 8 || (cmf >> 4) > 7 || ((cmf << 8) | flg) % 31 !== 0)
-      throw new Error('not a zlib stream (header 0x' + ((cmf << 8) | flg).toString(16) + ')');
-    if (flg & 0x20) throw new Error('zlib stream needs a preset dictionary');
+      throw new Error('corrupt zlib stream (header 0x' + ((cmf << 8) | flg).toString(16) + ')');
+    if (flg & 0x20) throw new Error('corrupt zlib stream (it asks for a preset dictionary)');
     inflateRaw(input.subarray(2), out);
   }
 
