@@ -14,9 +14,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-filter.h>
@@ -25,6 +23,8 @@
 #include "next_device.hpp"
 #include "qcowkit/block_cache.hpp"
 #include "qcowkit/build_info.hpp"
+#include "qcowkit/executor.hpp"
+#include "qcowkit/mutex.hpp"
 #include "serve/nbdkit/entry_guard.hpp"
 
 using qcowkit::BlockCache;
@@ -52,8 +52,8 @@ struct Connection {
 
 FilterOptions options;
 int thread_model = NBDKIT_THREAD_MODEL_PARALLEL;
-std::mutex exports_mutex;
-std::map<std::string, std::unique_ptr<Export>> exports;
+qcowkit::Mutex exports_mutex;
+std::map<std::string, std::unique_ptr<Export>> exports QK_GUARDED_BY(exports_mutex);
 
 // Reports a core error to nbdkit: the message to the log, the errno to the client.
 int fail(const Status& st, int* err) {
@@ -64,7 +64,7 @@ int fail(const Status& st, int* err) {
 
 // Opens (once per export name) the shared plugin context and the cache on it.
 Export* find_or_open_export(nbdkit_backend* backend, const char* exportname) {
-  std::lock_guard lock(exports_mutex);
+  qcowkit::MutexLock lock(exports_mutex);
   auto it = exports.find(exportname);
   if (it != exports.end()) return it->second.get();
 
@@ -163,7 +163,7 @@ int bc_get_ready(int model) {
 }
 
 void bc_cleanup(nbdkit_backend*) {
-  std::lock_guard lock(exports_mutex);
+  qcowkit::MutexLock lock(exports_mutex);
   for (auto& [name, exp] : exports) {
     Status st = exp->cache->close();
     if (!st.ok())
@@ -192,15 +192,15 @@ void bc_close(void* handle) { delete conn(handle); }
 
 // A closing connection writes back what is dirty (everyone's: the cache is
 // shared), so disconnecting never leaves acknowledged data only in memory.
-// The write-back runs on a thread of its own: it belongs to the shared plugin
-// context, not to this connection, and nbdkit cuts short plugin waits (the
-// delay filter's, for one) made on behalf of a connection that is closing.
+// The write-back runs on one of the core executor's threads: it belongs to
+// the shared plugin context, not to this connection, and nbdkit cuts short
+// plugin waits (the delay filter's, for one) made on behalf of a connection
+// that is closing.
 int bc_finalize(nbdkit_next*, void* handle) {
   if (conn(handle)->readonly) return 0;
   BlockCache& cache = cache_of(handle);
   Status st;
-  std::thread writer([&] { st = cache.write_back_all(); });
-  writer.join();
+  qcowkit::Executor::shared().run_on_pool([&] { st = cache.write_back_all(); });
   return st.ok() ? 0 : fail(st, nullptr);
 }
 

@@ -10,12 +10,13 @@ cd "$(dirname "$0")/.."
 
 # The build configures the tests too (catch2) and the man pages (perl's
 # pod2man); the package needs dpkg-dev (dpkg-shlibdeps) and file; the
-# install test reads the pages with man-db.
+# install test reads the pages with man-db; the benchmarks read peak memory
+# with GNU time.
 demo_packages=(cmake g++ ninja-build pkg-config zlib1g-dev libzstd-dev
                nbdkit nbdkit-plugin-dev libnbd-bin qemu-utils perl catch2)
 deb_packages=("${demo_packages[@]}" dpkg-dev file man-db)
 test_packages=("${deb_packages[@]}" clang-14 libfuzzer-14-dev libclang-rt-14-dev
-               python3-libnbd fio emscripten binaryen chromium zstd)
+               python3-libnbd fio emscripten binaryen chromium zstd time)
 
 case "${1:-test}" in
   demo) wanted=("${demo_packages[@]}") ;;

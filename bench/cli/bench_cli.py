@@ -15,7 +15,6 @@ means qcowkit was faster. Nothing is asserted: the numbers are printed.
 import argparse
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -75,18 +74,27 @@ def make_if_missing(path, maker, *args):
         maker(path, *args)
 
 
-def timed(cmd):
-    """(wall seconds, CPU seconds) of one run of `cmd`."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def timed(cmd, workdir):
+    """(wall seconds, CPU seconds, peak resident MiB) of one run of `cmd`."""
+    # /usr/bin/time measures the peak: a child of this (large) Python process
+    # would inherit its high-water mark across exec.
+    peak_file = os.path.join(workdir, "peak-rss.txt")
     start = time.monotonic()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with open(os.devnull, "wb") as null, subprocess.Popen(
+            ["/usr/bin/time", "-f", "%M", "-o", peak_file] + cmd,
+            stdout=null, stderr=subprocess.PIPE) as proc:
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)  # this run alone, its children included
+        proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.monotonic() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = usage.ru_utime + usage.ru_stime
     # check exits 0 on a clean image; anything else is a failed row.
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[:300]}")
-    return elapsed, cpu
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: "
+                           f"{err.decode(errors='replace').strip()[:300]}")
+    with open(peak_file) as f:
+        peak_kib = int(f.read().split()[-1])
+    return elapsed, cpu, peak_kib / 1024
 
 
 def fresh(path):
@@ -104,9 +112,9 @@ def main():
                         help="runs per tool and row, alternating; the median counts")
     parser.add_argument("--only", default="", help="run only the rows whose name contains this")
     args = parser.parse_args()
-    for tool in ("qemu-img",):
+    for tool, package in (("qemu-img", "qemu-utils"), ("/usr/bin/time", "time")):
         if shutil.which(tool) is None:
-            sys.exit(f"{tool} is missing: apt-get install qemu-utils")
+            sys.exit(f"{tool} is missing: apt-get install {package}")
     if not os.access(QCOWKIT, os.X_OK):
         sys.exit(f"{QCOWKIT} is missing: build first (cmake --build --preset default)")
     os.makedirs(args.workdir, exist_ok=True)
@@ -170,8 +178,10 @@ def main():
          ["qemu-img", "map", "--output=json", base], [QCOWKIT, "map", "--output=json", base], None),
     ]
     print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.1f}")
-    print("ratio = qemu-img / qcowkit (> 1: qcowkit faster); wall-clock, then CPU seconds")
-    print(f"{'row':38} {'qemu-img s':>11} {'qcowkit s':>10} {'ratio':>6} {'cpu qemu':>9} {'cpu ours':>9} {'ratio':>6}")
+    print("ratio = qemu-img / qcowkit (> 1: qcowkit faster); wall-clock, then CPU seconds,"
+          " then each tool's peak resident memory in MiB")
+    print(f"{'row':38} {'qemu-img s':>11} {'qcowkit s':>10} {'ratio':>6} {'cpu qemu':>9} {'cpu ours':>9}"
+          f" {'ratio':>6} {'MiB qemu':>9} {'MiB ours':>9}")
     for name, theirs, ours, out in rows:
         if args.only and args.only not in name:
             continue
@@ -191,7 +201,8 @@ def main():
                 # Start each run with no dirty pages from the last one: the
                 # kernel's writeback of those would be billed to whoever runs next.
                 os.sync()
-                result = timed([c.replace("{out}", target) if target else c for c in cmd])
+                result = timed([c.replace("{out}", target) if target else c for c in cmd],
+                               args.workdir)
                 if target:
                     os.unlink(target)
                 runs_of[tool].append(result)
@@ -200,9 +211,12 @@ def main():
             if attempt == 1 and max(runs_of["qemu"][0][0], runs_of["ours"][0][0]) < 0.5:
                 runs = max(runs, 15)
         median = lambda rs: sorted(rs)[len(rs) // 2]
-        (wall_q, cpu_q), (wall_o, cpu_o) = median(runs_of["qemu"]), median(runs_of["ours"])
+        (wall_q, cpu_q, _), (wall_o, cpu_o, _) = median(runs_of["qemu"]), median(runs_of["ours"])
+        peak_q = max(r[2] for r in runs_of["qemu"])
+        peak_o = max(r[2] for r in runs_of["ours"])
         print(f"{name:38} {wall_q:11.3f} {wall_o:10.3f} {wall_q / wall_o:6.2f} "
-              f"{cpu_q:9.3f} {cpu_o:9.3f} {cpu_q / max(cpu_o, 1e-6):6.2f}", flush=True)
+              f"{cpu_q:9.3f} {cpu_o:9.3f} {cpu_q / max(cpu_o, 1e-6):6.2f}"
+              f" {peak_q:9.1f} {peak_o:9.1f}", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

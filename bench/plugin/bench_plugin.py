@@ -4,8 +4,11 @@ qcow2 image, nbdkit's file plugin on the equivalent raw file.
 
 Rows: sequential read (nbdcopy URI null:), sequential write into an empty
 image (nbdcopy raw URI), 4K random read / write (fio's nbd engine, iodepth 16,
-1 and 4 jobs), on a fully allocated image and a sparse half-full one. Each
-cell is the median of several runs; ratios are printed, never asserted.
+1 and 4 jobs), 64K sequential write (fio), on a fully allocated image and a
+sparse half-full one; then the servers' peak memory (VmHWM) while fio writes
+4K blocks at random all over an empty 4 TiB image. Each cell is the median of
+several runs, the servers taking turns run by run (the order flips every run);
+ratios are printed, never asserted.
 usage: bench_plugin.py PLUGIN SCRATCH_DIR"""
 import json
 import os
@@ -79,7 +82,7 @@ def serve(server, raw, qcow):
             time.sleep(0.05)
         else:
             raise RuntimeError(f"{server} did not start")
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -95,15 +98,40 @@ def timed(*args):
     return time.monotonic() - start
 
 
-def fio_iops(rw, jobs):
+def fio_job(rw, jobs, bs="4k", size=None):
     out = subprocess.run(
-        ["fio", "--name=bench", "--ioengine=nbd", f"--uri={URI}", f"--rw={rw}", "--bs=4k",
+        ["fio", "--name=bench", "--ioengine=nbd", f"--uri={URI}", f"--rw={rw}", f"--bs={bs}",
          "--iodepth=16", f"--numjobs={jobs}", f"--runtime={FIO_SECONDS}", "--time_based",
-         f"--size={SIZE_MIB}M", "--group_reporting", "--output-format=json"],
+         f"--size={size or f'{SIZE_MIB}M'}", "--group_reporting", "--output-format=json"],
         check=True, capture_output=True, text=True).stdout
     data = json.loads(out[out.index("{"):])
-    job = data["jobs"][0]
-    return job["read" if rw == "randread" else "write"]["iops"]
+    return data["jobs"][0]["read" if rw in ("randread", "read") else "write"]
+
+
+def fio_iops(rw, jobs):
+    return fio_job(rw, jobs)["iops"]
+
+
+def peak_rss_mib(pid):
+    """The server's peak resident memory so far (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def huge_targets():
+    """An empty 4 TiB qcow2 and raw file, for the memory row."""
+    qcow = os.path.join(SCRATCH, "huge.qcow2")
+    raw = os.path.join(SCRATCH, "huge.raw")
+    for p in (qcow, raw):
+        if os.path.exists(p):
+            os.unlink(p)
+    sh("qemu-img", "create", "-q", "-f", "qcow2", qcow, "4T")
+    with open(raw, "wb") as f:
+        f.truncate(4 << 40)
+    return raw, qcow
 
 
 def fresh_targets(kind):
@@ -125,7 +153,7 @@ def writable_copy(server, raw, qcow):
         copy = raw + ".w"
         sh("cp", "--sparse=always", raw, copy)
         return copy, qcow
-    copy = qcow + ".w"
+    copy = f"{qcow}.{server}.w"
     sh("cp", "--sparse=always", qcow, copy)
     return raw, copy
 
@@ -138,6 +166,14 @@ def measure(kind, raw, qcow, row, server):
         er, eq = fresh_targets(kind)
         with serve(server, er, eq):
             return timed("nbdcopy", "--flush", raw, URI)
+    if row == "64k seq write (MiB/s)":
+        with serve(server, raw, qcow):
+            return fio_job("write", 1, bs="64k")["bw"] / 1024
+    if row == "4 TiB randwrite peak RSS (MiB)":
+        hr, hq = huge_targets()
+        with serve(server, hr, hq) as proc:
+            fio_job("randwrite", 1, size="4T")
+            return peak_rss_mib(proc.pid)
     rw, jobs = row.split()[1], int(row.split()[2][1])
     rw = "randread" if rw == "read" else "randwrite"
     with serve(server, raw, qcow):
@@ -145,33 +181,40 @@ def measure(kind, raw, qcow, row, server):
 
 
 ROWS = ["seq read (s)", "seq write (s)", "4k read j1 (IOPS)", "4k read j4 (IOPS)",
-        "4k write j1 (IOPS)", "4k write j4 (IOPS)"]
+        "4k write j1 (IOPS)", "4k write j4 (IOPS)", "64k seq write (MiB/s)"]
+# Rows where less is better: time and memory.
+LOWER_IS_BETTER = ("(s)", "(MiB)")
 
 
 def main():
     images = prepare()
     print(f"{SIZE_MIB} MiB images, median of {RUNS} runs; qemu-nbd --cache=writeback; "
           f"fio nbd engine bs=4k iodepth=16, {FIO_SECONDS} s")
-    print(f"{'image':7} {'row':18} {'qcowkit':>10} {'qemu-nbd':>10} {'raw-file':>10}"
+    print(f"{'image':7} {'row':30} {'qcowkit':>10} {'qemu-nbd':>10} {'raw-file':>10}"
           f" {'vs qemu-nbd':>12} {'vs raw':>8}")
-    for kind, (raw, qcow) in images.items():
-        for row in ROWS:
-            medians = {}
-            for server in SERVERS:
-                # Random writes go to one copy per server and row; its runs
-                # then see the same image evolve the same way for every server.
-                r, q = writable_copy(server, raw, qcow) if "write j" in row else (raw, qcow)
-                values = [measure(kind, r, q, row, server) for _ in range(RUNS)]
-                medians[server] = statistics.median(values)
-            ours, qemu, ceiling = (medians[s] for s in SERVERS)
-            # Ratio > 1 means qcowkit is better (less time, or more IOPS).
-            if row.endswith("(s)"):
-                vs_qemu, vs_raw = qemu / ours, ceiling / ours
-            else:
-                vs_qemu, vs_raw = ours / qemu, ours / ceiling
-            print(f"{kind:7} {row:18} {ours:10.2f} {qemu:10.2f} {ceiling:10.2f}"
-                  f" {vs_qemu:11.2f}x {vs_raw:7.2f}x", flush=True)
-    print("ratios: above 1.00 means qcowkit is faster (vs raw: share of the raw-file ceiling)")
+    cells = [(kind, raw, qcow, row) for kind, (raw, qcow) in images.items() for row in ROWS]
+    cells.append(("empty", None, None, "4 TiB randwrite peak RSS (MiB)"))
+    for kind, raw, qcow, row in cells:
+        values = {server: [] for server in SERVERS}
+        # Writes go to one copy per server and row; its runs then see the
+        # same image evolve the same way for every server.
+        writes = "write j" in row or row.startswith("64k")
+        copies = {server: writable_copy(server, raw, qcow) if writes else (raw, qcow)
+                  for server in SERVERS}
+        for run in range(RUNS):
+            order = SERVERS if run % 2 == 0 else SERVERS[::-1]
+            for server in order:
+                values[server].append(measure(kind, *copies[server], row, server))
+        ours, qemu, ceiling = (statistics.median(values[s]) for s in SERVERS)
+        # Ratio > 1 means qcowkit is better (less time or memory, more IOPS).
+        if row.endswith(LOWER_IS_BETTER):
+            vs_qemu, vs_raw = qemu / ours, ceiling / ours
+        else:
+            vs_qemu, vs_raw = ours / qemu, ours / ceiling
+        print(f"{kind:7} {row:30} {ours:10.2f} {qemu:10.2f} {ceiling:10.2f}"
+              f" {vs_qemu:11.2f}x {vs_raw:7.2f}x", flush=True)
+    print("ratios: above 1.00 means qcowkit is better (vs raw: share of the raw-file ceiling;"
+          " for memory, the raw-file server holds no metadata at all)")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,14 @@ class Executor {
   // `job` must not throw.
   void run(size_t count, const std::function<void(size_t)>& job);
 
+  // Calls job() once on one of the pool's threads (not the caller's) and
+  // returns when it has returned. For work that must not run on the calling
+  // thread: nbdkit ties some waits of a thread to the connection that thread
+  // serves, and cuts them short while that connection closes. When no pool
+  // thread can be started, and without threads, the caller runs it.
+  // `job` must not throw.
+  void run_on_pool(const std::function<void()>& job);
+
   // True when run() can use threads other than the caller's.
   static bool has_threads();
 

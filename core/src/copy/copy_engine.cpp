@@ -222,9 +222,14 @@ struct CopyEngine::State {
       recycle(next.chunk);
       lock.lock();
       ++next_commit;
-      room.notify_all();
+      // One slot freed: one waiter can use it. Waking them all on every
+      // commit had every reader fight this worker for the lock.
+      room.notify_one();
     }
     committing = false;
+    // The drain stopped at a gap: the chunk that fills it may be waiting
+    // for its turn, which notify_one above need not have reached.
+    room.notify_all();
   }
 
   void commit(Prepared& p) {

@@ -142,6 +142,24 @@ void Executor::run(size_t count, const std::function<void(size_t)>& job) {
   while (batch.finished != batch.count) pool.batch_done.wait(lock.native());
 }
 
+void Executor::run_on_pool(const std::function<void()>& job) {
+  const std::function<void(size_t)> once = [&job](size_t) { job(); };
+  Batch batch;
+  batch.count = 1;
+  batch.job = &once;
+  Pool& pool = *pool_;
+  MutexLock lock(pool.mutex);
+  pool.grow(1);
+  if (pool.threads.empty()) {  // the system gave us none
+    lock.unlock();
+    job();
+    return;
+  }
+  pool.queue.push_back(&batch);
+  pool.work_ready.notify_all();
+  while (batch.finished != batch.count) pool.batch_done.wait(lock.native());
+}
+
 #else  // no threads: the caller does everything, in order
 
 struct Executor::Pool {};
@@ -154,6 +172,8 @@ bool Executor::has_threads() { return false; }
 void Executor::run(size_t count, const std::function<void(size_t)>& job) {
   for (size_t i = 0; i < count; ++i) job(i);
 }
+
+void Executor::run_on_pool(const std::function<void()>& job) { job(); }
 
 #endif
 

@@ -78,6 +78,27 @@ TEST_CASE("executor: every index runs once and nested batches finish", "[copy][e
   Executor::shared().run(0, [](size_t) { FAIL("no job for an empty batch"); });
 }
 
+TEST_CASE("executor: run_on_pool runs the job once on a pool thread", "[copy][executor]") {
+  const auto caller = std::this_thread::get_id();
+  for (int round = 0; round < 20; ++round) {
+    std::thread::id ran_on;
+    int calls = 0;
+    Executor::shared().run_on_pool([&] {
+      ran_on = std::this_thread::get_id();
+      ++calls;
+    });
+    REQUIRE(calls == 1);
+    REQUIRE(ran_on != caller);
+  }
+  // While a batch keeps pool threads busy, run_on_pool still gets one.
+  std::atomic<int> done{0};
+  Executor::shared().run(4, [&](size_t i) {
+    if (i == 0) Executor::shared().run_on_pool([&] { ++done; });
+    ++done;
+  });
+  REQUIRE(done == 5);
+}
+
 TEST_CASE("zero rule: runs of whole units at least min_run long", "[copy][zero]") {
   std::vector<uint8_t> data(64 * KiB, 0);
   SECTION("all zero is one zero piece") {
