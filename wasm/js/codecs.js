@@ -56,7 +56,7 @@ var qkCodecs = (function () {
   // A zlib stream (default window, level 6); null when it does not fit in `capacity`.
   function zlibEncode(input, capacity) {
     var packed = QcowkitCodecs.pako.deflate(input, { level: 6 });
-    return packed.length <= capacity ? packed : null;
+    return packed.length < capacity ? packed : null;
   }
 
   function u32le(d, p) { return (d[p] | (d[p + 1] << 8) | (d[p + 2] << 16) | (d[p + 3] << 24)) >>> 0; }

@@ -83,15 +83,18 @@ val guard(const char* what, Body&& body) {
   }
 }
 
-// The same for the factories: an exception becomes g_last_error and nullptr.
-template <class Body>
-auto guard_new(const char* what, Body&& body) -> decltype(body()) {
+// The same for the factories, whose body returns Result<unique_ptr<T>>: an
+// error or an exception becomes g_last_error, and JS gets null.
+template <class T, class Body>
+std::unique_ptr<T> guard_new(const char* what, Body&& body) {
   try {
-    return body();
+    Result<std::unique_ptr<T>> made = body();
+    if (made.ok()) return std::move(made).value();
+    g_last_error = std::move(made).error();
   } catch (...) {
     g_last_error = exception_error(what);
-    return nullptr;
   }
+  return nullptr;
 }
 
 // Test-only: throws what the tests ask for from inside a guarded call, to
@@ -237,10 +240,16 @@ Result<uint64_t> number_field(const val& object, const char* key, uint64_t fallb
   return to_u64(v.as<double>(), key);
 }
 
-// "auto" or "": by content; otherwise a name the core knows.
-Result<std::optional<std::string>> format_choice(const std::string& format) {
-  if (format == "auto" || format.empty()) return std::optional<std::string>();
-  if (format == "qcow2" || format == "raw" || find_image_format(format)) return std::optional<std::string>(format);
+// An open request for `format` ("auto" or "": by content; otherwise a name
+// the core knows) and `snapshot`.
+Result<OpenRequest> base_request(const std::string& format, std::string snapshot) {
+  OpenRequest request;
+  request.snapshot = std::move(snapshot);
+  if (format == "auto" || format.empty()) return request;
+  if (format == "qcow2" || format == "raw" || find_image_format(format)) {
+    request.format = format;
+    return request;
+  }
   std::string names = "auto, qcow2, raw";
   for (const auto& n : image_format_names()) names += ", " + n;
   return make_error(EINVAL, "unknown format '" + format + "' (use " + names + ")");
@@ -284,26 +293,16 @@ class WasmImage {
   // state) opens a qcow2 image's internal snapshot, read-only.
   static std::unique_ptr<WasmImage> openNamed(val files, std::string name, std::string format,
                                               std::string snapshot) {
-    return guard_new("open", [&]() -> std::unique_ptr<WasmImage> {
-      auto fail = [](Error e) {
-        g_last_error = std::move(e);
-        return std::unique_ptr<WasmImage>();
-      };
-      OpenRequest request;
-      auto chosen = format_choice(format);
-      if (!chosen.ok()) return fail(std::move(chosen).error());
-      request.format = *chosen;
-      request.snapshot = std::move(snapshot);
+    return guard_new<WasmImage>("open", [&]() -> Result<std::unique_ptr<WasmImage>> {
+      QK_ASSIGN_OR_RETURN(OpenRequest request, base_request(format, std::move(snapshot)));
       BrowserHost host;
       const unsigned count = files["length"].as<unsigned>();
       for (unsigned i = 0; i < count; ++i) {
         val f = files[i];
-        Status st = host.add(f["name"].as<std::string>(), f["id"].as<int>());
-        if (!st.ok()) return fail(st.error());
+        QK_TRY(host.add(f["name"].as<std::string>(), f["id"].as<int>()));
       }
-      auto session = ImageSession::open_named(host, name, request);
-      if (!session.ok()) return fail(std::move(session).error());
-      return std::make_unique<WasmImage>(std::move(session).value());
+      QK_ASSIGN_OR_RETURN(auto session, ImageSession::open_named(host, name, request));
+      return std::make_unique<WasmImage>(std::move(session));
     });
   }
 
@@ -312,28 +311,18 @@ class WasmImage {
   // raw (`backing_id`), whatever name the image gives its backing file.
   static std::unique_ptr<WasmImage> open(int device_id, std::string format, WasmImage* backing,
                                          int backing_id, std::string snapshot) {
-    return guard_new("open", [&]() -> std::unique_ptr<WasmImage> {
-      auto fail = [](Error e) {
-        g_last_error = std::move(e);
-        return std::unique_ptr<WasmImage>();
-      };
-      OpenRequest request;
-      auto chosen = format_choice(format);
-      if (!chosen.ok()) return fail(std::move(chosen).error());
-      request.format = *chosen;
+    return guard_new<WasmImage>("open", [&]() -> Result<std::unique_ptr<WasmImage>> {
+      QK_ASSIGN_OR_RETURN(OpenRequest request, base_request(format, std::move(snapshot)));
       if (backing) {
         request.backing = backing->session_->layer();
       } else if (backing_id >= 0) {
         auto below = JsDevice::attach(backing_id);
-        if (!below.ok()) return fail(with_context(std::move(below).error(), "backing file"));
+        if (!below.ok()) return with_context(std::move(below).error(), "backing file");
         request.backing = raw_layer(*below);
       }
-      request.snapshot = std::move(snapshot);
-      auto file = JsDevice::attach(device_id);
-      if (!file.ok()) return fail(std::move(file).error());
-      auto session = ImageSession::open(*file, request);
-      if (!session.ok()) return fail(std::move(session).error());
-      return std::make_unique<WasmImage>(std::move(session).value());
+      QK_ASSIGN_OR_RETURN(auto file, JsDevice::attach(device_id));
+      QK_ASSIGN_OR_RETURN(auto session, ImageSession::open(file, request));
+      return std::make_unique<WasmImage>(std::move(session));
     });
   }
 
@@ -423,26 +412,15 @@ class WasmImage {
   // fileName, sizeAlignment, partStart, partEnd} (partStart absent: the
   // whole image; otherwise only [partStart, partEnd)).
   std::unique_ptr<WasmConverter> startConvert(int sink_id, val options) {
-    return guard_new("convert", [&]() -> std::unique_ptr<WasmConverter> {
-      auto fail = [](Error e) {
-        g_last_error = std::move(e);
-        return std::unique_ptr<WasmConverter>();
-      };
+    return guard_new<WasmConverter>("convert", [&]() -> Result<std::unique_ptr<WasmConverter>> {
       ConvertOptions o;
-      auto to = string_field(options, "to", "raw");
-      if (!to.ok()) return fail(to.error());
-      o.to = *to;
+      QK_ASSIGN_OR_RETURN(o.to, string_field(options, "to", "raw"));
       o.compress = options["compress"].isTrue();
-      auto cluster = number_field(options, "clusterSize", 0);
-      if (!cluster.ok()) return fail(cluster.error());
-      if (*cluster > (64u << 20)) return fail(make_error(EINVAL, "clusterSize is too large"));
-      if (*cluster) o.cluster_size = static_cast<uint32_t>(*cluster);
-      auto file_name = string_field(options, "fileName", "");
-      if (!file_name.ok()) return fail(file_name.error());
-      o.file_name = *file_name;
-      auto align = number_field(options, "sizeAlignment", 0);
-      if (!align.ok()) return fail(align.error());
-      o.size_alignment = *align;
+      QK_ASSIGN_OR_RETURN(uint64_t cluster, number_field(options, "clusterSize", 0));
+      if (cluster > (64u << 20)) return make_error(EINVAL, "clusterSize is too large");
+      if (cluster) o.cluster_size = static_cast<uint32_t>(cluster);
+      QK_ASSIGN_OR_RETURN(o.file_name, string_field(options, "fileName", ""));
+      QK_ASSIGN_OR_RETURN(o.size_alignment, number_field(options, "sizeAlignment", 0));
       val fo = options["formatOptions"];
       if (!fo.isUndefined() && !fo.isNull()) {
         val keys = val::global("Object").call<val>("keys", fo);
@@ -450,23 +428,19 @@ class WasmImage {
         for (unsigned i = 0; i < n; ++i) {
           const std::string key = keys[i].as<std::string>();
           auto value = string_field(fo, key.c_str(), "");
-          if (!value.ok()) return fail(make_error(EINVAL, "formatOptions." + value.error().message));
+          if (!value.ok()) return make_error(EINVAL, "formatOptions." + value.error().message);
           o.format_options[key] = *value;
         }
       }
       if (!options["partStart"].isUndefined()) {
-        auto start = number_field(options, "partStart", 0);
-        auto end = number_field(options, "partEnd", 0);
-        if (!start.ok() || !end.ok()) return fail(!start.ok() ? start.error() : end.error());
         o.part = true;
-        o.part_start = *start;
-        o.part_end = *end;
+        QK_ASSIGN_OR_RETURN(o.part_start, number_field(options, "partStart", 0));
+        QK_ASSIGN_OR_RETURN(o.part_end, number_field(options, "partEnd", 0));
       }
       auto sink = JsDevice::attach(sink_id);
-      if (!sink.ok()) return fail(with_context(std::move(sink).error(), "convert destination"));
-      auto converter = Converter::start(*session_, *sink, o);
-      if (!converter.ok()) return fail(std::move(converter).error());
-      return std::make_unique<WasmConverter>(std::move(converter).value());
+      if (!sink.ok()) return with_context(std::move(sink).error(), "convert destination");
+      QK_ASSIGN_OR_RETURN(auto converter, Converter::start(*session_, *sink, o));
+      return std::make_unique<WasmConverter>(std::move(converter));
     });
   }
 
