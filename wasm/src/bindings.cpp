@@ -117,9 +117,12 @@ val test_throw(std::string kind, double bytes) {
   });
 }
 
-val last_error() { return error_value(g_last_error); }
+val last_error() {
+  return guard("lastError", [] { return error_value(g_last_error); });
+}
 
 // Emscripten numbers errno values its own way; JS learns them from here.
+// (Unguarded: it allocates nothing on the C++ side.)
 val errno_table() {
   val t = val::object();
   t.set("EIO", EIO);
