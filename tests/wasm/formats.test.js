@@ -47,11 +47,10 @@ for (const entry of images) {
     // With the format, as qemu-img -f: a fixed VHD is not found by content.
     const image = qk.open(entry.image, { format: entry.format });
     try {
-      if (!/^vpc-fixed/.test(entry.name)) {  // the others are found by content
-        const detected = qk.open(entry.image);
-        assert.strictEqual(detected.info().format, entry.format);
-        detected.close();
-      }
+      // Found by content as qemu-img finds it (a fixed VHD has no header: both call it raw).
+      const detected = qk.open(entry.image);
+      assert.strictEqual(detected.info().format, qemuImgJson(['info', '-U', entry.image]).format);
+      detected.close();
       const ours = image.info();
       const theirs = qemuImgJson(['info', '-U', '-f', entry.format, entry.image]);
       assert.strictEqual(ours.format, theirs.format);
@@ -65,8 +64,18 @@ for (const entry of images) {
             assert.strictEqual(ours.formatSpecific.data[key], specific.data[key], key);
       }
       assert.throws(() => image.check(), (e) => e.errno === 'ENOTSUP' && /only qcow2 is checked/.test(e.message));
-      const theirMap = qemuImgJson(['map', '-U', '-f', entry.format, entry.image]);
-      assert.deepStrictEqual(flagRanges(image.map()), flagRanges(theirMap));
+      const ourMap = image.map();
+      if (entry.format === 'vhdx') {
+        // qemu-img 7.2's vhdx driver has no block status (it calls every
+        // byte data): what ours maps as zero or a hole must read as zeroes.
+        const raw = fs.readFileSync(entry.raw);
+        for (const r of ourMap.filter((run) => !run.data))
+          assert.ok(raw.subarray(r.start, r.start + r.length).every((b) => b === 0),
+                    `${r.start}+${r.length} is mapped as zeroes but holds data`);
+      } else {
+        const theirMap = qemuImgJson(['map', '-U', '-f', entry.format, entry.image]);
+        assert.deepStrictEqual(flagRanges(ourMap), flagRanges(theirMap));
+      }
       const out = path.join(tmpDir(`wasm-${entry.name}`), 'out.raw');
       await image.convert({ to: 'raw', output: out });
       assert.strictEqual(sameFiles(out, entry.raw), null);
