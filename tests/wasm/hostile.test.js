@@ -4,7 +4,8 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('fs');
-const { loadQcowkit, interopImages } = require('./helpers');
+const path = require('path');
+const { loadQcowkit, interopImages, qemuImg, tmpDir } = require('./helpers');
 
 const good = () => interopImages().find((e) => e.name === 'zlib');
 
@@ -120,14 +121,13 @@ test('randomly damaged metadata: every outcome is a result or a QcowkitError, ne
 // message or, for the controls, reads as qemu-img reads it; never an abort.
 test('hostile images of the other formats: refused with the CLI\'s messages, controls read', async () => {
   const qk = await loadQcowkit();
-  const dir = require('path').join(__dirname, '../formats/hostile/images');
-  const { qemuImg, tmpDir } = require('./helpers');
-  const lines = fs.readFileSync(require('path').join(dir, 'expected.tsv'), 'utf8').trim().split('\n');
+  const dir = path.join(__dirname, '../formats/hostile/images');
+  const lines = fs.readFileSync(path.join(dir, 'expected.tsv'), 'utf8').trim().split('\n');
   const tmp = tmpDir('wasm-hostile-formats');
   let refused = 0;
   for (const line of lines) {
     const [name, format, expect] = line.split('\t');
-    const file = require('path').join(dir, `${name}.${format}`);
+    const file = path.join(dir, `${name}.${format}`);
     const attempt = async () => {
       const image = qk.open(fs.readFileSync(file), { format });
       try {
@@ -140,7 +140,7 @@ test('hostile images of the other formats: refused with the CLI\'s messages, con
     };
     if (expect === 'ok') {
       const out = await attempt();
-      const theirs = require('path').join(tmp, name + '.raw');
+      const theirs = path.join(tmp, name + '.raw');
       qemuImg(['convert', '-f', format, '-O', 'raw', file, theirs]);
       assert.deepStrictEqual(Buffer.from(out.bytes()), fs.readFileSync(theirs), name);
     } else {
