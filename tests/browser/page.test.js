@@ -2,8 +2,10 @@
 // pick a qemu-made compressed qcow2, see the info table, the check verdict
 // and the map, convert it to raw, and the download equals the reference
 // raw. Then a raw file is accepted, inspected as raw and converted to qcow2,
-// a backing chain is read once the user picks the backing file too, and the
-// page works offline once loaded.
+// a backing chain is read once the user gives the backing file too (the
+// error before says which file to add), a vmdk and a vhd are converted to
+// qcow2 (and the vhd to vmdk and an Azure vhd) as qemu-img reads them, and
+// the page works offline once loaded.
 // Screenshots are kept in the build directory as test artifacts.
 'use strict';
 const test = require('node:test');
@@ -50,6 +52,14 @@ async function infoTable() {
 async function legend() {
   return page.$$eval('#legend li', (items) => Object.fromEntries(items.map((li) =>
     [li.dataset.kind, parseFloat(li.querySelector('.pct').textContent)])));
+}
+function formatImage(name) {
+  const dir = process.env.QCOWKIT_FORMAT_IMAGES_DIR;
+  if (!dir) throw new Error('QCOWKIT_FORMAT_IMAGES_DIR is not set (run through ctest)');
+  const line = fs.readFileSync(path.join(dir, 'images.tsv'), 'utf8').trim().split('\n')
+    .map((l) => l.split('\t')).find((f) => f[0] === name);
+  if (!line) throw new Error(`no image ${name} in ${dir}/images.tsv`);
+  return { name, format: line[1], image: line[2], raw: line[3] };
 }
 async function convertAndDownload(to, options) {
   await page.check(`input[name="to"][value="${to}"]`);
@@ -104,18 +114,63 @@ test('a raw file: inspected as raw, converted to compressed qcow2 that qemu-img 
   execFileSync('qemu-img', ['compare', '-q', '-f', 'qcow2', '-F', 'raw', saved, entry.raw]);
 });
 
-test('a qcow2 with a backing file: the note, then the backing picked, conversion equals the chain', async () => {
+test('a qcow2 with a backing file: the error names the file to add; added, the chain converts', async () => {
   const entry = interopImages().find((e) => e.name === 'backing');
-  await pick(entry.image);
-  assert.ok(await page.isVisible('#backing-note'), 'the backing file note is shown');
-  assert.match((await infoTable())['Backing file'], /backing-base\.qcow2 \(qcow2\) — not opened/);
-  await page.setInputFiles('#backing-picker', entry.backing);
-  await page.waitForFunction(() => /read from/.test(document.querySelector('#info').textContent), null,
-                             { timeout: 30000 });
-  assert.ok(!(await page.isVisible('#backing-note')));
+  await page.setInputFiles('#picker', entry.image);
+  await page.waitForSelector('#error:not([hidden])', { timeout: 30000 });
+  assert.match(await page.textContent('#error-text'), /backing-base\.qcow2.*add it too/);
+  assert.ok(await page.isHidden('#result'));
+  assert.ok(await page.isVisible('#error-add-files'), 'the error offers to add the file');
+  await page.setInputFiles('#add-picker', entry.backing);
+  await page.waitForSelector('#result:not([hidden])', { timeout: 30000 });
+  assert.ok(await page.isHidden('#error'));
+  const info = await infoTable();
+  assert.strictEqual(info.Format, 'qcow2');
+  assert.match(info['Backing file'], /backing-base\.qcow2 \(qcow2\) — read from/);
   await page.waitForFunction(() => document.querySelectorAll('#legend li').length === 4);
   const saved = await convertAndDownload('raw');
   assert.strictEqual(sameFiles(saved, entry.raw), null);
+  // Both files given at once, the base first: the page finds the top image.
+  await page.goto(server.url);
+  await page.setInputFiles('#picker', [entry.backing, entry.image]);
+  await page.waitForSelector('#result:not([hidden])', { timeout: 30000 });
+  assert.strictEqual(await page.textContent('#file-name'), path.basename(entry.image));
+});
+
+test('a vmdk converts to qcow2 that qemu-img finds clean and equal', async () => {
+  const entry = formatImage('vmdk-sparse');
+  await page.goto(server.url);
+  assert.match(await page.textContent('#formats-hint'), /VMDK.*VHD.*VDI/s);
+  await pick(entry.image);
+  const info = await infoTable();
+  assert.strictEqual(info.Format, 'vmdk');
+  assert.strictEqual(info['create-type'], 'monolithicSparse');
+  assert.match(await page.textContent('#check .badge'), /not checked/);
+  await page.screenshot({ path: path.join(artifacts, 'page-vmdk.png'), fullPage: true });
+  const saved = await convertAndDownload('qcow2');
+  assert.match(path.basename(saved), /^vmdk-sparse\.qcow2$/);
+  qemuImg(['check', '-q', saved]);
+  qemuImg(['compare', '-q', '-f', 'qcow2', '-F', 'raw', saved, entry.raw]);
+});
+
+test('a vhd converts to qcow2, to a streamOptimized vmdk and to an Azure vhd, each as qemu-img reads it', async () => {
+  const entry = formatImage('vpc-dynamic');
+  await page.goto(server.url);
+  await pick(entry.image);
+  assert.strictEqual((await infoTable()).Format, 'vpc');
+  const qcow2 = await convertAndDownload('qcow2');
+  qemuImg(['check', '-q', qcow2]);
+  qemuImg(['compare', '-q', '-f', 'qcow2', '-F', 'raw', qcow2, entry.raw]);
+  const vmdk = await convertAndDownload('vmdk');
+  assert.match(path.basename(vmdk), /\.vmdk$/);
+  assert.match(qemuImg(['info', '-f', 'vmdk', vmdk]), /create type: streamOptimized/);
+  qemuImg(['check', '-q', '-f', 'vmdk', vmdk]);
+  qemuImg(['compare', '-q', '-f', 'vmdk', '-F', 'raw', vmdk, entry.raw]);
+  const vhd = await convertAndDownload('vhd');
+  assert.match(path.basename(vhd), /\.converted\.vhd$|\.vhd$/);
+  const size = JSON.parse(qemuImg(['info', '--output=json', '-f', 'vpc', vhd]))['virtual-size'];
+  assert.strictEqual(size % (1 << 20), 0, 'an Azure vhd is a whole number of MiB');
+  qemuImg(['compare', '-q', '-f', 'vpc', '-F', 'raw', vhd, entry.raw]);
 });
 
 test('parallel raw conversion (three workers, one OPFS file) equals the reference', async () => {

@@ -9,12 +9,11 @@ const fs = require('fs');
 const path = require('path');
 const { loadQcowkit, interopImages, qemuImg, qemuImgJson, tmpDir, sameFiles } = require('./helpers');
 
-// Opens an interop image, its backing image first when it has one.
+// Opens an interop image; its backing file, when it has one, is given too
+// and found by the name the image records (the browser Host's rule).
 function openEntry(qk, entry) {
-  if (!entry.backing) return { image: qk.open(entry.image), close() { this.image.close(); } };
-  const base = qk.open(entry.backing);
-  const image = qk.open(entry.image, { backing: base });
-  return { image, close() { image.close(); base.close(); } };
+  const image = qk.open(entry.image, entry.backing ? { files: [entry.backing] } : {});
+  return { image, close() { image.close(); } };
 }
 
 // qemu-img's merging of map runs: same kind and, when located, contiguous.

@@ -73,8 +73,11 @@ test('a cancelled conversion stops with ECANCELED and the module keeps working',
 test('bad arguments and failing devices come back as QcowkitError, never an abort', async () => {
   const qk = await loadQcowkit();
   assert.throws(() => qk.open(42), (e) => e.errno === 'EINVAL' && /cannot open/.test(e.message));
-  assert.throws(() => qk.open(new Uint8Array(16), { format: 'vmdk' }),
-                (e) => e.errno === 'EINVAL' && /unknown format 'vmdk'/.test(e.message));
+  assert.throws(() => qk.open(new Uint8Array(16), { format: 'vmdkx' }),
+                (e) => e.errno === 'EINVAL' && /unknown format 'vmdkx'/.test(e.message));
+  // A format the module knows, forced on bytes that are not one: refused, not a crash.
+  for (const format of ['vmdk', 'vpc', 'vdi', 'qcow'])
+    assert.throws(() => qk.open(new Uint8Array(16), { format }), (e) => e instanceof qk.QcowkitError, format);
   const image = qk.open(pattern(1 << 20));
   assert.throws(() => image.read((1 << 20) - 10, 20), (e) => e.errno === 'ERANGE' && /beyond the end/.test(e.message));
   assert.throws(() => image.read(-1, 2), (e) => e.errno === 'EINVAL');

@@ -64,21 +64,28 @@ Module.qkBridge = (function () {
   // underlying file stays open (see Image.close in qcowkit-api.js).
   bridge.deviceClose = function (id) { devices.delete(id); return 0; };
 
-  bridge.inflateRaw = function (inPtr, inLength, outPtr, outLength) {
-    try { qkCodecs.inflateRaw(heap(inPtr, inLength), heap(outPtr, outLength)); return 0; }
-    catch (e) { return fail(e); }
-  };
-  bridge.zstdDecode = function (inPtr, inLength, outPtr, outLength) {
-    try { qkCodecs.zstdDecode(heap(inPtr, inLength), heap(outPtr, outLength)); return 0; }
-    catch (e) { return fail(e); }
-  };
-  bridge.deflateRaw = function (inPtr, inLength, outPtr, outCapacity) {
-    try {
-      var packed = qkCodecs.deflateRaw(heap(inPtr, inLength), outCapacity);
-      if (!packed) return 0;
-      heap(outPtr, packed.length).set(packed);
-      return packed.length;
-    } catch (e) { return -fail(e); }
-  };
+  // Codec calls: a decoder fills exactly the output (0 or an errno); an
+  // encoder returns the packed length, 0 when it does not fit, or -errno.
+  function decoder(name) {
+    return function (inPtr, inLength, outPtr, outLength) {
+      try { qkCodecs[name](heap(inPtr, inLength), heap(outPtr, outLength)); return 0; }
+      catch (e) { return fail(e); }
+    };
+  }
+  function encoder(name) {
+    return function (inPtr, inLength, outPtr, outCapacity) {
+      try {
+        var packed = qkCodecs[name](heap(inPtr, inLength), outCapacity);
+        if (!packed) return 0;
+        heap(outPtr, packed.length).set(packed);
+        return packed.length;
+      } catch (e) { return -fail(e); }
+    };
+  }
+  bridge.inflateRaw = decoder('inflateRaw');
+  bridge.zstdDecode = decoder('zstdDecode');
+  bridge.zlibDecode = decoder('zlibDecode');
+  bridge.deflateRaw = encoder('deflateRaw');
+  bridge.zlibEncode = encoder('zlibEncode');
   return bridge;
 })();

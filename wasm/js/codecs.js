@@ -5,6 +5,8 @@
 //   pako    raw deflate encoding with a 4 KiB window (windowBits 12), the
 //           window QEMU's decoder accepts; fflate always uses 32 KiB
 //   fzstd   zstd decoding, one frame at a time
+// zlib streams (VMDK grains) are the same deflate behind RFC 1950's header:
+// decoded with fflate, encoded with pako's 32 KiB window, as zlib writes them.
 var qkCodecs = (function () {
   var scratch = new Uint8Array(0);
   // Bound on the zstd window a frame may ask for: a hostile header must
@@ -36,6 +38,24 @@ var qkCodecs = (function () {
   // Raw deflate with QEMU's parameters; null when it does not fit in `capacity`.
   function deflateRaw(input, capacity) {
     var packed = QcowkitCodecs.pako.deflateRaw(input, { level: 6, windowBits: 12, memLevel: 9 });
+    return packed.length < capacity ? packed : null;
+  }
+
+  // zlib streams (RFC 1950), as VMDK stores compressed grains: the two-byte
+  // header checked here, then the raw deflate body decoded as above (the
+  // Adler-32 trailer and any sector padding after it are not looked at).
+  function zlibDecode(input, out) {
+    if (input.length < 2) throw new Error('zlib stream of ' + input.length + ' bytes has no header');
+    var cmf = input[0], flg = input[1];
+    if ((cmf & 15) !== 8 || (cmf >> 4) > 7 || ((cmf << 8) | flg) % 31 !== 0)
+      throw new Error('corrupt zlib stream (header 0x' + ((cmf << 8) | flg).toString(16) + ')');
+    if (flg & 0x20) throw new Error('corrupt zlib stream (it asks for a preset dictionary)');
+    inflateRaw(input.subarray(2), out);
+  }
+
+  // A zlib stream (default window, level 6); null when it does not fit in `capacity`.
+  function zlibEncode(input, capacity) {
+    var packed = QcowkitCodecs.pako.deflate(input, { level: 6 });
     return packed.length < capacity ? packed : null;
   }
 
@@ -120,5 +140,6 @@ var qkCodecs = (function () {
     }
   }
 
-  return { inflateRaw: inflateRaw, deflateRaw: deflateRaw, zstdDecode: zstdDecode };
+  return { inflateRaw: inflateRaw, deflateRaw: deflateRaw, zstdDecode: zstdDecode,
+           zlibDecode: zlibDecode, zlibEncode: zlibEncode };
 })();

@@ -3,10 +3,16 @@
 // message, its errno name and number; nothing aborts the module.
 //
 //   const qk = await createQcowkit();              // node: createQcowkit({wasmBinary})
-//   const image = qk.open(fileOrBytes);            // {format: 'auto'|'qcow2'|'raw', backing, snapshot}
+//   const image = qk.open(fileOrBytes, {files: [otherFiles...]});
 //   image.info(); image.check(); image.map(); image.read(0, 512);
 //   await image.convert({to: 'raw', output}, (done, total) => ...);
 //   image.close();
+//
+// Formats in: whatever the core reads (qk.formats(): qcow2, raw, vpc, vdi,
+// vmdk, qcow, ...), found by content. A backing file is read only when it
+// is among `files` (by file name, as the image names it); otherwise the
+// error names the file to add. Formats out: raw, qcow2 and the core's
+// writable formats (vmdk, vpc, vdi, ...) with their qemu-img -o options.
 (function () {
   class QcowkitError extends Error {
     constructor(message, code) {
@@ -38,6 +44,19 @@
     });
   }
 
+  // The file name a source is known by: a File's name, a node path's last
+  // part, a {name, source} pair's name, or `fallback`.
+  function nameOf(source, fallback) {
+    if (typeof source === 'string') return source.split(/[\\/]/).pop();
+    if (source && typeof source === 'object' && typeof source.name === 'string' && source.name &&
+        typeof source.read !== 'function') return source.name;  // a File, or {name, source}
+    return fallback;
+  }
+  function unwrapSource(source) {
+    var isBlob = typeof Blob !== 'undefined' && source instanceof Blob;
+    return source && typeof source === 'object' && !isBlob && 'source' in source ? source.source : source;
+  }
+
   // One registered device: the JS owner of a file the C++ side uses.
   function attach(device) {
     return { device: device, id: Module.qkBridge.register(device) };
@@ -48,15 +67,47 @@
   }
 
   class Image {
+    // source: a File, Blob, Uint8Array, ArrayBuffer, device object, node
+    // path, or {name, source}. options: {format, files, name, backing,
+    // snapshot}:
+    //   files    more sources (same kinds) the image may name: its backing
+    //            file, found by file name among these and nowhere else
+    //   name     the file name of a source that has none (bytes); 'image'
+    //   backing  instead of files: the backing layer itself, an opened
+    //            Image, or a source read as raw (qcow2 images only)
+    //   snapshot an internal snapshot's ID or name, opened read-only
     constructor(source, options) {
       options = options || {};
-      // options.backing: an opened Image (any format), or a source read as raw.
-      var backingImage = options.backing instanceof Image ? options.backing.live() : null;
-      this.file = attach(Module.devices.fromSource(source));
-      this.backing = options.backing && !backingImage ? attach(Module.devices.fromSource(options.backing)) : null;
-      // options.snapshot: an internal snapshot's ID or name, opened read-only.
-      var native = Module.WasmImage.open(this.file.id, options.format || 'auto', backingImage,
-                                         this.backing ? this.backing.id : -1, options.snapshot || '');
+      this.name = nameOf(source, options.name || 'image');
+      this.handles = [];
+      var native;
+      if (options.backing) {
+        var backingImage = options.backing instanceof Image ? options.backing.live() : null;
+        var file = attach(Module.devices.fromSource(unwrapSource(source)));
+        this.handles.push(file);
+        var below = backingImage ? null : attach(Module.devices.fromSource(unwrapSource(options.backing)));
+        if (below) this.handles.push(below);
+        native = Module.WasmImage.open(file.id, options.format || 'auto', backingImage,
+                                       below ? below.id : -1, options.snapshot || '');
+      } else {
+        var named = [];
+        try {
+          var all = [source].concat(options.files || []);
+          for (var i = 0; i < all.length; ++i) {
+            var name = i === 0 ? this.name : nameOf(all[i], null);
+            if (!name)
+              throw new QcowkitError('files[' + (i - 1) + '] has no file name: pass a File, a path, ' +
+                                     'or {name, source}', Module.errnoTable().EINVAL);
+            var handle = attach(Module.devices.fromSource(unwrapSource(all[i])));
+            this.handles.push(handle);
+            named.push({ name: name, id: handle.id });
+          }
+        } catch (e) {
+          this.releaseDevices();
+          throw e;
+        }
+        native = Module.WasmImage.openNamed(named, this.name, options.format || 'auto', options.snapshot || '');
+      }
       if (!native) {
         this.releaseDevices();
         lastError();
@@ -102,8 +153,18 @@
 
     // Converts into options.output (a device object, or a path in node; a
     // fresh in-memory file when omitted). Resolves to the output device.
-    // options: {to: 'raw'|'qcow2', compress, clusterSize, output, signal,
-    // stepBytes, part}; onProgress(done, total) runs after every step.
+    // options: {to, formatOptions, fileName, sizeAlignment, compress,
+    // clusterSize, output, signal, stepBytes, part}; onProgress(done, total)
+    // runs after every step.
+    //   to             'raw', 'qcow2', or a writable format of the core:
+    //                  'vmdk', 'vpc', 'vdi', ... (qemu-img's names)
+    //   formatOptions  that format's qemu-img -o options as strings, e.g.
+    //                  {subformat: 'streamOptimized'} for vmdk,
+    //                  {subformat: 'fixed', force_size: 'on'} for vpc
+    //   fileName       the output's file name, which vmdk records (default:
+    //                  the output path's, else the format's default)
+    //   sizeAlignment  the new image's size rounded up to this power of two
+    //                  (Azure takes fixed VHDs of whole MiB: 1048576)
     // part {start, end} (raw only, 4 MiB aligned): copy just that range into
     // an output that already has the image's size and reads as zeroes, so
     // several workers can fill one file together.
@@ -119,9 +180,16 @@
         checkNumber('part.start', part.start, 0);
         checkNumber('part.end', part.end, 0);
       }
-      var converter = this.live().startConvert(sink.id, options.to || 'raw', !!options.compress,
-                                               options.clusterSize || 0, part ? part.start : -1,
-                                               part ? part.end : 0);
+      var request = { to: options.to || 'raw', compress: !!options.compress,
+                      clusterSize: options.clusterSize || 0,
+                      fileName: options.fileName || (byPath ? nameOf(options.output, '') : ''),
+                      sizeAlignment: options.sizeAlignment || 0 };
+      if (options.formatOptions) {
+        request.formatOptions = {};
+        for (var key in options.formatOptions) request.formatOptions[key] = String(options.formatOptions[key]);
+      }
+      if (part) { request.partStart = part.start; request.partEnd = part.end; }
+      var converter = this.live().startConvert(sink.id, request);
       if (!converter) {
         Module.qkBridge.unregister(sink.id);
         lastError();
@@ -151,9 +219,8 @@
     }
 
     releaseDevices() {
-      if (this.file) detach(this.file);
-      if (this.backing) detach(this.backing);
-      this.file = this.backing = null;
+      for (var i = 0; i < this.handles.length; ++i) detach(this.handles[i]);
+      this.handles = [];
     }
     close() {
       if (!this.native) return;
@@ -169,6 +236,8 @@
   }
 
   Module.QcowkitError = QcowkitError;
+  // Every format name the module opens (qcow2, raw, then the core's table).
+  Module.formats = function () { return unwrap(Module.formatNames()); };
   Module.Image = Image;
   Module.open = function (source, options) { return new Image(source, options); };
 })();

@@ -19,7 +19,7 @@ Result<std::unique_ptr<Converter>> Converter::start(ImageSession& source,
                                                     const ConvertOptions& options) {
   const uint64_t size = source.virtual_size();
   if (options.part) {
-    if (options.to != ImageFormat::raw || options.compress)
+    if (options.to != "raw" || options.compress)
       return make_error(EINVAL, "convert: a part can only be converted to raw");
     if (options.part_start > options.part_end || options.part_end > size ||
         options.part_start % kChunk != 0 ||
@@ -31,44 +31,76 @@ Result<std::unique_ptr<Converter>> Converter::start(ImageSession& source,
     if (destination->info().size != size)
       return make_error(EINVAL, "convert: the destination of a part must already be " +
                                     std::to_string(size) + " bytes");
-    return std::unique_ptr<Converter>(new Converter(source, std::move(destination), nullptr, options));
+    return std::unique_ptr<Converter>(
+        new Converter(source, std::move(destination), nullptr, nullptr, options));
+  }
+  if (options.compress && options.to != "qcow2")
+    return make_error(EINVAL, "convert: compression needs a qcow2 destination");
+  const qcowkit::ImageFormat* other = find_image_format(options.to);
+  if (options.to != "raw" && options.to != "qcow2" && !other)
+    return make_error(EINVAL, "convert: unknown target format '" + options.to + "' (use raw, qcow2 or one of " +
+                                  [] {
+                                    std::string names;
+                                    for (const auto& n : image_format_names()) names += (names.empty() ? "" : ", ") + n;
+                                    return names;
+                                  }() + ")");
+  if (!options.format_options.empty()) {
+    if (!other)
+      return make_error(EINVAL, "convert: " + options.to + " output takes no format options here");
+    QK_TRY(other->check_options(options.format_options));
+  }
+  uint64_t new_size = size;
+  if (options.size_alignment > 1) {
+    const uint64_t a = options.size_alignment;
+    if ((a & (a - 1)) != 0 || a > (uint64_t{1} << 30))
+      return make_error(EINVAL, "convert: size alignment " + std::to_string(a) +
+                                    " is not a power of two up to 1 GiB");
+    new_size = round_up(size, a);
   }
   QK_TRY(destination->resize(0));
-  std::unique_ptr<Qcow2Image> qcow2;
-  if (options.to == ImageFormat::qcow2) {
+  std::unique_ptr<BlockDevice> image;
+  Qcow2Image* qcow2 = nullptr;
+  if (other) {
+    auto made = other->create(destination, new_size, options.format_options, options.file_name);
+    if (!made.ok()) return with_context(std::move(made).error(), "convert: creating the " + options.to + " image");
+    image = std::move(made).value();
+  } else if (options.to == "qcow2") {
     const uint32_t cs = options.cluster_size;
     if (!is_valid_qcow2_cluster_size(cs))
       return make_error(EINVAL, "convert: cluster size " + std::to_string(cs) +
                                     " is not a power of two from 512 to 2 MiB");
     Qcow2CreateOptions create;
-    create.size = round_up(size, 512);  // qcow2 sizes are whole sectors, as qemu-img rounds
+    create.size = round_up(new_size, 512);  // qcow2 sizes are whole sectors, as qemu-img rounds
     create.cluster_size = cs;
     Qcow2OpenOptions open;
     open.codecs = &js_codecs();
     open.metadata_cache_bytes = 8u << 20;
-    QK_ASSIGN_OR_RETURN(qcow2, Qcow2Image::create(destination, create, open));
+    QK_ASSIGN_OR_RETURN(auto made, Qcow2Image::create(destination, create, open));
+    qcow2 = made.get();
+    image = std::move(made);
   } else {
-    if (options.compress)
-      return make_error(EINVAL, "convert: compression needs a qcow2 destination");
     // A fresh file of the right size reads as zeroes: only data is written.
-    QK_TRY(destination->resize(size));
+    QK_TRY(destination->resize(new_size));
   }
   return std::unique_ptr<Converter>(
-      new Converter(source, std::move(destination), std::move(qcow2), options));
+      new Converter(source, std::move(destination), std::move(image), qcow2, options));
 }
 
 Converter::Converter(ImageSession& source, std::shared_ptr<BlockDevice> destination,
-                     std::unique_ptr<Qcow2Image> qcow2, const ConvertOptions& options)
+                     std::unique_ptr<BlockDevice> image, Qcow2Image* qcow2, const ConvertOptions& options)
     : source_(source),
       destination_(std::move(destination)),
-      qcow2_(std::move(qcow2)),
+      image_(std::move(image)),
+      qcow2_(qcow2),
       options_(options) {
   progress_.total = options.part ? options.part_end - options.part_start : source.virtual_size();
 }
 
 // Sets up the sink and the engine: the destination reads as zeroes (new, or
 // a part of a file of zeroes), so only data is written; a qcow2 target gets
-// whole clusters (compressed when asked), a short source end padded.
+// whole clusters (compressed when asked), a short source end padded; a
+// format that takes writes only in guest order (vmdk streamOptimized) gets
+// them so (the engine commits in order here anyway, as qemu-img writes).
 Status Converter::begin() {
   BlockDevice& src = source_.guest();
   DeviceSinkOptions sink;
@@ -83,6 +115,8 @@ Status Converter::begin() {
     engine.begin = options_.part_start;
     engine.end = options_.part_end;
   }
+  engine.in_order = true;
+  if (image_ && !qcow2_) engine.granule = 65536;  // the formats' block sizes divide it
   if (qcow2_) {
     const uint64_t cs = options_.cluster_size;
     engine.granule = cs;
@@ -90,7 +124,7 @@ Status Converter::begin() {
     if (options_.compress) {
       const Codec* codec = js_codecs().get(qcow2_->details().compression_type);
       if (!codec) return make_error(ENOTSUP, "convert: no codec to compress with");
-      Qcow2Image* image = qcow2_.get();
+      Qcow2Image* image = qcow2_;
       sink.compress_cluster = [codec, cs](ConstByteSpan cluster) {
         return codec->compress(cluster, cs - 1);
       };
@@ -118,7 +152,7 @@ Status Converter::close() {
   if (closed_) return {};
   closed_ = true;
   Status first;
-  if (qcow2_) first = qcow2_->close();
+  if (image_) first = image_->close();
   Status st = destination_->close();
   if (first.ok() && !st.ok()) first = st;
   return first;

@@ -1,5 +1,6 @@
-// Converter: copies an opened image into a new raw or qcow2 file on the
-// core's copy engine, a bounded step at a time (CopyEngine::step), so the JS
+// Converter: copies an opened image into a new image of any format the core
+// writes (raw, qcow2, and the formats.hpp table: vmdk, vpc, vdi, ...),
+// made through the table's create(), on the core's copy engine, a bounded step at a time (CopyEngine::step), so the JS
 // side can report progress and cancel between steps (a worker cannot
 // receive a message while wasm code runs).
 //
@@ -9,19 +10,23 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "image_session.hpp"
 #include "qcowkit/copy_engine.hpp"
 #include "qcowkit/device_sink.hpp"
+#include "qcowkit/formats.hpp"
 
 namespace qcowkit::wasm {
 
-// What a conversion writes.
-enum class ImageFormat { raw, qcow2 };
-
 struct ConvertOptions {
-  ImageFormat to = ImageFormat::raw;
+  std::string to = "raw";         // "raw", "qcow2" or a formats.hpp name ("vmdk", "vpc", ...)
+  FormatOptions format_options;   // a formats.hpp format's -o options (subformat=...)
+  std::string file_name;          // the output's base name (vmdk records it); empty: a default
+  // The new image's size is the source's rounded up to this (a power of
+  // two; Azure wants fixed VHDs in whole MiB). 0 or 1: the source's size.
+  uint64_t size_alignment = 0;
   bool compress = false;          // qcow2 only: deflate every cluster that shrinks
   uint32_t cluster_size = 65536;  // qcow2 only
   // Raw only: copy just [part_start, part_end) into a destination that is
@@ -52,13 +57,14 @@ class Converter {
 
  private:
   Converter(ImageSession& source, std::shared_ptr<BlockDevice> destination,
-            std::unique_ptr<Qcow2Image> qcow2, const ConvertOptions& options);
+            std::unique_ptr<BlockDevice> image, Qcow2Image* qcow2, const ConvertOptions& options);
   Status begin();
-  BlockDevice& target() { return qcow2_ ? static_cast<BlockDevice&>(*qcow2_) : *destination_; }
+  BlockDevice& target() { return image_ ? *image_ : *destination_; }
 
   ImageSession& source_;
   std::shared_ptr<BlockDevice> destination_;
-  std::unique_ptr<Qcow2Image> qcow2_;
+  std::unique_ptr<BlockDevice> image_;  // the new image over destination_; null for raw
+  Qcow2Image* qcow2_;                   // image_, when it is a qcow2 image
   ConvertOptions options_;
   ConvertProgress progress_;  // relative to the range converted
   std::unique_ptr<DeviceSink> sink_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "browser_host.hpp"
 #include "js_codecs.hpp"
 
 namespace qcowkit::wasm {
@@ -18,6 +19,30 @@ std::shared_ptr<OpenedImage> raw_layer(std::shared_ptr<BlockDevice> device) {
   layer->file = device;
   layer->device = std::move(device);
   return layer;
+}
+
+Result<std::unique_ptr<ImageSession>> ImageSession::open_named(BrowserHost& host, const std::string& name,
+                                                               const OpenRequest& request) {
+  if (request.backing) return make_error(EINVAL, "open: an explicit backing layer is opened with open()");
+  ImageOpenOptions options;
+  options.format = request.format;
+  options.writable = !request.read_only;
+  options.lock = false;
+  options.backing = BackingPolicy::same_directory;
+  options.metadata_cache_bytes = kMetadataCacheBytes;
+  options.snapshot = request.snapshot;
+  if (!request.snapshot.empty() && request.format.value_or("qcow2") != "qcow2") {
+    // Said before opening, so the message does not depend on the file.
+    return make_error(EINVAL, "a " + *request.format + " image has no internal snapshots");
+  }
+  QK_ASSIGN_OR_RETURN(OpenedImage opened, open_named_image(host, name, options));
+  auto image = std::make_shared<OpenedImage>(std::move(opened));
+  if (!request.snapshot.empty() && !image->qcow2) {
+    const std::string format = image->format;
+    (void)image->close();
+    return make_error(EINVAL, "a " + format + " image has no internal snapshots");
+  }
+  return std::unique_ptr<ImageSession>(new ImageSession(std::move(image), true));
 }
 
 Result<std::unique_ptr<ImageSession>> ImageSession::open(std::shared_ptr<BlockDevice> file,
@@ -43,9 +68,10 @@ Result<std::unique_ptr<ImageSession>> ImageSession::open(std::shared_ptr<BlockDe
   } else if (!request.snapshot.empty()) {
     return make_error(EINVAL, "a " + image->format + " image has no internal snapshots");
   } else if (image->format != "raw") {
-    return make_error(ENOTSUP, "the browser module opens qcow2 and raw images, not " + image->format);
+    return make_error(ENOTSUP, "only a qcow2 image takes an explicit backing layer, not a " +
+                                   image->format + " image");
   }
-  return std::unique_ptr<ImageSession>(new ImageSession(std::move(image)));
+  return std::unique_ptr<ImageSession>(new ImageSession(std::move(image), false));
 }
 
 Result<std::vector<MapRun>> ImageSession::map(uint64_t offset, uint64_t length) {
@@ -80,12 +106,22 @@ Result<std::vector<MapBin>> ImageSession::map_summary(uint32_t bins) {
   return out;
 }
 
+Result<std::optional<ImageFormatFacts>> ImageSession::facts() {
+  const qcowkit::ImageFormat* format = find_image_format(image_->format);
+  if (!format) return std::optional<ImageFormatFacts>();
+  QK_ASSIGN_OR_RETURN(ImageFormatFacts facts, format->probe(*image_->file));
+  return std::optional<ImageFormatFacts>(std::move(facts));
+}
+
 Result<CheckReport> ImageSession::check() {
-  if (!image_->qcow2) return make_error(ENOTSUP, "check: a raw image has no metadata to check");
+  if (!image_->qcow2)
+    return make_error(ENOTSUP, "check: a " + image_->format + " image has no metadata this tool checks" +
+                                   (image_->format == "raw" ? "" : " (only qcow2 is checked)"));
   return image_->qcow2->check(RepairMode::none);
 }
 
 Status ImageSession::close() {
+  if (owns_chain_) return image_->close();
   Status first;
   if (image_->qcow2) {
     Status st = image_->qcow2->close();

@@ -21,6 +21,10 @@ EM_JS(int, qk_zstd_decode, (const uint8_t* src, double src_len, uint8_t* dst, do
       { return Module.qkBridge.zstdDecode(src, src_len, dst, dst_len); });
 EM_JS(double, qk_deflate_raw, (const uint8_t* src, double src_len, uint8_t* dst, double dst_cap),
       { return Module.qkBridge.deflateRaw(src, src_len, dst, dst_cap); });
+EM_JS(int, qk_zlib_decode, (const uint8_t* src, double src_len, uint8_t* dst, double dst_len),
+      { return Module.qkBridge.zlibDecode(src, src_len, dst, dst_len); });
+EM_JS(double, qk_zlib_encode, (const uint8_t* src, double src_len, uint8_t* dst, double dst_cap),
+      { return Module.qkBridge.zlibEncode(src, src_len, dst, dst_cap); });
 EM_JS(int, qk_last_error_length, (), { return lengthBytesUTF8(Module.qkBridge.lastError) + 1; });
 EM_JS(void, qk_last_error_copy, (char* buffer, int size),
       { stringToUTF8(Module.qkBridge.lastError, buffer, size); });
@@ -46,6 +50,12 @@ int zstd_decode(const uint8_t* in, double in_length, uint8_t* out, double out_le
 }
 double deflate_raw(const uint8_t* in, double in_length, uint8_t* out, double out_capacity) {
   return qk_deflate_raw(in, in_length, out, out_capacity);
+}
+int zlib_decode(const uint8_t* in, double in_length, uint8_t* out, double out_length) {
+  return qk_zlib_decode(in, in_length, out, out_length);
+}
+double zlib_encode(const uint8_t* in, double in_length, uint8_t* out, double out_capacity) {
+  return qk_zlib_encode(in, in_length, out, out_capacity);
 }
 
 std::string last_js_error() {

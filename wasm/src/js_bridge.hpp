@@ -24,6 +24,10 @@ int zstd_decode(const uint8_t* in, double in_length, uint8_t* out, double out_le
 // Returns the compressed length (> 0), 0 when it would not fit in
 // out_capacity, or minus an errno.
 double deflate_raw(const uint8_t* in, double in_length, uint8_t* out, double out_capacity);
+// zlib streams (RFC 1950): decode fills exactly out_length bytes (bytes
+// after the stream are ignored); encode returns as deflate_raw does.
+int zlib_decode(const uint8_t* in, double in_length, uint8_t* out, double out_length);
+double zlib_encode(const uint8_t* in, double in_length, uint8_t* out, double out_capacity);
 
 // The message of the last failed call above.
 std::string last_js_error();

@@ -10,7 +10,7 @@
     { key: 'unallocated', label: 'unallocated', colour: '--unallocated' },
   ];
   const worker = new Worker('worker.js');
-  let current = null;   // {name, info}
+  let current = null;   // {files, top, name, info}: the files given, the image's name, its info
   let downloadUrl = null;
 
   function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
@@ -29,41 +29,58 @@
     for (const c of children || []) e.append(c);
     return e;
   }
-  function showError(message) {
-    $('error').textContent = message;
+  // `canAdd`: the error is about a file the user can still give (a
+  // backing file), so the error offers to add files.
+  function showError(message, canAdd) {
+    $('error-text').textContent = message;
+    $('error-add-files').hidden = !canAdd;
     $('error').hidden = !message;
   }
 
   // ---- opening ----
-  // `backing`: the backing file, when the user picked it for `file`.
-  function openFile(file, backing) {
-    if (!file) return;
+  // Every file the user gave goes to the worker: the image is one of them,
+  // the others are what it may name (a backing file is read only from
+  // these, by name). `top`: the image's name, when already known.
+  function openFiles(files, top) {
+    if (!files.length) return;
     showError('');
     $('result').hidden = true;
     $('download').hidden = true;
     $('progress').hidden = true;
-    current = { name: file.name, file, backing };
-    worker.postMessage({ type: 'open', file, backing });
+    current = { files, top };
+    worker.postMessage({ type: 'open', files, top, format: $('read-as').value || undefined });
   }
-  $('pick-backing').addEventListener('click', () => $('backing-picker').click());
-  $('backing-picker').addEventListener('change', (e) => {
-    if (current && e.target.files[0]) openFile(current.file, e.target.files[0]);
-  });
+  // Read the same files as another format (a fixed VHD is not found by content).
+  $('read-as').addEventListener('change', () => { if (current) openFiles(current.files, current.top); });
+  // More files for the image open now (or that failed to open): same-named
+  // ones replace the earlier ones.
+  function addFiles(more) {
+    if (!current || !more.length) return openFiles(more);
+    const names = new Set(more.map((f) => f.name));
+    openFiles(current.files.filter((f) => !names.has(f.name)).concat(more), current.top);
+  }
+  for (const id of ['add-files', 'error-add-files'])
+    $(id).addEventListener('click', () => $('add-picker').click());
+  $('add-picker').addEventListener('change', (e) => { addFiles([...e.target.files]); e.target.value = ''; });
   $('pick').addEventListener('click', () => $('picker').click());
-  $('picker').addEventListener('change', (e) => openFile(e.target.files[0]));
+  $('picker').addEventListener('change', (e) => { openFiles([...e.target.files]); e.target.value = ''; });
   const drop = $('drop');
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
   drop.addEventListener('drop', (e) => {
     e.preventDefault();
     drop.classList.remove('over');
-    openFile(e.dataTransfer.files[0]);
+    openFiles([...e.dataTransfer.files]);
   });
 
   // ---- info ----
+  // What each of qemu-img's format names is better known as.
+  const KNOWN_AS = { vpc: 'VHD (Virtual PC, Hyper-V, Azure)', vdi: 'VDI (VirtualBox)', vmdk: 'VMDK (VMware)',
+                     vhdx: 'VHDX (Hyper-V)', qcow: 'QEMU qcow version 1' };
   function renderInfo(info, size) {
-    const rows = [['Format', info.format], ['Virtual size', bytesExact(info.virtualSize)],
-                  ['File size', bytesExact(size)]];
+    const rows = [['Format', info.format]];
+    if (KNOWN_AS[info.format]) rows.push(['Known as', KNOWN_AS[info.format]]);
+    rows.push(['Virtual size', bytesExact(info.virtualSize)], ['File size', bytesExact(size)]);
     if (info.format === 'qcow2') {
       rows.push(['Version', info.version + ' (compat ' + info.compat + ')']);
       rows.push(['Cluster size', bytesExact(info.clusterSize)]);
@@ -77,13 +94,18 @@
       if (info.bitmaps.length) tags.push(info.bitmaps.length + ' bitmap' + (info.bitmaps.length > 1 ? 's' : ''));
       if (info.dataFile) tags.push('external data file');
       rows.push(['Features', tags.length ? tags.map((t) => el('span', { className: 'tag', textContent: t })) : 'none']);
-      const backingState = current.backing ? ' — read from ' + current.backing.name : ' — not opened';
       rows.push(['Backing file', info.backingFile
-        ? info.backingFile + (info.backingFormat ? ' (' + info.backingFormat + ')' : '') + backingState
+        ? info.backingFile + (info.backingFormat ? ' (' + info.backingFormat + ')' : '') + ' — read from the file of that name you gave'
         : 'none']);
       if (info.dataFile) rows.push(['Data file', info.dataFile]);
+    } else if (info.clusterSize) {
+      rows.push(['Cluster size', bytesExact(info.clusterSize)]);
     }
-    $('backing-note').hidden = !(info.backingFile && !current.backing);
+    // qemu-img's "Format specific information", in its order and spelling.
+    const specific = info.formatSpecific;
+    if (specific) for (const key of specific.order) rows.push([key, String(specific.data[key])]);
+    if (current.files.length > 1)
+      rows.push(['Files given', current.files.map((f) => f.name).join(', ')]);
     const table = $('info');
     table.replaceChildren(...rows.map(([k, v]) =>
       el('tr', {}, [el('th', { textContent: k }), el('td', {}, Array.isArray(v) ? v : [v])])));
@@ -100,10 +122,16 @@
     $('check').replaceChildren(el('span', { className: 'badge pending', textContent: 'checking…' }));
   }
 
-  function renderCheck(report) {
+  function renderCheck(report, format) {
     const box = $('check');
     if (!report) {
-      box.replaceChildren(el('span', { className: 'badge na', textContent: 'no metadata to check (raw)' }));
+      if (format === 'raw') {
+        box.replaceChildren(el('span', { className: 'badge na', textContent: 'no metadata to check (raw)' }));
+      } else {
+        box.replaceChildren(el('span', { className: 'badge na', textContent: 'not checked' }),
+          el('p', { className: 'muted', textContent: 'This page checks qcow2 images. A ' + format +
+                    ' image\'s tables are validated as they are read: a damaged one fails with a message.' }));
+      }
       return;
     }
     const verdict = report.corruptions ? ['corrupt', report.corruptions + ' corruption' + (report.corruptions > 1 ? 's' : '')]
@@ -153,17 +181,19 @@
 
   // ---- convert ----
   const form = $('convert-form');
-  function syncForm() { form.classList.toggle('raw', form.elements.to.value === 'raw'); }
+  function syncForm() { form.classList.toggle('raw', form.elements.to.value !== 'qcow2'); }
   form.addEventListener('change', syncForm);
   syncForm();
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     if (!current) return;
     const to = form.elements.to.value;
-    const base = current.name.replace(/\.(qcow2|img|raw|bin)$/i, '');
+    const base = current.name.replace(/\.(qcow2|qcow|img|raw|bin|vmdk|vhd|vpc|vdi|vhdx)$/i, '');
     const snapshot = $('convert-snapshot').value;
-    const name = base + (snapshot ? '.snapshot-' + snapshot : '') +
-                 (to === 'raw' ? '.raw' : (current.info.format === 'qcow2' ? '.converted.qcow2' : '.qcow2'));
+    // The extension people expect; ".converted" when it would be the source's own name.
+    const ext = '.' + to;
+    const same = current.name.toLowerCase() === (base + ext).toLowerCase() && !snapshot;
+    const name = base + (snapshot ? '.snapshot-' + snapshot : '') + (same ? '.converted' : '') + ext;
     $('convert').disabled = true;
     $('cancel').hidden = false;
     current.convertStart = performance.now();
@@ -211,6 +241,7 @@
     switch (msg.type) {
       case 'info':
         current.info = msg.info;
+        current.top = current.name = msg.name;
         $('file-name').textContent = msg.name;
         renderInfo(msg.info, msg.size);
         form.elements.to.value = msg.info.format === 'raw' ? 'qcow2' : 'raw';
@@ -218,7 +249,12 @@
         $('result').hidden = false;
         break;
       case 'map': renderMap(msg.summary); break;
-      case 'check': renderCheck(msg.report); break;
+      case 'check': renderCheck(msg.report, msg.format); break;
+      case 'open-error':
+        current.top = msg.name;
+        showError(msg.message + (msg.errno ? ' (' + msg.errno + ')' : ''),
+                  msg.errno === 'ENOENT' || msg.errno === 'EPERM');
+        break;
       case 'check-error':
         $('check').replaceChildren(el('span', { className: 'badge corrupt', textContent: 'check failed' }),
                                    el('p', { className: 'muted', textContent: msg.message }));

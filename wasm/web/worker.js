@@ -1,9 +1,11 @@
 // The page's worker: owns the qcowkit module and the opened image, so File
 // reads (FileReaderSync) and OPFS writes (sync access handles) can be
-// synchronous without freezing the page. Messages in: open, convert,
-// cancel. Messages out: info, check, map, progress, converted, cancelled,
-// error (each error carries the core's message and errno name). The same
-// script also runs as a helper for parallel conversions (message in: part;
+// synchronous without freezing the page. Messages in: open (every file the
+// user gave; the image is one of them, the others are what it may name as
+// its backing file), convert, cancel. Messages out: info, open-error (with
+// the names given), check, map, progress, converted, cancelled, error
+// (each error carries the core's message and errno name). The same script
+// also runs as a helper for parallel conversions (message in: part;
 // out: part-progress, part-done, part-error).
 'use strict';
 importScripts('qcowkit.js');
@@ -13,15 +15,14 @@ const OUTPUT_DIR = 'qcowkit-output';
 
 let qk = null;
 let image = null;
-let base = null;  // the backing image, when the user picked one
-let currentFile = null, currentBacking = null;  // what helper workers open too
+let currentFiles = [], currentTop = null, currentFormat;  // what helper workers open too
 let abort = null;
 let converting = Promise.resolve();  // the running conversion, if any
 
 function report(type, e) {
   // A RuntimeError means the module itself died (an abort, which the core
   // is built never to reach): the next file gets a fresh module.
-  if (e instanceof WebAssembly.RuntimeError) { qk = null; image = base = null; }
+  if (e instanceof WebAssembly.RuntimeError) { qk = null; image = null; }
   postMessage({ type, message: e && e.message ? e.message : String(e), errno: e && e.errno });
 }
 
@@ -30,27 +31,52 @@ async function module() {
   return qk;
 }
 
-async function open(file, backing) {
+// Which of the given files is the image: `top` (a file name) when the page
+// says, else the first one that opens and that no other given file names as
+// its backing file (a chain dropped in any order), else the first one.
+function chooseTop(q, files, top) {
+  if (top && files.some((f) => f.name === top)) return top;
+  if (files.length === 1) return files[0].name;
+  const named = new Set(), opened = [];
+  for (const f of files) {
+    let probe = null;
+    try {
+      probe = q.open(f, { files: files.filter((g) => g !== f) });
+      const info = probe.info();
+      opened.push(f.name);
+      if (info.backingFile) named.add(info.backingFile.split(/[\\/]/).pop());
+    } catch (e) {
+      /* not an image that opens on its own: not the top */
+    } finally {
+      if (probe) probe.close();
+    }
+  }
+  return opened.find((n) => !named.has(n)) || files[0].name;
+}
+
+// `format`: the top image's format, when the user says (else by content).
+async function open(files, top, format) {
   const q = await module();
   // A new file while converting: stop the conversion before closing its source.
   if (abort) abort.abort();
   await converting.catch(() => {});
-  for (const old of [image, base]) {
-    try { if (old) old.close(); } catch (e) { /* the old file may be gone */ }
-  }
-  image = base = null;
-  currentFile = file;
-  currentBacking = backing;
+  try { if (image) image.close(); } catch (e) { /* the old file may be gone */ }
+  image = null;
+  currentFiles = files;
+  let file;
   try {
-    if (backing) base = q.open(backing);
-    image = q.open(file, { backing: base || undefined });
+    currentTop = chooseTop(q, files, top);
+    currentFormat = format;
+    file = files.find((f) => f.name === currentTop);
+    image = q.open(file, { files: files.filter((f) => f !== file), format });
   } catch (e) {
-    if (base) base.close();
-    image = base = null;
-    return report('error', e);
+    image = null;
+    postMessage({ type: 'open-error', message: e.message, errno: e.errno, name: currentTop,
+                  files: files.map((f) => f.name) });
+    return;
   }
   const info = image.info();
-  postMessage({ type: 'info', info, name: file.name, size: file.size });
+  postMessage({ type: 'info', info, name: file.name, size: file.size, files: files.map((f) => f.name) });
   // Let the info paint before the slower walks.
   await new Promise((r) => setTimeout(r, 0));
   try {
@@ -65,8 +91,24 @@ async function open(file, backing) {
       report('check-error', e);
     }
   } else {
-    postMessage({ type: 'check', report: null });
+    postMessage({ type: 'check', report: null, format: info.format });
   }
+}
+
+// What the page's choices mean: the target format and its qemu-img options.
+const TARGETS = {
+  raw: { to: 'raw' },
+  qcow2: { to: 'qcow2' },
+  // What VMware, ESXi and OVF imports take.
+  vmdk: { to: 'vmdk', formatOptions: { subformat: 'streamOptimized' } },
+  // What Azure takes: a fixed VHD whose size is exact (force_size: no
+  // CHS rounding) and a whole number of MiB.
+  vhd: { to: 'vpc', formatOptions: { subformat: 'fixed', force_size: 'on' }, sizeAlignment: 1 << 20 },
+};
+
+function currentSource(snapshot) {
+  const file = currentFiles.find((f) => f.name === currentTop);
+  return qk.open(file, { files: currentFiles.filter((f) => f !== file), snapshot, format: currentFormat });
 }
 
 // Raw conversions of large images are split across this worker and helper
@@ -148,8 +190,10 @@ async function convert(options) {
   const name = options.name;
   // An internal snapshot is converted from a read-only view of it.
   let source = image;
+  const target = TARGETS[options.to];
+  if (!target) return report('error', new Error('unknown output format ' + options.to));
   try {
-    if (options.snapshot) source = qk.open(currentFile, { backing: base || undefined, snapshot: options.snapshot });
+    if (options.snapshot) source = currentSource(options.snapshot);
   } catch (e) {
     abort = null;
     return report('error', e);
@@ -168,7 +212,8 @@ async function convert(options) {
     if (parallel) {
       await convertInParts(output, size, workers, helpers);
     } else {
-      await source.convert({ to: options.to, compress: options.compress, clusterSize: options.clusterSize,
+      await source.convert({ ...target, compress: options.to === 'qcow2' && options.compress,
+                             clusterSize: options.clusterSize, fileName: name,
                              output: output.device, signal: abort.signal }, progressReporter());
     }
     const outSize = output.device.size();
@@ -205,7 +250,8 @@ async function convert(options) {
         else if (msg.type === 'part-error') reject(Object.assign(new Error(msg.message), { errno: msg.errno }));
       };
       helper.onerror = (e) => reject(new Error('a helper worker failed: ' + e.message));
-      helper.postMessage({ type: 'part', file: currentFile, backing: currentBacking, snapshot: options.snapshot,
+      helper.postMessage({ type: 'part', files: currentFiles, top: currentTop, format: currentFormat,
+                           snapshot: options.snapshot,
                            name, part });
     }));
     const cancelled = new Promise((resolve, reject) => abort.signal.addEventListener('abort', () =>
@@ -219,10 +265,11 @@ async function convert(options) {
 // A helper worker: converts one part into the shared OPFS file.
 async function convertPart(msg) {
   const q = await module();
-  let base = null, source = null, out = null;
+  let source = null, out = null;
   try {
-    if (msg.backing) base = q.open(msg.backing);
-    source = q.open(msg.file, { backing: base || undefined, snapshot: msg.snapshot || undefined });
+    const file = msg.files.find((f) => f.name === msg.top);
+    source = q.open(file, { files: msg.files.filter((f) => f !== file), format: msg.format,
+                            snapshot: msg.snapshot || undefined });
     out = await openSharedPart(msg.name);
     await source.convert({ to: 'raw', output: out.device, part: msg.part },
                          (done) => postMessage({ type: 'part-progress', done }));
@@ -234,13 +281,12 @@ async function convertPart(msg) {
   } finally {
     if (out) try { out.finish(); } catch (ignored) { /* closing anyway */ }
     if (source) source.close();
-    if (base) base.close();
   }
 }
 
 onmessage = (event) => {
   const msg = event.data;
-  const run = msg.type === 'open' ? open(msg.file, msg.backing)
+  const run = msg.type === 'open' ? open(msg.files, msg.top, msg.format)
             : msg.type === 'convert' ? (converting = convert(msg))
             : msg.type === 'part' ? convertPart(msg)
             : msg.type === 'cancel' ? Promise.resolve(abort && abort.abort())
