@@ -3,8 +3,8 @@
 // and the map, convert it to raw, and the download equals the reference
 // raw. Then a raw file is accepted, inspected as raw and converted to qcow2,
 // a backing chain is read once the user gives the backing file too (the
-// error before says which file to add), a vmdk and a vhd are converted to
-// qcow2 (and the vhd to vmdk and an Azure vhd) as qemu-img reads them, and
+// error before says which file to add), a vmdk, a vhdx and a vhd are
+// converted to qcow2 (and the vhd to vmdk and an Azure vhd) as qemu-img reads them, and
 // the page works offline once loaded.
 // Screenshots are kept in the build directory as test artifacts.
 'use strict';
@@ -149,6 +149,18 @@ test('a vmdk converts to qcow2 that qemu-img finds clean and equal', async () =>
   await page.screenshot({ path: path.join(artifacts, 'page-vmdk.png'), fullPage: true });
   const saved = await convertAndDownload('qcow2');
   assert.match(path.basename(saved), /^vmdk-sparse\.qcow2$/);
+  qemuImg(['check', '-q', saved]);
+  qemuImg(['compare', '-q', '-f', 'qcow2', '-F', 'raw', saved, entry.raw]);
+});
+
+test('a vhdx converts to qcow2 that qemu-img finds clean and equal', async () => {
+  const entry = formatImage('vhdx-dynamic');
+  await page.goto(server.url);
+  await pick(entry.image);
+  const info = await infoTable();
+  assert.strictEqual(info.Format, 'vhdx');
+  assert.match(info['Known as'], /Hyper-V/);
+  const saved = await convertAndDownload('qcow2');
   qemuImg(['check', '-q', saved]);
   qemuImg(['compare', '-q', '-f', 'qcow2', '-F', 'raw', saved, entry.raw]);
 });

@@ -1,4 +1,4 @@
-// The module on the other formats (vmdk, vpc, vdi, qcow), made by qemu-img
+// The module on the other formats (vmdk, vpc, vdi, vhdx, qcow), made by qemu-img
 // (tests/formats/make-images.sh): info and map agree with qemu-img's, the
 // contents read as qemu-img reads them, and conversions to qcow2, raw,
 // vmdk (streamOptimized) and vhd (fixed, Azure-ready) pass qemu-img check
@@ -85,17 +85,19 @@ for (const entry of images) {
   });
 }
 
-// Each output as the page makes it, from a vmdk, a vhd and a vdi.
+// Each output as the page makes it (and vhdx, through the JS API), from a
+// vmdk, a vhd, a vdi and a vhdx.
 const OUTPUTS = [
   { label: 'qcow2', options: { to: 'qcow2' }, format: 'qcow2', check: true },
   { label: 'qcow2 compressed', options: { to: 'qcow2', compress: true }, format: 'qcow2', check: true },
   { label: 'raw', options: { to: 'raw' }, format: 'raw' },
   { label: 'vmdk streamOptimized', options: { to: 'vmdk', formatOptions: { subformat: 'streamOptimized' } },
     format: 'vmdk', check: true, createType: 'streamOptimized' },
+  { label: 'vhdx', options: { to: 'vhdx' }, format: 'vhdx', check: true },
   { label: 'vhd fixed for Azure', format: 'vpc', azure: true,
     options: { to: 'vpc', formatOptions: { subformat: 'fixed', force_size: 'on' }, sizeAlignment: 1 << 20 } },
 ];
-for (const source of ['vmdk-sparse', 'vpc-dynamic', 'vdi-odd']) {
+for (const source of ['vmdk-sparse', 'vpc-dynamic', 'vdi-odd', 'vhdx-odd']) {
   for (const output of OUTPUTS) {
     test(`${source} converted to ${output.label}: qemu-img check and compare agree`, async () => {
       const entry = images.find((e) => e.name === source);
