@@ -129,7 +129,9 @@ test('hostile images of the other formats: refused with the CLI\'s messages, con
     const [name, format, expect] = line.split('\t');
     const file = path.join(dir, `${name}.${format}`);
     const attempt = async () => {
-      const image = qk.open(fs.readFileSync(file), { format });
+      // By name, as the page passes a dropped File: a descriptor naming
+      // itself is then known for what it is.
+      const image = qk.open({ name: path.basename(file), source: fs.readFileSync(file) }, { format });
       try {
         image.info();
         image.map();
@@ -144,7 +146,11 @@ test('hostile images of the other formats: refused with the CLI\'s messages, con
       qemuImg(['convert', '-f', format, '-O', 'raw', file, theirs]);
       assert.deepStrictEqual(Buffer.from(out.bytes()), fs.readFileSync(theirs), name);
     } else {
-      const want = expect.replace(/^refuse:/, '');
+      // The CLI opens no backing file unless asked and says so; the page
+      // follows names among the files given, so it refuses a json: parent
+      // for what it is.
+      const want = expect === 'refuse:which is not opened' ? 'is not a plain file name'
+                                                          : expect.replace(/^refuse:/, '');
       // A deflate bomb: the JS codec words it its own way.
       const pattern = want === 'more than the expected' ? /more than/ : new RegExp(want.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
       await assert.rejects(attempt(), (e) => e instanceof qk.QcowkitError && pattern.test(e.message),

@@ -60,9 +60,12 @@ Module.qkBridge = (function () {
   bridge.deviceFlush = function (id) {
     try { var d = device(id); if (d.flush) d.flush(); return 0; } catch (e) { return fail(e); }
   };
-  // The C++ side is done with the device; the JS owner decides whether the
-  // underlying file stays open (see Image.close in qcowkit-api.js).
-  bridge.deviceClose = function (id) { devices.delete(id); return 0; };
+  // The C++ side is done with one view of the device. Several views may
+  // share a registration (the browser host opens a file each time a layer,
+  // an extent or a probe needs it), so the registration stays until its JS
+  // owner detaches it, which also decides whether the underlying file stays
+  // open (see Image.close in qcowkit-api.js).
+  bridge.deviceClose = function () { return 0; };
 
   // Codec calls: a decoder fills exactly the output (0 or an errno); an
   // encoder returns the packed length, 0 when it does not fit, or -errno.

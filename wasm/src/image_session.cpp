@@ -4,6 +4,7 @@
 
 #include "browser_host.hpp"
 #include "js_codecs.hpp"
+#include "qcowkit/image_opener.hpp"
 
 namespace qcowkit::wasm {
 namespace {
@@ -42,7 +43,19 @@ Result<std::unique_ptr<ImageSession>> ImageSession::open_named(BrowserHost& host
     (void)image->close();
     return make_error(EINVAL, "a " + format + " image has no internal snapshots");
   }
-  return std::unique_ptr<ImageSession>(new ImageSession(std::move(image), true));
+  auto session = std::unique_ptr<ImageSession>(new ImageSession(std::move(image), true));
+  // Facts that live in other files (a vmdk descriptor's extents) need the
+  // host, which lives only as long as this call: probed now, as info does.
+  if (const ImageFormat* format = find_image_format(session->image_->format)) {
+    auto facts = probe_image_file(host, session->image_->path, *session->image_->file, *format,
+                                  options.extent_files, options.lock);
+    if (!facts.ok()) {
+      (void)session->close();
+      return std::move(facts).error();
+    }
+    session->facts_ = std::move(facts).value();
+  }
+  return session;
 }
 
 Result<std::unique_ptr<ImageSession>> ImageSession::open(std::shared_ptr<BlockDevice> file,
@@ -107,6 +120,7 @@ Result<std::vector<MapBin>> ImageSession::map_summary(uint32_t bins) {
 }
 
 Result<std::optional<ImageFormatFacts>> ImageSession::facts() {
+  if (facts_) return facts_;
   const qcowkit::ImageFormat* format = find_image_format(image_->format);
   if (!format) return std::optional<ImageFormatFacts>();
   QK_ASSIGN_OR_RETURN(ImageFormatFacts facts, format->probe(*image_->file));

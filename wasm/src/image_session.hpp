@@ -85,6 +85,9 @@ class ImageSession {
   std::shared_ptr<OpenedImage> image_;
   // False: image_->backing belongs to the session that opened it.
   bool owns_chain_;
+  // Probed at open_named, with the files the image names; unset: probed
+  // from the image's own file when asked.
+  std::optional<ImageFormatFacts> facts_;
 };
 
 }  // namespace qcowkit::wasm
