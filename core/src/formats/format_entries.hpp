@@ -2,6 +2,7 @@
 // (vhd_entry.cpp, ...), and the option helpers they share.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "qcowkit/formats.hpp"
@@ -27,6 +28,15 @@ Status check_by_parsing(const FormatOptions& options) {
   auto parsed = parse(0, options);
   if (!parsed.ok()) return std::move(parsed).error();
   return {};
+}
+
+// An ImageFormat::create that parses the options with the format's own
+// parser and hands them to its creator, `make(file, parsed)`.
+template <auto parse, auto make>
+Result<std::unique_ptr<BlockDevice>> create_by_parsing(std::shared_ptr<BlockDevice> file, uint64_t size,
+                                                       const FormatOptions& options, const std::string&) {
+  QK_ASSIGN_OR_RETURN(auto parsed, parse(size, options));
+  return make(std::move(file), parsed);
 }
 
 }  // namespace qcowkit::formats

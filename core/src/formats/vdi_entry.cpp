@@ -21,12 +21,6 @@ Result<ImageFormatFacts> probe(BlockDevice& file) {
   return facts;
 }
 
-Result<std::unique_ptr<BlockDevice>> create(std::shared_ptr<BlockDevice> file, uint64_t size,
-                                            const FormatOptions& options, const std::string&) {
-  QK_ASSIGN_OR_RETURN(VdiCreateOptions o, parse_options(size, options));
-  return create_vdi(std::move(file), o);
-}
-
 std::string describe(uint64_t size, const FormatOptions& options) {
   auto o = parse_options(size, options);
   return "fmt=vdi size=" + std::to_string(size) +
@@ -37,7 +31,8 @@ std::string describe(uint64_t size, const FormatOptions& options) {
 
 const ImageFormat& vdi_format() {
   static const ImageFormat format{"vdi",    looks_like_vdi, probe,   open_vdi,
-                                  check_by_parsing<parse_options>, create, describe, nullptr,
+                                  check_by_parsing<parse_options>,
+                                  create_by_parsing<parse_options, create_vdi>, describe, nullptr,
                                   nullptr, check_vdi};
   return format;
 }

@@ -30,12 +30,6 @@ Result<ImageFormatFacts> probe(BlockDevice& file) {
   return facts;
 }
 
-Result<std::unique_ptr<BlockDevice>> create(std::shared_ptr<BlockDevice> file, uint64_t size,
-                                            const FormatOptions& options, const std::string&) {
-  QK_ASSIGN_OR_RETURN(VhdCreateOptions o, parse_options(size, options));
-  return create_vhd(std::move(file), o);
-}
-
 std::string describe(uint64_t size, const FormatOptions& options) {
   auto o = parse_options(size, options);
   const bool fixed = o.ok() && o->fixed;
@@ -47,7 +41,8 @@ std::string describe(uint64_t size, const FormatOptions& options) {
 
 const ImageFormat& vpc_format() {
   static const ImageFormat format{"vpc",    looks_like_vhd, probe,   open_vhd,
-                                  check_by_parsing<parse_options>, create, describe, nullptr,
+                                  check_by_parsing<parse_options>,
+                                  create_by_parsing<parse_options, create_vhd>, describe, nullptr,
                                   open_vhd_with_files};
   return format;
 }

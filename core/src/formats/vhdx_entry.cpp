@@ -53,12 +53,6 @@ Result<ImageFormatFacts> probe(BlockDevice& file) {
   return facts;
 }
 
-Result<std::unique_ptr<BlockDevice>> create(std::shared_ptr<BlockDevice> file, uint64_t size,
-                                            const FormatOptions& options, const std::string&) {
-  QK_ASSIGN_OR_RETURN(VhdxCreateOptions o, parse_options(size, options));
-  return create_vhdx(std::move(file), o);
-}
-
 std::string describe(uint64_t size, const FormatOptions& options) {
   // qemu-img's line: the options with defaults, then those given.
   auto value = [&](const char* key, const char* fallback) {
@@ -83,7 +77,8 @@ std::string describe(uint64_t size, const FormatOptions& options) {
 
 const ImageFormat& vhdx_format() {
   static const ImageFormat format{"vhdx", looks_like_vhdx, probe, open_vhdx,
-                                  check_by_parsing<parse_options>, create, describe};
+                                  check_by_parsing<parse_options>,
+                                  create_by_parsing<parse_options, create_vhdx>, describe};
   return format;
 }
 
