@@ -210,10 +210,7 @@ int convert_from_stdin(const std::string& out_path, const std::string& out_forma
                        bool durable, bool progress_wanted) {
   if (::isatty(STDIN_FILENO))
     return usage_error("convert", "standard input is a terminal; pipe an image into it");
-  // A qcow2 image starts one sector long, not empty: the engine gives even
-  // an empty image an L1 cluster, which an L1 of no entries leaves unreferenced
-  // (qemu-img check calls it a leak); growing from one entry keeps it in use.
-  auto target = create_target(out_path, out_format, create, {}, out_format == "qcow2" ? 512 : 0, durable);
+  auto target = create_target(out_path, out_format, create, {}, 0, durable);
   if (!target.ok()) {
     if (target.error().code != EEXIST) ::unlink(out_path.c_str());
     return report_error("convert", target.error());

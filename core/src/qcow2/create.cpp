@@ -48,8 +48,11 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::create(std::shared_ptr<BlockDevi
   if (l1_entries * 8 > kMaxL1Bytes) return make_error(EFBIG, "create: the image is too large for this cluster size");
   h.l1_size = static_cast<uint32_t>(l1_entries);
 
-  // Layout: header | refcount table | refcount blocks | L1 table.
-  const uint64_t l1_clusters = std::max<uint64_t>(1, (l1_entries * 8 + cs - 1) / cs);
+  // Layout: header | refcount table | refcount blocks | L1 table. An empty
+  // image has no L1 table at all (offset 0, as QEMU writes it): a cluster
+  // kept for zero entries is one nothing references, a leak to qemu-img
+  // check, and a resize could not know to free it.
+  const uint64_t l1_clusters = (l1_entries * 8 + cs - 1) / cs;
   const uint64_t per_block = h.refcount_block_entries();
   uint64_t table_clusters = 1, blocks = 1;
   for (int i = 0; i < 16; ++i) {
@@ -66,7 +69,7 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::create(std::shared_ptr<BlockDevi
   h.refcount_table_offset = cs;
   h.refcount_table_clusters = static_cast<uint32_t>(table_clusters);
   const uint64_t blocks_offset = (1 + table_clusters) * cs;
-  h.l1_table_offset = blocks_offset + blocks * cs;
+  h.l1_table_offset = l1_clusters ? blocks_offset + blocks * cs : 0;
 
   QK_ASSIGN_OR_RETURN(std::vector<uint8_t> header_bytes, serialize_header(h));
   QK_TRY(file->resize(0));

@@ -189,6 +189,19 @@ TEST_CASE("resize grows (moving the L1 table) and shrinks only when asked", "[qc
   CHECK(read_all(*reopened, 0, 32u << 10) == std::vector<uint8_t>(data.begin(), data.begin() + (32u << 10)));
 }
 
+TEST_CASE("an empty image has no L1 table and grows from nothing without a leak", "[qcow2][resize]") {
+  auto dev = make_image(0, 65536);
+  CHECK(peek64(*dev, qcow2::kOffL1Offset) == 0);  // as QEMU: nothing to reference
+  auto image = open_ok(dev);
+  require_clean(*image);
+  REQUIRE_OK(image->resize(1u << 30));
+  auto data = pattern_bytes(65536, 3);
+  REQUIRE_OK(image->write(500u << 20, data));
+  REQUIRE_OK(image->flush());
+  require_clean(*image);
+  CHECK(read_all(*image, 500u << 20, data.size()) == data);
+}
+
 TEST_CASE("the refcount table grows when the file outgrows it", "[qcow2][refcount]") {
   // 512-byte clusters with 64-bit refcounts: a refcount block counts 64
   // clusters (32 KiB) and one table cluster names 64 blocks (2 MiB).
