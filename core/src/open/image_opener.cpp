@@ -141,23 +141,16 @@ Result<OpenedImage> open_layer(Host& host, const std::string& path, const ImageO
   qo.metadata_cache_bytes = options.metadata_cache_bytes;
   if (top) qo.snapshot = options.snapshot;
   if (!details->backing_file.empty()) {
-    if (options.backing == BackingPolicy::refuse) {
-      if (options.backing_required)
-        return make_error(EPERM, path + ": the image has a backing file '" + details->backing_file +
-                                     "', which is not opened" +
-                                     (options.refusal_hint.empty() ? "" : "; " + options.refusal_hint));
-    } else {
-      const std::string& format = details->backing_format;
-      if (!format.empty() && format != "raw" && format != "qcow2")
-        return make_error(ENOTSUP, path + ": backing file '" + details->backing_file +
-                                       "' has format '" + format + "'; only raw and qcow2 are supported");
-      QK_ASSIGN_OR_RETURN(
-          image.backing,
-          open_backing(host, path, details->backing_file,
-                       format.empty() ? std::nullopt : std::optional<std::string>(format), options,
-                       depth));
-      qo.backing = image.backing->device;
-    }
+    const std::string& format = details->backing_format;
+    if (options.backing != BackingPolicy::refuse && !format.empty() && format != "raw" &&
+        format != "qcow2")
+      return make_error(ENOTSUP, path + ": backing file '" + details->backing_file +
+                                     "' has format '" + format + "'; only raw and qcow2 are supported");
+    QK_ASSIGN_OR_RETURN(
+        image.backing,
+        open_backing(host, path, details->backing_file,
+                     format.empty() ? std::nullopt : std::optional<std::string>(format), options, depth));
+    if (image.backing) qo.backing = image.backing->device;
   }
   auto qcow2 = Qcow2Image::open(image.file, qo);
   if (!qcow2.ok()) return with_context(std::move(qcow2).error(), path);
