@@ -54,15 +54,8 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::create(std::shared_ptr<BlockDevi
   // check, and a resize could not know to free it.
   const uint64_t l1_clusters = (l1_entries * 8 + cs - 1) / cs;
   const uint64_t per_block = h.refcount_block_entries();
-  uint64_t table_clusters = 1, blocks = 1;
-  for (int i = 0; i < 16; ++i) {
-    const uint64_t total = 1 + table_clusters + blocks + l1_clusters;
-    const uint64_t want_blocks = (total + per_block - 1) / per_block;
-    const uint64_t want_table = (want_blocks * 8 + cs - 1) / cs;
-    if (want_blocks == blocks && want_table == table_clusters) break;
-    blocks = want_blocks;
-    table_clusters = want_table;
-  }
+  const RefcountLayout refcounts = refcount_layout_for(1 + l1_clusters, cs, h.refcount_bits());
+  const uint64_t table_clusters = refcounts.table_clusters, blocks = refcounts.blocks;
   const uint64_t total = 1 + table_clusters + blocks + l1_clusters;
   if (table_clusters * cs > kMaxRefcountTableBytes)
     return make_error(EFBIG, "create: the refcount table would be larger than 8 MiB");

@@ -95,6 +95,22 @@ uint64_t Header::l1_entries_for(uint64_t virtual_size) const {
   return virtual_size / per_l2 + (virtual_size % per_l2 != 0);
 }
 
+RefcountLayout refcount_layout_for(uint64_t other_clusters, uint64_t cluster_size, unsigned refcount_bits) {
+  const uint64_t per_block = cluster_size * 8 / refcount_bits;
+  RefcountLayout r;
+  // The blocks count themselves and the table: the counts only grow, so a
+  // few rounds reach the fixed point.
+  for (int i = 0; i < 64; ++i) {
+    const uint64_t total = other_clusters + r.table_clusters + r.blocks;
+    const uint64_t blocks = std::max(r.blocks, (total + per_block - 1) / per_block);
+    const uint64_t table = std::max(r.table_clusters, (blocks * 8 + cluster_size - 1) / cluster_size);
+    if (blocks == r.blocks && table == r.table_clusters) break;
+    r.blocks = blocks;
+    r.table_clusters = table;
+  }
+  return r;
+}
+
 uint64_t needed_prefix(ConstByteSpan first, uint64_t file_size) {
   uint64_t cluster = 1u << kMaxClusterBits;
   if (first.size() >= 24) {

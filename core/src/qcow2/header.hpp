@@ -59,6 +59,14 @@ struct Header {
   uint64_t l1_entries_for(uint64_t virtual_size) const;
 };
 
+// The refcount table and blocks a new image lays out: enough to count
+// `other_clusters` clusters and themselves, at least one cluster of each.
+struct RefcountLayout {
+  uint64_t table_clusters = 1;
+  uint64_t blocks = 1;
+};
+RefcountLayout refcount_layout_for(uint64_t other_clusters, uint64_t cluster_size, unsigned refcount_bits);
+
 // Parses and validates the header. `cluster0` holds the file's first bytes:
 // at least min(file_size, cluster size) of them when available (the header
 // says how large a cluster is; call needed_prefix() first).

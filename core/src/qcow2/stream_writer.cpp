@@ -300,19 +300,10 @@ Status Qcow2StreamWriter::State::plan() {
   // (An empty image has no L1 cluster: one that nothing references would
   // count as a leak.)
   l1_clusters = round_up(l1_entries * 8, cs) / cs;
-  const uint64_t per_block = cs * 8 / refcount_bits;
-  // The refcount blocks count themselves and the table: iterate to the
-  // fixed point (it grows monotonically, so a few rounds settle it).
-  table_clusters = 1;
-  block_count = 1;
-  for (int i = 0; i < 64; ++i) {
-    const uint64_t total = 1 + table_clusters + block_count + l1_clusters + l2_count + data_clusters;
-    const uint64_t want_blocks = (total + per_block - 1) / per_block;
-    const uint64_t want_table = std::max<uint64_t>(1, round_up(want_blocks * 8, cs) / cs);
-    if (want_blocks == block_count && want_table == table_clusters) break;
-    block_count = std::max(block_count, want_blocks);
-    table_clusters = std::max(table_clusters, want_table);
-  }
+  const RefcountLayout refcounts =
+      refcount_layout_for(1 + l1_clusters + l2_count + data_clusters, cs, refcount_bits);
+  table_clusters = refcounts.table_clusters;
+  block_count = refcounts.blocks;
   if (table_clusters * cs > kMaxRefcountTableBytes)
     return make_error(EFBIG, "qcow2 stream: the refcount table would be larger than 8 MiB");
   data_cluster = 1 + table_clusters + block_count + l1_clusters + l2_count;
