@@ -28,16 +28,6 @@ class GrainMap final : public BlockMap {
     compressed_ = l_.header.flags & kFlagCompressed;
     markers_ = l_.header.flags & kFlagMarkers;
     zero_grains_ = l_.header.flags & kFlagZeroGrain;
-    redundant_ = l_.header.flags & kFlagRedundantTable;
-    if (redundant_) {
-      // The redundant tables, when their directory is readable, get every
-      // update too; otherwise only the primary ones do.
-      std::vector<uint8_t> raw(l_.tables * 4);
-      if (l_.header.rgd_offset && file_->read(l_.header.rgd_offset * 512, raw).ok()) {
-        rgd_.resize(l_.tables);
-        for (uint64_t t = 0; t < l_.tables; ++t) rgd_[t] = load_le32(raw.data() + t * 4);
-      }
-    }
   }
 
   uint64_t block_size() const override { return l_.grain_bytes; }
@@ -65,8 +55,8 @@ class GrainMap final : public BlockMap {
     store_le32(entry, uint32_t(at / 512));
     const uint64_t slot = (grain % kGtEntries) * 4;
     QK_TRY(file_->write(uint64_t{l_.gd[table]} * 512 + slot, entry));
-    if (table < rgd_.size() && rgd_[table] != 0)
-      QK_TRY(file_->write(uint64_t{rgd_[table]} * 512 + slot, entry));
+    if (table < l_.rgd.size() && l_.rgd[table] != 0)
+      QK_TRY(file_->write(uint64_t{l_.rgd[table]} * 512 + slot, entry));
     l_.gt[grain] = uint32_t(at / 512);
     return at;
   }
@@ -111,8 +101,7 @@ class GrainMap final : public BlockMap {
  private:
   std::shared_ptr<BlockDevice> file_;
   Layout l_;
-  std::vector<uint32_t> rgd_;
-  bool compressed_ = false, markers_ = false, zero_grains_ = false, redundant_ = false;
+  bool compressed_ = false, markers_ = false, zero_grains_ = false;
 };
 
 bool starts_with_text(const uint8_t* b, const char* text) {

@@ -55,6 +55,78 @@ Status check_header(const Header& h, uint64_t file_size) {
   return {};
 }
 
+// Sectors [start, start + count) of one structure, and what it is.
+struct Span {
+  uint64_t start, count;
+  std::string what;
+};
+
+// Reads the redundant directory when the header promises one; an unusable
+// one (outside the file, or naming a table outside it) is left unused.
+std::vector<uint32_t> read_redundant_directory(BlockDevice& file, const Layout& l) {
+  const Header& h = l.header;
+  const uint64_t file_sectors = file.info().size / 512;
+  const uint64_t gd_sectors = (l.tables * 4 + 511) / 512;
+  if (!(h.flags & kFlagRedundantTable) || h.rgd_offset == 0 || h.rgd_offset > file_sectors ||
+      file_sectors - h.rgd_offset < gd_sectors)
+    return {};
+  std::vector<uint8_t> raw(l.tables * 4);
+  if (!file.read(h.rgd_offset * 512, raw).ok()) return {};
+  std::vector<uint32_t> rgd(l.tables);
+  for (uint64_t t = 0; t < l.tables; ++t) {
+    rgd[t] = load_le32(raw.data() + t * 4);
+    if (rgd[t] != 0 && (rgd[t] > file_sectors || file_sectors - rgd[t] < kTableSectors)) return {};
+  }
+  return rgd;
+}
+
+// See load_layout: metadata spans first (few), then every grain against
+// them and against each other through a sorted copy of the grain entries.
+Status check_no_overlaps(const Layout& l, const std::vector<uint64_t>* grains_past_eof,
+                         uint64_t file_size) {
+  const Header& h = l.header;
+  const uint64_t gd_sectors = (l.tables * 4 + 511) / 512;
+  std::vector<Span> meta{{0, 1, "the header"}, {h.gd_offset, gd_sectors, "the grain directory"}};
+  if (h.descriptor_size) meta.push_back({h.descriptor_offset, h.descriptor_size, "the descriptor"});
+  if (!l.rgd.empty()) meta.push_back({h.rgd_offset, gd_sectors, "the redundant grain directory"});
+  for (uint64_t t = 0; t < l.tables; ++t) {
+    if (l.gd[t]) meta.push_back({l.gd[t], kTableSectors, "grain table " + std::to_string(t)});
+    if (!l.rgd.empty() && l.rgd[t])
+      meta.push_back({l.rgd[t], kTableSectors, "redundant grain table " + std::to_string(t)});
+  }
+  std::sort(meta.begin(), meta.end(), [](const Span& a, const Span& b) { return a.start < b.start; });
+  for (size_t k = 1; k < meta.size(); ++k)
+    if (meta[k].start < meta[k - 1].start + meta[k - 1].count)
+      return make_error(EINVAL, "VMDK " + meta[k - 1].what + " and " + meta[k].what +
+                                    " overlap in the file (" + sectors_text(meta[k].start) + ")");
+  const bool zero_grains = h.flags & kFlagZeroGrain;
+  const uint64_t file_sectors = file_size / 512;
+  std::vector<uint32_t> sorted;
+  // Entries past the disk's last grain (the tail of the last table) are
+  // never read or written.
+  for (uint64_t g = 0; g < l.grains; ++g) {
+    const uint32_t e = l.gt[g];
+    if (e != 0 && !(e == 1 && zero_grains) && (!grains_past_eof || e < file_sectors)) sorted.push_back(e);
+  }
+  std::sort(sorted.begin(), sorted.end());
+  auto grain_at = [&](uint32_t sector) {
+    return std::to_string(std::find(l.gt.begin(), l.gt.begin() + l.grains, sector) - l.gt.begin());
+  };
+  size_t m = 0;
+  for (size_t k = 0; k < sorted.size(); ++k) {
+    const uint64_t start = sorted[k];
+    if (k > 0 && start < uint64_t{sorted[k - 1]} + h.grain)
+      return make_error(EINVAL, "VMDK grains " + grain_at(sorted[k - 1]) + " and " + grain_at(sorted[k]) +
+                                    " overlap in the file (" + sectors_text(start) + ")");
+    // meta is sorted and disjoint: advance past the spans that end before it.
+    while (m < meta.size() && meta[m].start + meta[m].count <= start) ++m;
+    if (m < meta.size() && meta[m].start < start + h.grain)
+      return make_error(EINVAL, "VMDK grain " + grain_at(sorted[k]) + " at " + sectors_text(start) +
+                                    " overlaps " + meta[m].what);
+  }
+  return {};
+}
+
 }  // namespace
 
 uint64_t directory_sectors(const Header& h) {
@@ -137,6 +209,9 @@ Result<Layout> load_layout(BlockDevice& file, bool part_of_descriptor,
                                     " points past the end of the file");
     }
   }
+  l.rgd = read_redundant_directory(file, l);
+  // A compressed extent is read-only and its grains vary in length.
+  if (!compressed) QK_TRY(check_no_overlaps(l, grains_past_eof, file_size));
   return l;
 }
 

@@ -17,6 +17,10 @@ struct Layout {
   uint64_t grain_bytes = 0, grains = 0, tables = 0;  // tables: grain directory entries
   std::vector<uint32_t> gd;                           // sector of each grain table (0: none)
   std::vector<uint32_t> gt;                           // every grain's entry, table after table
+  // Sector of each redundant grain table; empty when the image keeps none
+  // or its redundant directory or a table lies outside the file (then only
+  // the primary tables are read and updated, as they are all readers use).
+  std::vector<uint32_t> rgd;
 };
 
 // Reads the header (from the footer when the directory is at the end), the
@@ -25,6 +29,9 @@ struct Layout {
 // named (twoGbMaxExtentSparse), so its own embedded descriptor, if any, is
 // not read. With `grains_past_eof`, grains that point past the end of the
 // file are listed there (for check) instead of failing the load.
+// In an uncompressed extent no two of the header, descriptor, directories,
+// tables and grains may overlap: a guest write lands where a grain entry
+// points, and must not rewrite the image's own metadata or another grain.
 Result<Layout> load_layout(BlockDevice& file, bool part_of_descriptor = false,
                            std::vector<uint64_t>* grains_past_eof = nullptr);
 
