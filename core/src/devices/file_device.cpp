@@ -183,6 +183,16 @@ Status FileDevice::resize(uint64_t new_size) {
   if (new_size > static_cast<uint64_t>(INT64_MAX))
     return make_error(EINVAL, path_ + ": resize: size too large");
   std::lock_guard lock(size_mutex_);
+  // A truncate that changes nothing is skipped: ext4 (auto_da_alloc) takes
+  // a truncate to zero as "the file is being replaced" and starts writing
+  // back every dirty page of the file when it is closed, so clearing a new,
+  // empty image this way would make closing it after a conversion wait for
+  // the whole output to be submitted to the disk.
+  struct stat st;
+  if (::fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) == new_size) {
+    size_ = new_size;
+    return {};
+  }
   while (::ftruncate(fd_, static_cast<off_t>(new_size)) != 0) {
     if (errno == EINTR) continue;
     const int err = errno;
