@@ -4,7 +4,8 @@
 // raw. Then a raw file is accepted, inspected as raw and converted to qcow2,
 // a backing chain is read once the user gives the backing file too (the
 // error before says which file to add), a vmdk, a vhdx and a vhd are
-// converted to qcow2 (and the vhd to vmdk and an Azure vhd) as qemu-img reads them, and
+// converted to qcow2 (and the vhd to vmdk and an Azure vhd) as qemu-img reads them, a
+// qcow2 is saved while it is converted (streamed through the service worker), and
 // the page works offline once loaded.
 // Screenshots are kept in the build directory as test artifacts.
 'use strict';
@@ -227,6 +228,43 @@ test('an encrypted image shows the error from the core, and the page keeps worki
   await pick(entry.image);
   assert.ok(await page.isHidden('#error'));
   assert.strictEqual((await infoTable()).Format, 'qcow2');
+});
+
+test('save while converting: a compressed qcow2 streamed through the service worker, nothing staged', async () => {
+  const entry = formatImage('vmdk-sparse');
+  const context = await browser.newContext({ serviceWorkers: 'allow', acceptDownloads: true });
+  try {
+    const p = await context.newPage();
+    p.on('pageerror', (e) => console.error('page error:', e.message));
+    await p.goto(server.url);
+    // The service worker takes the page over once active (clients.claim).
+    await p.waitForFunction(() => !!navigator.serviceWorker.controller, null, { timeout: 30000 });
+    await p.setInputFiles('#picker', entry.image);
+    await p.waitForSelector('#result:not([hidden])', { timeout: 30000 });
+    await p.check('input[name="to"][value="qcow2"]');
+    await p.waitForSelector('#stream:not([disabled])', { timeout: 10000 });
+    await p.check('#compress');
+    await p.check('#stream');
+    const [download] = await Promise.all([p.waitForEvent('download', { timeout: 120000 }), p.click('#convert')]);
+    assert.strictEqual(download.suggestedFilename(), 'vmdk-sparse.qcow2');
+    const saved = path.join(artifacts, 'streamed-' + download.suggestedFilename());
+    await download.saveAs(saved);
+    assert.strictEqual(await download.failure(), null);
+    await p.waitForSelector('#streamed', { timeout: 30000 });
+    qemuImg(['check', '-q', saved]);
+    qemuImg(['compare', '-q', '-f', 'qcow2', '-F', 'raw', saved, entry.raw]);
+    const info = JSON.parse(qemuImg(['info', '--output=json', saved]));
+    assert.strictEqual(info.format, 'qcow2');
+    // Written as a stream: nothing went to the site's private storage.
+    const staged = await p.evaluate(async () => {
+      const names = [];
+      for await (const name of (await navigator.storage.getDirectory()).keys()) names.push(name);
+      return names;
+    });
+    assert.deepStrictEqual(staged, []);
+  } finally {
+    await context.close();
+  }
 });
 
 test('once loaded, the page works offline (service worker cache)', async () => {

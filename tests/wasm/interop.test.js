@@ -233,3 +233,45 @@ test('zlib qcow2 to raw in three parts (as parallel workers do) equals the refer
     fs.rmSync(dir, { recursive: true });
   }
 });
+
+test('a qcow2 streamed onto appends only (plain and compressed) is clean, equal, and waits for its consumer', async () => {
+  const qk = await loadQcowkit();
+  const entry = entries.find((e) => e.name === 'zlib');
+  const dir = tmpDir('wasm-stream');
+  const image = qk.open(entry.image);
+  try {
+    for (const compress of [false, true]) {
+      const chunks = [];
+      let waits = 0;
+      // A consumer that says it has room only now and then: the conversion
+      // must wait for it (drain) and still produce every byte in order.
+      const output = new qk.devices.StreamDevice((bytes) => chunks.push(bytes), { limit: 64 << 10 });
+      const drain = output.drain.bind(output);
+      output.drain = () => {
+        const p = drain();
+        if (output.outstanding > output.limit) { ++waits; setTimeout(() => output.consumed(), 1); }
+        return p;
+      };
+      await image.convert({ to: 'qcow2', stream: true, compress, output, stepBytes: 4 << 20 });
+      const out = path.join(dir, `streamed-${compress}.qcow2`);
+      fs.writeFileSync(out, Buffer.concat(chunks));
+      assert.strictEqual(fs.statSync(out).size, output.length);
+      assertCleanAndEqual(out, entry.raw);
+      assert.ok(waits > 0, 'the conversion never waited for its consumer');
+    }
+    // Only qcow2 streams; a device that is not empty is refused.
+    await assert.rejects(image.convert({ to: 'raw', stream: true, output: new qk.devices.StreamDevice(() => {}) }),
+                         (e) => e.errno === 'EINVAL' && /only qcow2/.test(e.message));
+    const used = new qk.devices.MemoryDevice();
+    used.write(0, new Uint8Array(512));
+    await assert.rejects(image.convert({ to: 'qcow2', stream: true, output: used }),
+                         (e) => e.errno === 'EINVAL' && /start empty/.test(e.message));
+    // A StreamDevice refuses anything but the next bytes.
+    const strict = new qk.devices.StreamDevice(() => {});
+    strict.truncate(1024);
+    assert.throws(() => strict.write(512, new Uint8Array(16)), (e) => e.errno === 'ESPIPE');
+  } finally {
+    image.close();
+    fs.rmSync(dir, { recursive: true });
+  }
+});

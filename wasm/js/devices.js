@@ -120,6 +120,48 @@ var qkDevices = (function () {
     close() { this.handle.close(); }
   }
 
+  // The output of a streamed conversion (convert({stream: true})): takes
+  // appends only, each handed at once to `onChunk(bytes)` (a copy the
+  // callee owns: post it to a download, a socket, an upload) and never kept.
+  // Backpressure: the conversion awaits drain() between steps, which waits
+  // while more than `limit` bytes went out since the consumer last called
+  // consumed() (it says it has room again).
+  class StreamDevice {
+    constructor(onChunk, options) {
+      this.onChunk = onChunk;
+      this.readOnly = false;
+      this.length = 0;    // bytes handed out
+      this.reserved = 0;  // what the writer announced (truncate) before writing it
+      this.outstanding = 0;
+      this.limit = (options && options.limit) || (32 << 20);
+      this.waiter = null;
+    }
+    size() { return this.reserved; }
+    read() { throw ioError('a stream cannot be read back', 'ENOTSUP'); }
+    write(offset, src) {
+      if (offset !== this.length || offset + src.length > this.reserved)
+        throw ioError('a stream takes appends only: write at ' + offset + ' after ' + this.length + ' bytes', 'ESPIPE');
+      this.onChunk(src.slice());
+      this.length += src.length;
+      this.outstanding += src.length;
+    }
+    truncate(n) {
+      if (n < this.length) throw ioError('a stream cannot take back what it sent', 'ESPIPE');
+      this.reserved = n;
+    }
+    flush() {}
+    close() {}
+    consumed() {
+      this.outstanding = 0;
+      if (this.waiter) { var w = this.waiter; this.waiter = null; w(); }
+    }
+    drain() {
+      if (this.outstanding <= this.limit) return Promise.resolve();
+      var self = this;
+      return new Promise(function (resolve) { self.waiter = resolve; });
+    }
+  }
+
   // A file in node, by path, through a file descriptor.
   class NodeFileDevice {
     constructor(path, options) {
@@ -162,7 +204,8 @@ var qkDevices = (function () {
   }
 
   return { BytesDevice: BytesDevice, MemoryDevice: MemoryDevice, BlobDevice: BlobDevice,
-           OpfsDevice: OpfsDevice, NodeFileDevice: NodeFileDevice, fromSource: fromSource };
+           OpfsDevice: OpfsDevice, NodeFileDevice: NodeFileDevice, StreamDevice: StreamDevice,
+           fromSource: fromSource };
 })();
 Module.devices = qkDevices;
 Module.codecs = qkCodecs;  // for tests and for pages that want the same codecs

@@ -165,6 +165,10 @@
     //                  the output path's, else the format's default)
     //   sizeAlignment  the new image's size rounded up to this power of two
     //                  (Azure takes fixed VHDs of whole MiB: 1048576)
+    //   stream         qcow2 only: write the image front to back, each byte
+    //                  once, onto an output that takes appends only (a
+    //                  devices.StreamDevice feeding a download); the source
+    //                  is read twice
     // part {start, end} (raw only, 4 MiB aligned): copy just that range into
     // an output that already has the image's size and reads as zeroes, so
     // several workers can fill one file together.
@@ -180,7 +184,7 @@
         checkNumber('part.start', part.start, 0);
         checkNumber('part.end', part.end, 0);
       }
-      var request = { to: options.to || 'raw', compress: !!options.compress,
+      var request = { to: options.to || 'raw', compress: !!options.compress, stream: !!options.stream,
                       clusterSize: options.clusterSize || 0,
                       fileName: options.fileName || (byPath ? nameOf(options.output, '') : ''),
                       sizeAlignment: options.sizeAlignment || 0 };
@@ -204,6 +208,7 @@
           if (onProgress) onProgress(progress.done, progress.total);
           if (progress.finished) break;
           await yieldToEventLoop();
+          if (output.drain) await output.drain();  // a stream's consumer is behind
         }
         unwrap(converter.close());
       } catch (e) {

@@ -412,13 +412,15 @@ class WasmImage {
   }
 
   // options: {to, compress, clusterSize, formatOptions: {key: string},
-  // fileName, sizeAlignment, partStart, partEnd} (partStart absent: the
-  // whole image; otherwise only [partStart, partEnd)).
+  // fileName, sizeAlignment, partStart, partEnd, stream} (partStart absent:
+  // the whole image; otherwise only [partStart, partEnd); stream: qcow2
+  // written front to back onto a destination that takes appends only).
   std::unique_ptr<WasmConverter> startConvert(int sink_id, val options) {
     return guard_new<WasmConverter>("convert", [&]() -> Result<std::unique_ptr<WasmConverter>> {
       ConvertOptions o;
       QK_ASSIGN_OR_RETURN(o.to, string_field(options, "to", "raw"));
       o.compress = options["compress"].isTrue();
+      o.stream = options["stream"].isTrue();
       QK_ASSIGN_OR_RETURN(uint64_t cluster, number_field(options, "clusterSize", 0));
       if (cluster > (64u << 20)) return make_error(EINVAL, "clusterSize is too large");
       if (cluster) o.cluster_size = static_cast<uint32_t>(cluster);

@@ -12,6 +12,29 @@ constexpr uint64_t kChunk = 4u << 20;  // bytes read from the source per request
 
 uint64_t round_up(uint64_t value, uint64_t align) { return (value + align - 1) / align * align; }
 
+// A destination that takes appends only (the page's streamed download, a
+// JS device that refuses any write but the next bytes): each write grows it
+// to take exactly those bytes, then writes them where the last ended.
+class AppendingSink final : public ByteSink {
+ public:
+  explicit AppendingSink(BlockDevice& device) : device_(device) {}
+  Status write(ConstByteSpan bytes) override {
+    if (bytes.empty()) return {};
+    QK_TRY(device_.resize(end_ + bytes.size()));
+    QK_TRY(device_.write(end_, bytes));
+    end_ += bytes.size();
+    return {};
+  }
+
+ private:
+  BlockDevice& device_;
+  uint64_t end_ = 0;
+};
+
+// The stream writer's memory for the scan's output kept for the data pass
+// (see Qcow2StreamOptions::cache_bytes): bounded so the tab stays small.
+constexpr uint64_t kStreamCacheBytes = 64u << 20;
+
 }  // namespace
 
 Result<std::unique_ptr<Converter>> Converter::start(ImageSession& source,
@@ -36,6 +59,16 @@ Result<std::unique_ptr<Converter>> Converter::start(ImageSession& source,
   }
   if (options.compress && options.to != "qcow2")
     return make_error(EINVAL, "convert: compression needs a qcow2 destination");
+  if (options.stream) {
+    if (options.to != "qcow2" || options.size_alignment > 1 || !options.format_options.empty())
+      return make_error(EINVAL, "convert: only qcow2 (with compress and clusterSize) is streamed");
+    if (!is_valid_qcow2_cluster_size(options.cluster_size))
+      return make_error(EINVAL, "convert: cluster size " + std::to_string(options.cluster_size) +
+                                    " is not a power of two from 512 to 2 MiB");
+    if (destination->info().size != 0)
+      return make_error(EINVAL, "convert: a streamed image's destination must start empty");
+    return std::unique_ptr<Converter>(new Converter(source, std::move(destination), nullptr, nullptr, options));
+  }
   const qcowkit::ImageFormat* other = find_image_format(options.to);
   if (options.to != "raw" && options.to != "qcow2" && !other)
     return make_error(EINVAL, "convert: unknown target format '" + options.to + "' (use raw, qcow2 or one of " +
@@ -138,8 +171,27 @@ Status Converter::begin() {
   return {};
 }
 
+// The stream writer with the module's codecs, one step at a time (no
+// threads here); it reads the source's guest view, as the engine does.
+Status Converter::begin_stream() {
+  Qcow2StreamOptions o;
+  o.layout.cluster_size = options_.cluster_size;
+  o.compress = options_.compress;
+  o.codecs = &js_codecs();
+  o.cache_bytes = kStreamCacheBytes;
+  append_ = std::make_unique<AppendingSink>(*destination_);
+  QK_ASSIGN_OR_RETURN(stream_, Qcow2StreamWriter::create(source_.guest(), *append_, o));
+  return {};
+}
+
 Result<ConvertProgress> Converter::step(uint64_t budget) {
   if (closed_) return make_error(EBADF, "convert: the conversion was closed");
+  if (options_.stream) {
+    if (!stream_) QK_TRY(begin_stream());
+    QK_ASSIGN_OR_RETURN(CopyProgress p, stream_->step(std::max(budget, kChunk)));
+    progress_ = {p.done, p.total, p.finished};
+    return progress_;
+  }
   if (!engine_) QK_TRY(begin());
   QK_ASSIGN_OR_RETURN(CopyProgress p, engine_->step(std::max(budget, kChunk)));
   progress_.done = p.done;
@@ -151,6 +203,7 @@ Result<ConvertProgress> Converter::step(uint64_t budget) {
 Status Converter::close() {
   if (closed_) return {};
   closed_ = true;
+  stream_.reset();  // it refers to the sink over destination_
   Status first;
   if (image_) first = image_->close();
   Status st = destination_->close();

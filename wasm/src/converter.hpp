@@ -17,6 +17,7 @@
 #include "qcowkit/copy_engine.hpp"
 #include "qcowkit/device_sink.hpp"
 #include "qcowkit/formats.hpp"
+#include "qcowkit/qcow2_stream.hpp"
 
 namespace qcowkit::wasm {
 
@@ -34,6 +35,12 @@ struct ConvertOptions {
   // several workers) can so fill one file in parallel.
   bool part = false;
   uint64_t part_start = 0, part_end = 0;
+  // qcow2 only: the image is written front to back by the core's stream
+  // writer (qcow2_stream.hpp), every byte once, in file order, onto a
+  // destination that only takes appends: a download handed to the user as
+  // it is produced, with nothing staged in storage. The source is read
+  // twice (a scan, then the data).
+  bool stream = false;
 };
 
 struct ConvertProgress {
@@ -59,6 +66,7 @@ class Converter {
   Converter(ImageSession& source, std::shared_ptr<BlockDevice> destination,
             std::unique_ptr<BlockDevice> image, Qcow2Image* qcow2, const ConvertOptions& options);
   Status begin();
+  Status begin_stream();
   BlockDevice& target() { return image_ ? *image_ : *destination_; }
 
   ImageSession& source_;
@@ -69,6 +77,9 @@ class Converter {
   ConvertProgress progress_;  // relative to the range converted
   std::unique_ptr<DeviceSink> sink_;
   std::unique_ptr<CopyEngine> engine_;
+  // options.stream: the destination as a forward-only sink, and the writer.
+  std::unique_ptr<ByteSink> append_;
+  std::unique_ptr<Qcow2StreamWriter> stream_;
   bool closed_ = false;
 };
 

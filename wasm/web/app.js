@@ -201,12 +201,39 @@
     setProgress(0, 0);
     $('progress').hidden = false;
     const params = new URLSearchParams(location.search);  // ?workers=N&parallelFrom=BYTES
-    worker.postMessage({ type: 'convert', to, name, snapshot: snapshot || undefined,
-                         compress: to === 'qcow2' && $('compress').checked,
-                         clusterSize: Number($('cluster-size').value),
-                         workers: Number(params.get('workers')) || undefined,
-                         parallelFrom: params.has('parallelFrom') ? Number(params.get('parallelFrom')) : undefined });
+    const request = { type: 'convert', to, name, snapshot: snapshot || undefined,
+                      compress: to === 'qcow2' && $('compress').checked,
+                      clusterSize: Number($('cluster-size').value),
+                      workers: Number(params.get('workers')) || undefined,
+                      parallelFrom: params.has('parallelFrom') ? Number(params.get('parallelFrom')) : undefined };
+    if (to === 'qcow2' && $('stream').checked && navigator.serviceWorker.controller) {
+      startStreamedDownload(request).catch((e) => { convertDone(); showError(e.message); });
+    } else {
+      worker.postMessage(request);
+    }
   });
+  // Save while converting: the service worker (sw.js) is given one end of a
+  // channel and serves download/ID/NAME from it; the conversion worker gets
+  // the other end and posts the image's bytes into it as it makes them.
+  async function startStreamedDownload(request) {
+    const channel = new MessageChannel();
+    const id = Date.now().toString(36) + Math.random().toString(36).slice(2);
+    const registered = new Promise((resolve) => { channel.port2.onmessage = resolve; });
+    navigator.serviceWorker.controller.postMessage({ type: 'download', id, name: request.name }, [channel.port1]);
+    await registered;
+    channel.port2.onmessage = null;
+    worker.postMessage({ ...request, stream: true, port: channel.port2 }, [channel.port2]);
+    const frame = el('iframe', { hidden: true, src: 'download/' + encodeURIComponent(id) + '/' + encodeURIComponent(request.name) });
+    document.body.append(frame);
+    setTimeout(() => frame.remove(), 60000);  // the download carries on without it
+  }
+  function syncStreamChoice() {
+    const on = 'serviceWorker' in navigator && !!navigator.serviceWorker.controller;
+    $('stream').disabled = !on;
+    if (!on) $('stream').checked = false;
+  }
+  if ('serviceWorker' in navigator) navigator.serviceWorker.addEventListener('controllerchange', syncStreamChoice);
+  syncStreamChoice();
   $('cancel').addEventListener('click', () => worker.postMessage({ type: 'cancel' }));
   function setProgress(done, total) {
     const pct = total ? (100 * done / total) : 0;
@@ -216,6 +243,13 @@
   }
   function convertDone() { $('convert').disabled = false; $('cancel').hidden = true; }
   async function offerDownload(msg) {
+    const seconds = (performance.now() - current.convertStart) / 1000;
+    if (msg.streamed) {
+      $('download').replaceChildren(el('span', { id: 'streamed', textContent: 'Saved ' + msg.name + ' as it was made' }),
+        ' ', el('span', { className: 'muted', textContent: '(' + bytes(msg.size) + '; ' + seconds.toFixed(1) + ' s)' }));
+      $('download').hidden = false;
+      return;
+    }
     let file;
     if (msg.bytes) {
       file = new Blob([msg.bytes]);
@@ -228,7 +262,6 @@
     downloadUrl = URL.createObjectURL(file);
     const link = el('a', { id: 'download-link', href: downloadUrl, download: msg.name, textContent: 'Download ' + msg.name });
     link.dataset.workers = msg.workers;
-    const seconds = (performance.now() - current.convertStart) / 1000;
     const rate = current.info.virtualSize / Math.max(seconds, 0.001);
     const workers = msg.workers > 1 ? ', ' + msg.workers + ' workers' : '';
     $('download').replaceChildren(link, ' ', el('span', { className: 'muted',

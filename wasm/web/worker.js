@@ -202,6 +202,7 @@ async function convert(options) {
   const workers = Math.max(1, Math.min(options.workers ||
                                        Math.min(DEFAULT_WORKERS, navigator.hardwareConcurrency || 1), 8));
   const parallelFrom = options.parallelFrom !== undefined ? options.parallelFrom : PARALLEL_FROM;
+  if (options.stream) return convertStreamed(source, options);
   let output = null;
   if (options.to === 'raw' && workers > 1 && size >= parallelFrom && size > PART_ALIGN)
     output = await openOutput(name, true);
@@ -259,6 +260,36 @@ async function convert(options) {
     const mine = source.convert({ to: 'raw', output: out.device, part: parts[0], signal: abort.signal },
                                (d) => { done[0] = d; reportProgress(sum(), total); });
     await Promise.race([Promise.all([mine, ...helperRuns]), cancelled]);
+  }
+}
+
+// A qcow2 image written front to back by the core's stream writer, each
+// chunk posted to `options.port` as it is produced: the page's service
+// worker serves them as a download (sw.js), so nothing is staged in OPFS or
+// memory. The service worker says 'pull' when its queue has room (the
+// StreamDevice waits for that once 32 MiB are outstanding) and 'cancel'
+// when the user stops the download.
+async function convertStreamed(source, options) {
+  const port = options.port;
+  const output = new qk.devices.StreamDevice((bytes) => port.postMessage({ chunk: bytes.buffer }, [bytes.buffer]));
+  port.onmessage = (event) => {
+    if (event.data.type === 'cancel') abort.abort();
+    output.consumed();  // a pull, or a cancel that must not leave us waiting
+  };
+  abort.signal.addEventListener('abort', () => output.consumed());
+  try {
+    await source.convert({ to: 'qcow2', stream: true, compress: !!options.compress,
+                           clusterSize: options.clusterSize, output, signal: abort.signal },
+                         progressReporter());
+    port.postMessage({ done: true });
+    postMessage({ type: 'converted', name: options.name, size: output.length, streamed: true, workers: 1 });
+  } catch (e) {
+    port.postMessage({ error: String((e && e.message) || e) });
+    report(e && e.errno === 'ECANCELED' ? 'cancelled' : 'error', e);
+  } finally {
+    port.close();
+    if (source !== image) source.close();
+    abort = null;
   }
 }
 

@@ -90,7 +90,7 @@ class Packer {
 }  // namespace
 
 struct Qcow2StreamWriter::State {
-  enum class Phase { scan, data, done, failed };
+  enum class Phase { scan, cached, data, done, failed };
 
   State(BlockDevice& source, ByteSink& sink, const Qcow2StreamOptions& options)
       : source(source), sink(sink), options(options) {}
@@ -193,7 +193,17 @@ struct Qcow2StreamWriter::State {
   Status finish_data();
   Status make_engine(CopySink& s, const char* operation, uint64_t begin, uint64_t progress_base);
   Status run_engine();
+  // Between the passes: the layout and the metadata (start_data), what the
+  // scan kept, `budget` bytes at a time (emit_cached), then the data pass
+  // (after_cache); between_passes does all three at once.
+  Status start_data();
+  Status emit_cached(uint64_t budget);
+  Status after_cache();
   Status between_passes();
+  // Where the guest walk stands while the cache goes out (for progress).
+  uint64_t cached_progress() const {
+    return cursor < entries.size() ? std::min(source_size, entry_cluster(entries[cursor]) * cs) : source_size;
+  }
   void drop_engine() {
     MutexLock lock(engine_mutex);
     live = nullptr;
@@ -461,23 +471,39 @@ Status Qcow2StreamWriter::State::make_engine(CopySink& s, const char* operation,
   return {};
 }
 
-Status Qcow2StreamWriter::State::between_passes() {
+Status Qcow2StreamWriter::State::start_data() {
   drop_engine();
   if (cancelled) return make_error(ECANCELED, "qcow2 stream: cancelled");
   QK_TRY(plan());
-  QK_TRY(write_metadata());
-  // What the scan kept goes out first, neither read nor compressed again.
-  for (size_t i = 0; i < cache.size(); ++i) {
-    QK_TRY(emit_stored(entry_size(entries[i]), ConstByteSpan(cache[i])));
-    cache[i] = {};
+  return write_metadata();
+}
+
+// What the scan kept goes out first, neither read nor compressed again.
+Status Qcow2StreamWriter::State::emit_cached(uint64_t budget) {
+  uint64_t sent = 0;
+  while (cursor < cache.size() && sent < budget) {
+    if (cancelled) return make_error(ECANCELED, "qcow2 stream: cancelled");
+    QK_TRY(emit_stored(entry_size(entries[cursor]), ConstByteSpan(cache[cursor])));
+    sent += cache[cursor].size();
+    cache[cursor] = {};
+    ++cursor;
   }
-  cursor = cache.size();
+  return {};
+}
+
+Status Qcow2StreamWriter::State::after_cache() {
   cache = {};
   if (cursor == entries.size()) return finish_data();  // no data pass needed
   first_uncached = entry_cluster(entries[cursor]);
   data_begin = first_uncached * cs;
   data_sink = std::make_unique<DataSink>(*this);
   return make_engine(*data_sink, "qcow2 stream: reading the source", data_begin, source_size + data_begin);
+}
+
+Status Qcow2StreamWriter::State::between_passes() {
+  QK_TRY(start_data());
+  QK_TRY(emit_cached(UINT64_MAX));
+  return after_cache();
 }
 
 Result<std::unique_ptr<Qcow2StreamWriter>> Qcow2StreamWriter::create(BlockDevice& source, ByteSink& sink,
@@ -514,24 +540,30 @@ Result<CopyProgress> Qcow2StreamWriter::step(uint64_t budget) {
   const uint64_t total = 2 * s.source_size;
   if (s.phase == State::Phase::done) return CopyProgress{total, total, true};
   if (s.phase == State::Phase::failed) return make_error(EINVAL, "qcow2 stream: an earlier step failed");
-  auto p = s.engine->step(budget);
-  if (!p.ok()) {
+  auto fail = [&s](Status st) -> Result<CopyProgress> {
     s.drop_engine();
     s.phase = State::Phase::failed;
-    return std::move(p).error();
+    return st.error();
+  };
+  if (s.phase == State::Phase::cached) {
+    // A share of what the scan kept, so a step stays bounded however much
+    // that is; then the data pass, if anything was not kept.
+    if (auto st = s.emit_cached(budget); !st.ok()) return fail(st);
+    if (s.cursor < s.cache.size()) return CopyProgress{s.source_size + s.cached_progress(), total, false};
+    if (auto st = s.after_cache(); !st.ok()) return fail(st);
+    s.phase = State::Phase::data;
+    if (!s.engine) {  // the scan kept everything: nothing left to read
+      s.phase = State::Phase::done;
+      return CopyProgress{total, total, true};
+    }
+    return CopyProgress{s.source_size + s.data_begin, total, false};
   }
+  auto p = s.engine->step(budget);
+  if (!p.ok()) return fail(std::move(p).error());
   if (s.phase == State::Phase::scan) {
     if (p->finished) {
-      if (auto st = s.between_passes(); !st.ok()) {
-        s.drop_engine();
-        s.phase = State::Phase::failed;
-        return st.error();
-      }
-      s.phase = State::Phase::data;
-      if (!s.engine) {  // the scan kept everything: nothing left to read
-        s.phase = State::Phase::done;
-        return CopyProgress{total, total, true};
-      }
+      if (auto st = s.start_data(); !st.ok()) return fail(st);
+      s.phase = State::Phase::cached;
     }
     return CopyProgress{p->done, total, false};
   }
