@@ -188,11 +188,11 @@ Status FileDevice::resize(uint64_t new_size) {
   // back every dirty page of the file when it is closed, so clearing a new,
   // empty image this way would make closing it after a conversion wait for
   // the whole output to be submitted to the disk.
+  // (The file is asked only when the size this device knows already
+  // matches, so that growing a file costs no extra call.)
   struct stat st;
-  if (::fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) == new_size) {
-    size_ = new_size;
+  if (new_size == size_ && ::fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) == new_size)
     return {};
-  }
   while (::ftruncate(fd_, static_cast<off_t>(new_size)) != 0) {
     if (errno == EINTR) continue;
     const int err = errno;
