@@ -89,7 +89,12 @@ for name, fmt, image, expected in rows:
         problem = check_zero_ranges(our_map, expected)
     else:
         their_map = json.loads(run("qemu-img", "map", "-f", fmt, "--output=json", image).stdout)
-        problem = compare_maps(our_map, their_map, ("zero", "data"))
+        # Where the data lies in the file too, as qemu-img shows it, for the
+        # images of one file (a vmdk descriptor's extents are other files,
+        # whose offsets qcowkit's map leaves out).
+        create_type = theirs.get("format-specific", {}).get("data", {}).get("create-type", "")
+        one_file = fmt != "vmdk" or create_type in ("monolithicSparse", "streamOptimized")
+        problem = compare_maps(our_map, their_map, ("zero", "data") + (("offset",) if one_file else ()))
     if problem:
         problems.append("map: " + problem)
 

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <functional>
 #include <span>
 #include <vector>
@@ -53,6 +54,12 @@ struct Extent {
   bool operator==(const Extent&) const = default;
 };
 
+// Where guest bytes lie in a device's own file (see file_location).
+struct FileLocation {
+  std::optional<uint64_t> offset;  // none: not stored there as plain bytes
+  uint64_t length = 0;             // guest bytes from the asked offset this answer covers
+};
+
 struct WriteFlags {
   bool fua = false;  // durable before the call returns
 };
@@ -80,6 +87,17 @@ class BlockDevice {
   // but may stop before it (call again from where they end). A device that
   // knows nothing reports one data extent.
   virtual Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) = 0;
+
+  // Where the bytes at guest `offset` lie in the file this device maps
+  // onto, as `qemu-img map` shows them ("offset"): a file offset when they
+  // are stored there uncompressed, contiguously for `length` bytes; no
+  // offset for what is not (holes, zeroes, compressed data). Only a format
+  // over a file answers (the block-table formats); the default says
+  // nothing for the whole rest of the device.
+  virtual FileLocation file_location(uint64_t offset) {
+    const uint64_t size = info().size;
+    return {std::nullopt, offset < size ? size - offset : 0};
+  }
 
   // Flushes and releases the device; later calls fail with EBADF. Safe to
   // call twice. Destructors close too, but cannot report errors. A device

@@ -166,6 +166,22 @@ void add_extent(std::vector<Extent>& out, uint64_t offset, uint64_t length, Exte
 // them, and qemu-img reports them the same way.
 Status BlockMapImage::add_file_extents(std::vector<Extent>& out, uint64_t guest, uint64_t host,
                                        uint64_t length) const {
+  // Blocks mostly follow one another in the file: one look well ahead
+  // (lseek's SEEK_DATA/SEEK_HOLE) answers for many of them (see
+  // within_known_file_data).
+  const uint64_t file_size = file_->info().size;
+  if (host < file_size) {
+    const uint64_t ahead = std::min(file_size - host, std::max(length, kFileLookahead));
+    QK_ASSIGN_OR_RETURN(auto first, file_->extents(host, ahead));
+    if (!first.empty() && first.front().kind == ExtentKind::data) {
+      MutexLock lock(known_mutex_);
+      known_data_ = {host, host + first.front().length};
+      if (first.front().length >= length) {
+        add_extent(out, guest, length, ExtentKind::data);
+        return {};
+      }
+    }
+  }
   uint64_t done = 0;
   while (done < length) {
     QK_ASSIGN_OR_RETURN(auto pieces, file_->extents(host + done, length - done));
@@ -178,6 +194,26 @@ Status BlockMapImage::add_file_extents(std::vector<Extent>& out, uint64_t guest,
     }
   }
   return {};
+}
+
+// Data already seen in the file is still data: blocks are never given
+// back to the file while the image is open, and a range called data that
+// later reads as zeroes only costs a conversion some sparseness.
+bool BlockMapImage::within_known_file_data(uint64_t host, uint64_t length) const {
+  MutexLock lock(known_mutex_);
+  return host >= known_data_.first && host + length <= known_data_.second;
+}
+
+FileLocation BlockMapImage::file_location(uint64_t offset) {
+  if (offset >= size_) return {};
+  if (identity_) return {offset, size_ - offset};
+  const uint64_t within = offset % block_size_;
+  const uint64_t length = std::min(block_size_ - within, size_ - offset);
+  ReaderLock lock(mutex_);
+  if (closed_) return {std::nullopt, length};
+  const BlockLocation loc = map_->locate(offset / block_size_);
+  if (loc.kind != BlockLocation::Kind::data) return {std::nullopt, length};
+  return {loc.host_offset + within, length};
 }
 
 Result<std::vector<Extent>> BlockMapImage::extents(uint64_t offset, uint64_t length) {
@@ -202,7 +238,7 @@ Result<std::vector<Extent>> BlockMapImage::extents(uint64_t offset, uint64_t len
       case BlockLocation::Kind::zero: add_extent(out, pos, n, ExtentKind::zero); break;
       case BlockLocation::Kind::special: add_extent(out, pos, n, ExtentKind::data); break;
       case BlockLocation::Kind::data:
-        if (!map_->file_holes_are_zero()) {
+        if (!map_->file_holes_are_zero() || within_known_file_data(loc.host_offset + pos % block_size_, n)) {
           add_extent(out, pos, n, ExtentKind::data);
           break;
         }

@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "qcowkit/block_device.hpp"
 #include "qcowkit/mutex.hpp"
@@ -62,6 +63,7 @@ class BlockMapImage final : public BlockDevice {
   Status write_zeroes(uint64_t offset, uint64_t length, ZeroFlags flags = {}) override;
   Status resize(uint64_t new_size) override;
   Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override;
+  FileLocation file_location(uint64_t offset) override;
   Status close() override;
 
  private:
@@ -69,7 +71,11 @@ class BlockMapImage final : public BlockDevice {
   BlockLocation locate(uint64_t block) const QK_EXCLUDES(mutex_);
   Result<uint64_t> ensure_allocated(uint64_t block) QK_EXCLUDES(mutex_);
   Status add_file_extents(std::vector<Extent>& out, uint64_t guest, uint64_t host,
-                          uint64_t length) const;  // the file only: no lock needed
+                          uint64_t length) const;  // the file only: no lock of mutex_ needed
+  bool within_known_file_data(uint64_t host, uint64_t length) const;
+
+  // How far past a block add_file_extents asks the file about.
+  static constexpr uint64_t kFileLookahead = uint64_t{64} << 20;
 
   std::shared_ptr<BlockDevice> file_;
   const std::unique_ptr<BlockMap> map_ QK_PT_GUARDED_BY(mutex_);
@@ -79,6 +85,9 @@ class BlockMapImage final : public BlockDevice {
   const std::string name_;
   mutable SharedMutex mutex_;  // guards what map_ points to, and closed_
   bool closed_ QK_GUARDED_BY(mutex_) = false;
+  // The last run of the file known to hold data, [first, second), by file offset.
+  mutable Mutex known_mutex_;
+  mutable std::pair<uint64_t, uint64_t> known_data_ QK_GUARDED_BY(known_mutex_){0, 0};
 };
 
 }  // namespace qcowkit::formats

@@ -15,8 +15,9 @@ int chain_length(const OpenedImage& image) {
 }
 
 // A raw file maps onto itself. Other formats than qcow2 (vpc, vdi, vmdk, vhdx)
-// report their extents, without host offsets; their allocated blocks over
-// holes in the file are data that reads as zeroes, as qemu-img says.
+// report their extents, and where each block of data lies in their file
+// (file_location); their allocated blocks over holes in the file are data
+// that reads as zeroes, as qemu-img says.
 Status raw_runs(const OpenedImage& image, uint64_t start, uint64_t length, int depth,
                 const std::function<Status(const MapRun&)>& fn) {
   const bool raw = image.device == image.file;
@@ -28,9 +29,20 @@ Status raw_runs(const OpenedImage& image, uint64_t start, uint64_t length, int d
     run.data = e.kind == ExtentKind::data || (!raw && e.kind == ExtentKind::zero);
     run.zero = e.kind != ExtentKind::data;
     run.present = true;
-    if (raw) run.offset = e.offset;
     run.layer = &image;
-    return fn(run);
+    if (raw) run.offset = e.offset;
+    if (raw || !run.data) return fn(run);
+    // Block by block (map_image merges the pieces contiguous in the file).
+    for (uint64_t pos = e.offset, end = e.offset + e.length; pos < end;) {
+      const FileLocation at = image.device->file_location(pos);
+      MapRun piece = run;
+      piece.start = pos;
+      piece.length = at.length ? std::min(at.length, end - pos) : end - pos;
+      piece.offset = at.offset;
+      QK_TRY(fn(piece));
+      pos += piece.length;
+    }
+    return {};
   });
 }
 
