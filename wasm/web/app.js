@@ -218,7 +218,11 @@
   async function startStreamedDownload(request) {
     const channel = new MessageChannel();
     const id = Date.now().toString(36) + Math.random().toString(36).slice(2);
-    const registered = new Promise((resolve) => { channel.port2.onmessage = resolve; });
+    const registered = new Promise((resolve, reject) => {
+      channel.port2.onmessage = resolve;
+      setTimeout(() => reject(new Error('the page\'s service worker did not answer: reload the page, ' +
+                                        'or untick "save while converting"')), 10000);
+    });
     navigator.serviceWorker.controller.postMessage({ type: 'download', id, name: request.name }, [channel.port1]);
     await registered;
     channel.port2.onmessage = null;

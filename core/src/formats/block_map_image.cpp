@@ -53,59 +53,47 @@ Result<uint64_t> BlockMapImage::ensure_allocated(uint64_t block) {
 
 Status BlockMapImage::read(uint64_t offset, ByteSpan buffer) {
   QK_TRY(check(offset, buffer.size(), false, "read"));
-  uint64_t done = 0;
-  while (done < buffer.size()) {
-    const uint64_t pos = offset + done;
-    const uint64_t block = pos / block_size_, in_block = pos % block_size_;
-    const uint64_t n = std::min<uint64_t>(block_size_ - in_block, buffer.size() - done);
+  return for_each_block_piece(offset, buffer.size(), block_size_,
+                              [&](uint64_t pos, uint64_t block, uint64_t in_block, uint64_t done,
+                                  uint64_t n) -> Status {
     ByteSpan piece = buffer.subspan(done, n);
-    BlockLocation loc = locate(block);
-    switch (loc.kind) {
+    Status st;
+    switch (const BlockLocation loc = locate(block); loc.kind) {
       case BlockLocation::Kind::hole:
       case BlockLocation::Kind::zero:
         std::memset(piece.data(), 0, n);
         break;
-      case BlockLocation::Kind::data: {
-        Status st = file_->read(loc.host_offset + in_block, piece);
-        if (!st.ok())
-          return with_context(std::move(st).error(),
-                              name_ + ": reading guest offset " + std::to_string(pos));
+      case BlockLocation::Kind::data:
+        st = file_->read(loc.host_offset + in_block, piece);
         break;
-      }
       case BlockLocation::Kind::special: {
         // Compressed blocks never move (such images are read-only), so
         // decoding under the shared lock holds nobody up.
         ReaderLock lock(mutex_);
-        Status st = map_->read_special(block, in_block, piece);
-        if (!st.ok())
-          return with_context(std::move(st).error(),
-                              name_ + ": reading guest offset " + std::to_string(pos));
+        st = map_->read_special(block, in_block, piece);
         break;
       }
     }
-    done += n;
-  }
-  return {};
+    if (!st.ok()) return with_context(std::move(st).error(), name_ + ": reading guest offset " + std::to_string(pos));
+    return {};
+  });
 }
 
 Status BlockMapImage::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) {
   QK_TRY(check(offset, data.size(), true, "write"));
-  uint64_t done = 0;
-  while (done < data.size()) {
-    const uint64_t pos = offset + done;
-    const uint64_t block = pos / block_size_, in_block = pos % block_size_;
-    const uint64_t n = std::min<uint64_t>(block_size_ - in_block, data.size() - done);
+  QK_TRY(for_each_block_piece(offset, data.size(), block_size_,
+                              [&](uint64_t, uint64_t block, uint64_t in_block, uint64_t done,
+                                  uint64_t n) -> Status {
     ConstByteSpan piece = data.subspan(done, n);
-    BlockLocation loc = locate(block);
-    done += n;
+    const BlockLocation loc = locate(block);
     uint64_t host = loc.host_offset;
     if (loc.kind != BlockLocation::Kind::data) {
       // Zeroes into a block that reads as zeroes already: keep it unallocated.
-      if (loc.kind != BlockLocation::Kind::special && is_all_zero(piece)) continue;
+      if (loc.kind != BlockLocation::Kind::special && is_all_zero(piece)) return {};
       QK_ASSIGN_OR_RETURN(host, ensure_allocated(block));
     }
-    QK_TRY(file_->write(host + in_block, piece));
-  }
+    return file_->write(host + in_block, piece);
+  }));
   if (flags.fua) return flush();
   return {};
 }
@@ -113,18 +101,15 @@ Status BlockMapImage::write(uint64_t offset, ConstByteSpan data, WriteFlags flag
 Status BlockMapImage::write_zeroes(uint64_t offset, uint64_t length, ZeroFlags flags) {
   QK_TRY(check(offset, length, true, "write_zeroes"));
   if (flags.fast_only) return make_error(ENOTSUP, name_ + ": no fast zeroing");
-  uint64_t done = 0;
-  while (done < length) {
-    const uint64_t pos = offset + done;
-    const uint64_t block = pos / block_size_, in_block = pos % block_size_;
-    const uint64_t n = std::min<uint64_t>(block_size_ - in_block, length - done);
-    BlockLocation loc = locate(block);
+  QK_TRY(for_each_block_piece(offset, length, block_size_,
+                              [&](uint64_t, uint64_t block, uint64_t in_block, uint64_t, uint64_t n) -> Status {
+    const BlockLocation loc = locate(block);
     if (loc.kind == BlockLocation::Kind::data)
-      QK_TRY(file_->write_zeroes(loc.host_offset + in_block, n, {.may_trim = false}));
-    else if (loc.kind == BlockLocation::Kind::special)
+      return file_->write_zeroes(loc.host_offset + in_block, n, {.may_trim = false});
+    if (loc.kind == BlockLocation::Kind::special)
       return make_error(ENOTSUP, name_ + ": compressed blocks cannot be rewritten");
-    done += n;
-  }
+    return {};
+  }));
   if (flags.fua) return flush();
   return {};
 }

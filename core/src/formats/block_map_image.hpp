@@ -11,6 +11,7 @@
 // the lock. Ownership: the image owns its BlockMap and shares the file.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -47,6 +48,22 @@ class BlockMap {
   // following it keeps `map` output the same.
   virtual bool file_holes_are_zero() const { return true; }
 };
+
+// Walks [offset, offset + length) one block at a time: fn(pos, block,
+// in_block, done, n) for each piece, where `pos` (= offset + done) is the
+// piece's guest offset, `block` and `in_block` where it falls, and `n` its
+// length (to the block's end at most). Stops at the first error.
+template <class Fn>
+Status for_each_block_piece(uint64_t offset, uint64_t length, uint64_t block_size, Fn&& fn) {
+  for (uint64_t done = 0; done < length;) {
+    const uint64_t pos = offset + done;
+    const uint64_t in_block = pos % block_size;
+    const uint64_t n = std::min(block_size - in_block, length - done);
+    QK_TRY(fn(pos, pos / block_size, in_block, done, n));
+    done += n;
+  }
+  return {};
+}
 
 class BlockMapImage final : public BlockDevice {
  public:

@@ -107,44 +107,35 @@ class DifferencingImage final : public ReadOnlyImage {
   Status read(uint64_t offset, ByteSpan buffer) override {
     QK_TRY(check_request(info(), offset, buffer.size(), false, "read"));
     std::vector<uint8_t> bitmap;
-    uint64_t done = 0;
-    while (done < buffer.size()) {
-      const uint64_t pos = offset + done;
-      const uint64_t block = pos / block_size_, in_block = pos % block_size_;
-      const uint64_t n = std::min<uint64_t>(block_size_ - in_block, buffer.size() - done);
+    return for_each_block_piece(offset, buffer.size(), block_size_,
+                                [&](uint64_t pos, uint64_t block, uint64_t in_block, uint64_t done,
+                                    uint64_t n) -> Status {
       ByteSpan piece = buffer.subspan(done, n);
-      if (block >= bat_.size() || bat_[block] == kUnallocated) {
-        QK_TRY(from_parent(pos, piece));
-      } else {
-        const uint64_t at = uint64_t{bat_[block]} * 512;
-        bitmap.resize(bitmap_size_);
-        QK_TRY(file_->read(at, bitmap));
-        // Runs of sectors with the same bit.
-        uint64_t i = 0;
-        while (i < n) {
-          const uint64_t sector = (in_block + i) / 512;
-          const bool here = bitmap[sector / 8] & (0x80 >> (sector % 8));
-          uint64_t j = i;
-          while (j < n) {
-            const uint64_t s = (in_block + j) / 512;
-            if (bool(bitmap[s / 8] & (0x80 >> (s % 8))) != here) break;
-            j = std::min<uint64_t>(n, (s + 1) * 512 - in_block);
-          }
-          ByteSpan run = piece.subspan(i, j - i);
-          if (here) {
-            Status st = file_->read(at + bitmap_size_ + in_block + i, run);
-            if (!st.ok())
-              return with_context(std::move(st).error(),
-                                  std::string(kName) + ": reading guest offset " + std::to_string(pos + i));
-          } else {
-            QK_TRY(from_parent(pos + i, run));
-          }
-          i = j;
+      if (block >= bat_.size() || bat_[block] == kUnallocated) return from_parent(pos, piece);
+      const uint64_t at = uint64_t{bat_[block]} * 512;
+      bitmap.resize(bitmap_size_);
+      QK_TRY(file_->read(at, bitmap));
+      // Runs of sectors with the same bit.
+      for (uint64_t i = 0, j; i < n; i = j) {
+        const uint64_t sector = (in_block + i) / 512;
+        const bool here = bitmap[sector / 8] & (0x80 >> (sector % 8));
+        for (j = i; j < n;) {
+          const uint64_t s = (in_block + j) / 512;
+          if (bool(bitmap[s / 8] & (0x80 >> (s % 8))) != here) break;
+          j = std::min<uint64_t>(n, (s + 1) * 512 - in_block);
         }
+        ByteSpan run = piece.subspan(i, j - i);
+        if (!here) {
+          QK_TRY(from_parent(pos + i, run));
+          continue;
+        }
+        Status st = file_->read(at + bitmap_size_ + in_block + i, run);
+        if (!st.ok())
+          return with_context(std::move(st).error(),
+                              std::string(kName) + ": reading guest offset " + std::to_string(pos + i));
       }
-      done += n;
-    }
-    return {};
+      return {};
+    });
   }
 
   // Allocated blocks are data; the rest is what the parent says it holds
