@@ -151,26 +151,21 @@ void add_extent(std::vector<Extent>& out, uint64_t offset, uint64_t length, Exte
 // them, and qemu-img reports them the same way.
 Status BlockMapImage::add_file_extents(std::vector<Extent>& out, uint64_t guest, uint64_t host,
                                        uint64_t length) const {
-  // Blocks mostly follow one another in the file: one look well ahead
-  // (lseek's SEEK_DATA/SEEK_HOLE) answers for many of them (see
-  // within_known_file_data).
-  const uint64_t file_size = file_->info().size;
-  if (host < file_size) {
-    const uint64_t ahead = std::min(file_size - host, std::max(length, kFileLookahead));
-    QK_ASSIGN_OR_RETURN(auto first, file_->extents(host, ahead));
-    if (!first.empty() && first.front().kind == ExtentKind::data) {
-      MutexLock lock(known_mutex_);
-      known_data_ = {host, host + first.front().length};
-      if (first.front().length >= length) {
-        add_extent(out, guest, length, ExtentKind::data);
-        return {};
-      }
-    }
-  }
   uint64_t done = 0;
   while (done < length) {
-    QK_ASSIGN_OR_RETURN(auto pieces, file_->extents(host + done, length - done));
+    // Blocks mostly follow one another in the file: the first look goes
+    // well ahead (lseek's SEEK_DATA/SEEK_HOLE), and the run of data it
+    // finds answers for the blocks after this one too
+    // (within_known_file_data).
+    const uint64_t at = host + done, file_size = file_->info().size;
+    uint64_t ask = length - done;
+    if (done == 0 && at < file_size) ask = std::min(file_size - at, std::max(ask, kFileLookahead));
+    QK_ASSIGN_OR_RETURN(auto pieces, file_->extents(at, ask));
     if (pieces.empty()) return make_error(EIO, name_ + ": the file reported no extents");
+    if (done == 0 && pieces.front().kind == ExtentKind::data) {
+      MutexLock lock(known_mutex_);
+      known_data_ = {at, at + pieces.front().length};
+    }
     for (const Extent& e : pieces) {
       const uint64_t n = std::min(e.length, length - done);
       if (n == 0) break;
