@@ -66,7 +66,7 @@ struct Span {
 std::vector<uint32_t> read_redundant_directory(BlockDevice& file, const Layout& l) {
   const Header& h = l.header;
   const uint64_t file_sectors = file.info().size / 512;
-  const uint64_t gd_sectors = (l.tables * 4 + 511) / 512;
+  const uint64_t gd_sectors = directory_sectors(h);
   if (!(h.flags & kFlagRedundantTable) || h.rgd_offset == 0 || h.rgd_offset > file_sectors ||
       file_sectors - h.rgd_offset < gd_sectors)
     return {};
@@ -85,7 +85,7 @@ std::vector<uint32_t> read_redundant_directory(BlockDevice& file, const Layout& 
 Status check_no_overlaps(const Layout& l, const std::vector<uint64_t>* grains_past_eof,
                          uint64_t file_size) {
   const Header& h = l.header;
-  const uint64_t gd_sectors = (l.tables * 4 + 511) / 512;
+  const uint64_t gd_sectors = directory_sectors(h);
   std::vector<Span> meta{{0, 1, "the header"}, {h.gd_offset, gd_sectors, "the grain directory"}};
   if (h.descriptor_size) meta.push_back({h.descriptor_offset, h.descriptor_size, "the descriptor"});
   if (!l.rgd.empty()) meta.push_back({h.rgd_offset, gd_sectors, "the redundant grain directory"});

@@ -102,10 +102,10 @@ DESCRIPTOR = (b'# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffff
 
 def vmdk(capacity=128, grain=GRAIN, version=1, flags=3, gt_entries=512, desc_offset=1, desc_size=2,
          gd_offset=3, compress=0, check=b"\n \r\n", descriptor=None, gd=None, gt=None, grains=1,
-         stream=False, marker_size=None, grain_data=None, tail=b""):
+         stream=False, marker_size=None, grain_data=None, tail=b"", rgd_offset=0):
     h = bytearray(512)
     struct.pack_into("<IIIQQQQIQQQ", h, 0, 0x564D444B, version, flags, capacity, grain,
-                     desc_offset, desc_size, gt_entries, 0, gd_offset, 8)
+                     desc_offset, desc_size, gt_entries, rgd_offset, gd_offset, 8)
     h[73:77] = check
     struct.pack_into("<H", h, 77, compress)
     if descriptor is None:
@@ -263,6 +263,9 @@ IMAGES = [
      vmdk(grains=2, gt=[8, 12])),
     ("vmdk-tables-overlap", "vmdk", "refuse:overlap in the file", "two grain tables at one sector",
      vmdk(capacity=8192, gd=[4, 4])),
+    ("vmdk-redundant-directory-overlap", "vmdk", "refuse:overlap in the file",
+     "the redundant grain directory at the grain directory's sector (its table updates would land there)",
+     vmdk(rgd_offset=3)),
     ("vmdk-huge-capacity", "vmdk", "refuse:over the 64 MiB limit", "2^39 sectors of 4 KiB grains",
      vmdk(capacity=1 << 39)),
     ("vmdk-grain-size", "vmdk", "refuse:not a power of two", "grains of 3 sectors", vmdk(grain=3)),
