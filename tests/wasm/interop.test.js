@@ -259,6 +259,10 @@ test('a qcow2 streamed onto appends only (plain and compressed) is clean, equal,
       assertCleanAndEqual(out, entry.raw);
       assert.ok(waits > 0, 'the conversion never waited for its consumer');
     }
+    // A cluster size qcow2 does not allow is refused, streamed or not.
+    for (const stream of [true, false])
+      await assert.rejects(image.convert({ to: 'qcow2', stream, clusterSize: 3000, output: new qk.devices.MemoryDevice() }),
+                           (e) => e.errno === 'EINVAL' && /not a power of two/.test(e.message));
     // Only qcow2 streams; a device that is not empty is refused.
     await assert.rejects(image.convert({ to: 'raw', stream: true, output: new qk.devices.StreamDevice(() => {}) }),
                          (e) => e.errno === 'EINVAL' && /only qcow2/.test(e.message));

@@ -59,12 +59,12 @@ Result<std::unique_ptr<Converter>> Converter::start(ImageSession& source,
   }
   if (options.compress && options.to != "qcow2")
     return make_error(EINVAL, "convert: compression needs a qcow2 destination");
+  if (options.to == "qcow2" && !is_valid_qcow2_cluster_size(options.cluster_size))
+    return make_error(EINVAL, "convert: cluster size " + std::to_string(options.cluster_size) +
+                                  " is not a power of two from 512 to 2 MiB");
   if (options.stream) {
     if (options.to != "qcow2" || options.size_alignment > 1 || !options.format_options.empty())
       return make_error(EINVAL, "convert: only qcow2 (with compress and clusterSize) is streamed");
-    if (!is_valid_qcow2_cluster_size(options.cluster_size))
-      return make_error(EINVAL, "convert: cluster size " + std::to_string(options.cluster_size) +
-                                    " is not a power of two from 512 to 2 MiB");
     if (destination->info().size != 0)
       return make_error(EINVAL, "convert: a streamed image's destination must start empty");
     return std::unique_ptr<Converter>(new Converter(source, std::move(destination), nullptr, nullptr, options));
@@ -98,13 +98,9 @@ Result<std::unique_ptr<Converter>> Converter::start(ImageSession& source,
     if (!made.ok()) return with_context(std::move(made).error(), "convert: creating the " + options.to + " image");
     image = std::move(made).value();
   } else if (options.to == "qcow2") {
-    const uint32_t cs = options.cluster_size;
-    if (!is_valid_qcow2_cluster_size(cs))
-      return make_error(EINVAL, "convert: cluster size " + std::to_string(cs) +
-                                    " is not a power of two from 512 to 2 MiB");
     Qcow2CreateOptions create;
     create.size = round_up(new_size, 512);  // qcow2 sizes are whole sectors, as qemu-img rounds
-    create.cluster_size = cs;
+    create.cluster_size = options.cluster_size;
     Qcow2OpenOptions open;
     open.codecs = &js_codecs();
     open.metadata_cache_bytes = 8u << 20;

@@ -198,11 +198,11 @@ async function convert(options) {
     abort = null;
     return report('error', e);
   }
+  if (options.stream) return convertStreamed(source, options);
   const size = source.info().virtualSize;
   const workers = Math.max(1, Math.min(options.workers ||
                                        Math.min(DEFAULT_WORKERS, navigator.hardwareConcurrency || 1), 8));
   const parallelFrom = options.parallelFrom !== undefined ? options.parallelFrom : PARALLEL_FROM;
-  if (options.stream) return convertStreamed(source, options);
   let output = null;
   if (options.to === 'raw' && workers > 1 && size >= parallelFrom && size > PART_ALIGN)
     output = await openOutput(name, true);
