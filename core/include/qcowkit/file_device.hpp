@@ -2,6 +2,20 @@
 // pread/pwrite for I/O, fdatasync for flush, fallocate to punch holes and zero
 // ranges (falling back to writing zeroes where the filesystem cannot),
 // SEEK_DATA/SEEK_HOLE for extents, ftruncate for resize.
+//
+// With FileOpenOptions::reserve_growth, growing a regular file a little
+// at a time (at most 2 MiB per resize, as an image appends clusters)
+// reserves its blocks ahead: fallocate with FALLOC_FL_KEEP_SIZE, up to
+// 64 MiB past the new end, doubling with the file. Writes into reserved
+// blocks skip the filesystem's per-page delayed allocation, which is most
+// of what appending to a new image costs. The reservation lies past the
+// end of the file, so it never shows in its bytes; close() and the
+// destructor give back what is left of it. A process that dies first
+// leaves it allocated past the end (disk space only) until the file is
+// next truncated.
+//
+// Thread safety: every call may come from several threads at once; the
+// size and the reservation are guarded by one mutex.
 #pragma once
 
 #include <atomic>
@@ -22,6 +36,13 @@ struct FileOpenOptions {
   // files that are worthless after a crash anyway, such as a conversion's
   // output until it completes.
   bool skip_sync = false;
+  // Reserve blocks ahead of a file that grows (see above). Only for files
+  // whose writer writes every byte it grows them by, such as a qcow2
+  // image, whose clusters are written whole: blocks the file grows over
+  // without writing them would stay allocated (reading as zeroes), and a
+  // format that leaves parts of its blocks unwritten (vhdx, vhd, vdi) is
+  // sparser without.
+  bool reserve_growth = false;
 };
 
 class FileDevice final : public BlockDevice {
@@ -45,14 +66,20 @@ class FileDevice final : public BlockDevice {
 
  private:
   FileDevice(std::string path, int fd, uint64_t size, bool read_only, bool is_block_device,
-             bool skip_sync);
+             bool skip_sync, bool reserve_growth);
   Status write_zero_bytes(uint64_t offset, uint64_t length);
+  // Reserves blocks up to past `new_end` before the file grows to it.
+  void reserve_ahead_locked(uint64_t new_end);
+  // Gives back the blocks reserved past the end (close and the destructor).
+  void release_reservation();
   Error io_error(const char* what, uint64_t offset, int err) const;
 
   std::string path_;
   int fd_;
-  mutable std::mutex size_mutex_;  // guards size_ against concurrent resize
+  mutable std::mutex size_mutex_;  // guards size_ and reserved_end_ against concurrent resize
   uint64_t size_;
+  uint64_t reserved_end_ = 0;      // blocks are reserved up to here (past size_ when > size_)
+  bool can_reserve_;               // reserve_growth, until the filesystem cannot fallocate
   bool read_only_;
   bool is_block_device_;
   bool skip_sync_;
