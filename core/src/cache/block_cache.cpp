@@ -355,8 +355,7 @@ Status BlockCache::close() {
     s.writing_list.clear();
     s.clean_list.clear();
     s.spare_buffers.clear();
-    s.writeback_bytes -= s.spare_runs.size() * s.options.max_writeback_bytes;
-    s.spare_runs.clear();
+    s.drop_spare_runs_locked();
     s.knowledge.clear();
     s.stats.cached_bytes = s.stats.dirty_bytes = 0;
   }

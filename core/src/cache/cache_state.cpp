@@ -20,8 +20,8 @@ constexpr uint64_t kParallelWorthNs = 50'000;
 // A device whose writes cost less than this beyond moving their bytes gets
 // the writes a full cache has no room for directly.
 constexpr uint64_t kWriteAroundNs = 50'000;
-// Full-size write-back buffers kept for reuse.
-constexpr size_t kSpareRuns = 4;
+// Write-back buffers kept for reuse (all within the copy budget).
+constexpr size_t kSpareRuns = 256;
 }  // namespace
 
 BlockCache::State::State(std::shared_ptr<BlockDevice> dev, const BlockCacheOptions& opts,
@@ -239,6 +239,12 @@ void BlockCache::State::end_busy_locked(uint64_t id, bool failed) {
   changed.notify_all();
 }
 
+void BlockCache::State::drop_spare_runs_locked() {
+  writeback_bytes -= spare_run_bytes;
+  spare_run_bytes = 0;
+  spare_runs.clear();
+}
+
 Status BlockCache::State::write_back_locked(MutexLock& lock,
                                             const std::vector<uint64_t>& indexes, bool fua,
                                             std::vector<uint64_t>* written) {
@@ -259,7 +265,8 @@ Status BlockCache::State::write_back_locked(MutexLock& lock,
       const uint64_t bytes = page_bytes(index);
       if (bytes == 0) continue;  // beyond a shrunken end: nothing to write
       eligible = true;
-      if (writeback_bytes + planned + bytes > writeback_budget) break;
+      // Spare buffers do not count: the runs reuse them, or they give way.
+      if (writeback_bytes - spare_run_bytes + planned + bytes > writeback_budget) break;
       if (runs.empty() || index != previous + 1 ||
           run_bytes.back() + bytes > options.max_writeback_bytes) {
         runs.emplace_back();
@@ -272,11 +279,6 @@ Status BlockCache::State::write_back_locked(MutexLock& lock,
       previous = index;
     }
     if (!runs.empty() || !eligible) break;
-    if (!spare_runs.empty()) {  // idle buffers give way before anyone waits
-      writeback_bytes -= spare_runs.size() * options.max_writeback_bytes;
-      spare_runs.clear();
-      continue;
-    }
     QK_TRY(wait_locked(lock, "write-back (copy budget)"));
   }
   if (runs.empty()) return {};
@@ -299,16 +301,27 @@ Status BlockCache::State::write_back_locked(MutexLock& lock,
       writing_list.splice(writing_list.end(), dirty_list, page.node);
     }
   }
-  // Full-size runs reuse spare buffers (already counted in writeback_bytes).
+  // Runs reuse a spare buffer of their size (already counted in
+  // writeback_bytes; only the same size, so the count stays the bytes
+  // planned); the others get fresh memory, counted now, for which idle
+  // spares give way.
   uint64_t fresh = 0;
   for (size_t r = 0; r < runs.size(); ++r) {
-    if (run_bytes[r] == options.max_writeback_bytes && !spare_runs.empty()) {
-      runs[r].data = std::move(spare_runs.back());
-      spare_runs.pop_back();
-      runs[r].pooled = true;
+    runs[r].size = run_bytes[r];
+    auto spare = spare_runs.find(run_bytes[r]);
+    if (spare != spare_runs.end()) {
+      runs[r].data = std::move(spare->second);
+      spare_run_bytes -= spare->first;
+      spare_runs.erase(spare);
     } else {
       fresh += run_bytes[r];
     }
+  }
+  while (writeback_bytes + fresh > writeback_budget && !spare_runs.empty()) {
+    auto largest = std::prev(spare_runs.end());
+    writeback_bytes -= largest->first;
+    spare_run_bytes -= largest->first;
+    spare_runs.erase(largest);
   }
   writeback_bytes += fresh;
   update_peak_locked();
@@ -322,8 +335,7 @@ Status BlockCache::State::write_back_locked(MutexLock& lock,
   size_t source = 0;
   for (size_t r = 0; r < runs.size(); ++r) {
     Run& run = runs[r];
-    run.size = run_bytes[r];
-    if (!run.pooled) run.data.reset(new uint8_t[run.size]);
+    if (!run.data) run.data.reset(new uint8_t[run.size]);
     uint8_t* out = run.data.get();
     for (size_t k = 0; k < run.versions.size(); ++k, ++source) {
       std::memcpy(out, sources[source].data, sources[source].bytes);
@@ -361,15 +373,15 @@ Status BlockCache::State::write_back_locked(MutexLock& lock,
     if (run.elapsed_ns < fastest) fastest = run.elapsed_ns, fastest_bytes = run.size;
   note_write_time_locked(fastest, fastest_bytes);
   in_flight -= runs.size();
-  // Keep a few full-size buffers (they stay counted in writeback_bytes, and
-  // never take more than a quarter of the budget); free the rest.
+  // Keep buffers for the next runs; they stay counted in writeback_bytes,
+  // so with the copies in flight they still fit the budget.
   for (Run& run : runs) {
-    const bool keep = run.size == options.max_writeback_bytes && spare_runs.size() < kSpareRuns &&
-                      (spare_runs.size() + 1) * options.max_writeback_bytes <= writeback_budget / 4;
-    if (keep)
-      spare_runs.push_back(std::move(run.data));
-    else
+    if (spare_runs.size() < kSpareRuns) {
+      spare_run_bytes += run.size;
+      spare_runs.emplace(run.size, std::move(run.data));
+    } else {
       writeback_bytes -= run.size;
+    }
   }
 
   Status first_error;

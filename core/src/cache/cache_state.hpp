@@ -85,9 +85,8 @@ struct Busy {
 struct Run {
   uint64_t first_page = 0;
   std::vector<uint64_t> versions;  // of each page when it was copied
-  std::unique_ptr<uint8_t[]> data;  // the copy (not zeroed first: it is overwritten)
+  std::unique_ptr<uint8_t[]> data;  // the copy, size bytes (a fresh or a spare buffer, overwritten)
   uint64_t size = 0;
-  bool pooled = false;              // data came from spare_runs (max_writeback_bytes long)
   Status result;
   uint64_t elapsed_ns = 0;          // of the device write
 };
@@ -103,9 +102,13 @@ struct BlockCache::State {
   uint64_t writeback_budget;  // bytes reserved for write-back copies
   uint64_t max_pages;         // pages that fit in the rest of max_size
   uint64_t writeback_bytes QK_GUARDED_BY(mutex) = 0;  // held by write-back copies (in flight and spare_runs)
-  // Full-size run buffers kept for reuse: sequential write-back would
-  // otherwise fault in a fresh megabyte for every run.
-  std::vector<std::unique_ptr<uint8_t[]>> spare_runs QK_GUARDED_BY(mutex);
+  // Run buffers kept for reuse, by size: write-back would otherwise
+  // fault in fresh memory for every run (and the allocator hand it back to
+  // the system after), a sixth of the filter's time under random writes.
+  std::multimap<uint64_t, std::unique_ptr<uint8_t[]>> spare_runs QK_GUARDED_BY(mutex);
+  uint64_t spare_run_bytes QK_GUARDED_BY(mutex) = 0;  // their capacities, summed
+  // Frees every spare run buffer.
+  void drop_spare_runs_locked() QK_REQUIRES(mutex);
   // Moving average of one device write during write-back; starts high so
   // the first rounds go in parallel and measure.
   uint64_t write_latency_ns QK_GUARDED_BY(mutex) = 1'000'000;
