@@ -73,9 +73,6 @@ Result<Target> create_target(const std::string& path, const std::string& format,
   file_options.create = true;
   file_options.exclusive = true;
   file_options.skip_sync = !durable;
-  // qcow2 writes whole clusters as it grows its file, so reserving blocks
-  // ahead costs it no sparseness (FileDevice says why it pays).
-  file_options.reserve_growth = format == "qcow2";
   auto file = FileDevice::open(path, file_options);
   if (!file.ok()) {
     if (file.error().code == EEXIST)

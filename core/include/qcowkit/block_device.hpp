@@ -99,6 +99,12 @@ class BlockDevice {
     return {std::nullopt, offset < size ? size - offset : 0};
   }
 
+  // Advice from whoever writes the device: it grows the device a little at
+  // a time and writes every byte it grows it by (an image appending whole
+  // clusters), so space may be set aside ahead of the end. The default
+  // ignores it; see FileDevice.
+  virtual void advise_appends() {}
+
   // Flushes and releases the device; later calls fail with EBADF. Safe to
   // call twice. Destructors close too, but cannot report errors. A device
   // stacked on another (Qcow2Image, BlockCache, the format readers) shares

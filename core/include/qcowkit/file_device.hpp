@@ -3,7 +3,7 @@
 // ranges (falling back to writing zeroes where the filesystem cannot),
 // SEEK_DATA/SEEK_HOLE for extents, ftruncate for resize.
 //
-// With FileOpenOptions::reserve_growth, growing a regular file a little
+// Once advised of appends (advise_appends), growing a regular file a little
 // at a time (at most 2 MiB per resize, as an image appends clusters)
 // reserves its blocks ahead: fallocate with FALLOC_FL_KEEP_SIZE, up to
 // 64 MiB past the new end, doubling with the file. Writes into reserved
@@ -36,13 +36,6 @@ struct FileOpenOptions {
   // files that are worthless after a crash anyway, such as a conversion's
   // output until it completes.
   bool skip_sync = false;
-  // Reserve blocks ahead of a file that grows (see above). Only for files
-  // whose writer writes every byte it grows them by, such as a qcow2
-  // image, whose clusters are written whole: blocks the file grows over
-  // without writing them would stay allocated (reading as zeroes), and a
-  // format that leaves parts of its blocks unwritten (vhdx, vhd, vdi) is
-  // sparser without.
-  bool reserve_growth = false;
 };
 
 class FileDevice final : public BlockDevice {
@@ -60,13 +53,19 @@ class FileDevice final : public BlockDevice {
   Status resize(uint64_t new_size) override;
   Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override;
   Status close() override;
+  // Starts reserving ahead of growth (above). Only for a writer that
+  // writes every byte it grows the file by, such as a qcow2 image, whose
+  // clusters are written whole: blocks the file grows over without writing
+  // them would stay allocated (reading as zeroes), so a format that leaves
+  // parts of its blocks unwritten (vhdx, vhd, vdi) is sparser without.
+  void advise_appends() override;
 
   const std::string& path() const { return path_; }
   int fd() const { return fd_; }  // for adapters that lock the file
 
  private:
   FileDevice(std::string path, int fd, uint64_t size, bool read_only, bool is_block_device,
-             bool skip_sync, bool reserve_growth);
+             bool skip_sync);
   Status write_zero_bytes(uint64_t offset, uint64_t length);
   // Reserves blocks up to past `new_end` before the file grows to it.
   void reserve_ahead_locked(uint64_t new_end);
@@ -79,7 +78,7 @@ class FileDevice final : public BlockDevice {
   mutable std::mutex size_mutex_;  // guards size_ and reserved_end_ against concurrent resize
   uint64_t size_;
   uint64_t reserved_end_ = 0;      // blocks are reserved up to here (past size_ when > size_)
-  bool can_reserve_;               // reserve_growth, until the filesystem cannot fallocate
+  bool reserving_ = false;         // advised of appends, until the filesystem cannot fallocate
   bool read_only_;
   bool is_block_device_;
   bool skip_sync_;

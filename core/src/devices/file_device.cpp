@@ -62,14 +62,18 @@ Result<std::unique_ptr<FileDevice>> FileDevice::open(const std::string& path,
     return make_error(EINVAL, path + ": not a regular file or block device");
   }
   return std::unique_ptr<FileDevice>(
-      new FileDevice(path, fd, size, options.read_only, is_block, options.skip_sync,
-                     options.reserve_growth));
+      new FileDevice(path, fd, size, options.read_only, is_block, options.skip_sync));
 }
 
 FileDevice::FileDevice(std::string path, int fd, uint64_t size, bool read_only,
-                       bool is_block_device, bool skip_sync, bool reserve_growth)
-    : path_(std::move(path)), fd_(fd), size_(size), can_reserve_(reserve_growth && !read_only),
-      read_only_(read_only), is_block_device_(is_block_device), skip_sync_(skip_sync) {}
+                       bool is_block_device, bool skip_sync)
+    : path_(std::move(path)), fd_(fd), size_(size), read_only_(read_only),
+      is_block_device_(is_block_device), skip_sync_(skip_sync) {}
+
+void FileDevice::advise_appends() {
+  std::lock_guard lock(size_mutex_);
+  reserving_ = !read_only_ && !is_block_device_ && fd_ >= 0;
+}
 
 FileDevice::~FileDevice() {
   if (fd_ < 0) return;
@@ -224,7 +228,7 @@ Status FileDevice::resize(uint64_t new_size) {
 
 void FileDevice::reserve_ahead_locked(uint64_t new_end) {
 #if defined(__linux__)
-  if (!can_reserve_ || is_block_device_ || new_end <= reserved_end_) return;
+  if (!reserving_ || new_end <= reserved_end_) return;
   // Ahead by as much as the file holds already, from 1 MiB to 64 MiB: a
   // small image reserves little, a large one calls fallocate once per 64 MiB.
   constexpr uint64_t kMiB = uint64_t{1} << 20;
@@ -248,7 +252,7 @@ void FileDevice::reserve_ahead_locked(uint64_t new_end) {
   // report what is really out of space.
   if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL || errno == ENODEV ||
       errno == EPERM)
-    can_reserve_ = false;
+    reserving_ = false;
 #else
   (void)new_end;
 #endif

@@ -141,6 +141,10 @@ Status Qcow2Image::Impl::load(const Qcow2OpenOptions& options) {
     header_.incompatible_features &= ~kIncompatDirty;
     QK_TRY(file_->flush());
   }
+  // New clusters go at the end of the file and are written whole (data,
+  // tables and refcount blocks alike), so the file may set space aside
+  // ahead of them.
+  if (!read_only_) file_->advise_appends();
   return {};
 }
 

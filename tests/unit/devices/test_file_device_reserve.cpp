@@ -1,13 +1,14 @@
-// FileDevice's reservation ahead of a growing file (reserve_growth): a file
+// FileDevice's reservation ahead of a growing file (advise_appends): a file
 // that grows a little at a time gets blocks reserved past its end
 // (fallocate, keeping the size), its bytes never change because of it,
 // close() gives the rest back, a file set to a large size at once stays
-// sparse, and without the option nothing is reserved.
+// sparse, and without the advice nothing is reserved.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "qcowkit/file_device.hpp"
+#include "qcowkit/qcow2.hpp"
 #include "test_support.hpp"
 
 using namespace qcowkit;
@@ -48,8 +49,9 @@ TEST_CASE("a file grown a cluster at a time reserves ahead and gives the rest ba
           "[devices][file]") {
   TempDir dir;
   const std::string path = dir.file("growing.img");
-  auto dev = FileDevice::open(path, {.create = true, .reserve_growth = true});
+  auto dev = FileDevice::open(path, {.create = true});
   REQUIRE_OK(dev);
+  (*dev)->advise_appends();
   // As an image appends clusters: grow by 64 KiB, write the new cluster.
   constexpr uint64_t kCluster = 65536;
   const uint64_t clusters = 40;  // 2.5 MiB
@@ -86,8 +88,9 @@ TEST_CASE("a file grown a cluster at a time reserves ahead and gives the rest ba
 TEST_CASE("a file set to a large size at once stays sparse", "[devices][file]") {
   TempDir dir;
   const std::string path = dir.file("raw.img");
-  auto dev = FileDevice::open(path, {.create = true, .reserve_growth = true});
+  auto dev = FileDevice::open(path, {.create = true});
   REQUIRE_OK(dev);
+  (*dev)->advise_appends();
   REQUIRE_OK((*dev)->resize(kMiB));
   REQUIRE_OK((*dev)->resize(4096 * kMiB));  // a raw output's whole size
   CHECK(allocated_bytes(path) < 8 * kMiB);
@@ -100,8 +103,9 @@ TEST_CASE("a file set to a large size at once stays sparse", "[devices][file]") 
 TEST_CASE("shrinking a file drops the reservation past its new end", "[devices][file]") {
   TempDir dir;
   const std::string path = dir.file("shrink.img");
-  auto dev = FileDevice::open(path, {.create = true, .reserve_growth = true});
+  auto dev = FileDevice::open(path, {.create = true});
   REQUIRE_OK(dev);
+  (*dev)->advise_appends();
   for (uint64_t size = kMiB; size <= 8 * kMiB; size += kMiB) REQUIRE_OK((*dev)->resize(size));
   REQUIRE_OK((*dev)->write(0, pattern_bytes(kMiB, 9)));
   REQUIRE_OK((*dev)->resize(kMiB));
@@ -115,7 +119,7 @@ TEST_CASE("shrinking a file drops the reservation past its new end", "[devices][
   CHECK(allocated_bytes(path) <= 2 * kMiB);
 }
 
-TEST_CASE("without reserve_growth a growing file reserves nothing", "[devices][file]") {
+TEST_CASE("without the advice a growing file reserves nothing", "[devices][file]") {
   TempDir dir;
   const std::string path = dir.file("plain.img");
   auto dev = FileDevice::open(path, {.create = true});
@@ -125,4 +129,44 @@ TEST_CASE("without reserve_growth a growing file reserves nothing", "[devices][f
   // The written MiB, not the 8 MiB size nor anything past it.
   CHECK(allocated_bytes(path) <= 2 * kMiB);
   REQUIRE_OK((*dev)->close());
+}
+
+TEST_CASE("a qcow2 image advises its file of appends; the file ends without a reservation",
+          "[devices][file][qcow2]") {
+  TempDir dir;
+  const std::string path = dir.file("image.qcow2");
+  auto file = FileDevice::open(path, {.create = true});
+  REQUIRE_OK(file);
+  std::shared_ptr<FileDevice> device(std::move(*file));
+  Qcow2CreateOptions o;
+  o.size = 64 * kMiB;
+  auto created = Qcow2Image::create(device, o);
+  REQUIRE_OK(created);
+  // 8 MiB appended a cluster at a time, as a conversion writes.
+  for (uint64_t offset = 0; offset < 8 * kMiB; offset += 65536)
+    REQUIRE_OK((*created)->write(offset, pattern_bytes(65536, offset / 65536 + 1)));
+  REQUIRE_OK((*created)->flush());
+  const uint64_t size = file_size(path);
+  if (can_reserve_in(dir))
+    CHECK(allocated_bytes(path) > size);
+  else
+    CHECK(allocated_bytes(path) <= size + 65536);
+  REQUIRE_OK((*created)->close());
+  REQUIRE_OK(device->close());
+  CHECK(file_size(path) == size);
+  CHECK(allocated_bytes(path) <= size);
+
+  auto reopened = FileDevice::open(path, {.read_only = true});
+  REQUIRE_OK(reopened);
+  std::shared_ptr<BlockDevice> ro(std::move(*reopened));
+  Qcow2OpenOptions read_only;
+  read_only.read_only = true;
+  auto image = Qcow2Image::open(ro, read_only);
+  REQUIRE_OK(image);
+  for (uint64_t offset = 0; offset < 8 * kMiB; offset += 65536)
+    CHECK(read_all(**image, offset, 65536) == pattern_bytes(65536, offset / 65536 + 1));
+  auto report = (*image)->check();
+  REQUIRE_OK(report);
+  CHECK(report->corruptions == 0);
+  CHECK(report->leaks == 0);
 }
