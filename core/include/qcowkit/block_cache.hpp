@@ -105,6 +105,8 @@ class BlockCache final : public BlockDevice {
   Status write_zeroes(uint64_t offset, uint64_t length, ZeroFlags flags = {}) override;
   Status resize(uint64_t new_size) override;
   Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override;
+  // Passed on: growth goes straight to the device (resize is a pass-through).
+  void advise_appends() override;
   // Writes everything back and flushes the device, then closes the cache.
   // The device stays open (its opener closes it), as under a Qcow2Image.
   // When write-back fails the cache stays open with its data, so close()

@@ -165,4 +165,6 @@ Status BlockCache::write_zeroes(uint64_t offset, uint64_t length, ZeroFlags flag
 
 Status BlockCache::resize(uint64_t new_size) { return state_->resize(new_size); }
 
+void BlockCache::advise_appends() { state_->device->advise_appends(); }
+
 }  // namespace qcowkit

@@ -233,11 +233,11 @@ void FileDevice::reserve_ahead_locked(uint64_t new_end) {
   // small image reserves little, a large one calls fallocate once per 64 MiB.
   constexpr uint64_t kMiB = uint64_t{1} << 20;
   const uint64_t ahead = std::clamp<uint64_t>(new_end, kMiB, 64 * kMiB);
-  // Only a file that grows a little at a time, as an image appends
-  // clusters (2 MiB is qcow2's largest), and whose start is written
-  // already: reserved blocks the file grows over without writing them
-  // count as allocated (though they read as zeroes), and a new file set to
-  // its size at once (a raw output) or a jump must stay sparse.
+  // Only while the file grows a little at a time (2 MiB is qcow2's largest
+  // cluster), and not for an empty file's first size (a new image's
+  // header area, not all of it written): reserved blocks the file grows
+  // over without writing them count as allocated, though they read as
+  // zeroes, so a jump must stay a hole.
   if (size_ == 0 || new_end - size_ > 2 * kMiB) return;
   const uint64_t start = std::max(reserved_end_, size_);
   const uint64_t end = (new_end + ahead + kMiB - 1) / kMiB * kMiB;
@@ -248,10 +248,12 @@ void FileDevice::reserve_ahead_locked(uint64_t new_end) {
     return;
   }
   // Only a hint: a filesystem without fallocate is never asked again; a
-  // full one is asked again at the next growth, and the writes themselves
-  // report what is really out of space.
-  if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL || errno == ENODEV ||
-      errno == EPERM)
+  // full one is asked again once the file grows past this range, and the
+  // writes themselves report what is really out of space. A full one may
+  // have reserved part of the range before failing: close gives it back.
+  const int err = errno;
+  reserved_end_ = end;
+  if (err == EOPNOTSUPP || err == ENOSYS || err == EINVAL || err == ENODEV || err == EPERM)
     reserving_ = false;
 #else
   (void)new_end;
