@@ -131,7 +131,7 @@ TEST_CASE("without the advice a growing file reserves nothing", "[devices][file]
   REQUIRE_OK((*dev)->close());
 }
 
-TEST_CASE("a qcow2 image advises its file of appends; the file ends without a reservation",
+TEST_CASE("a qcow2 image advises its file of appends, which ends without a reservation",
           "[devices][file][qcow2]") {
   TempDir dir;
   const std::string path = dir.file("image.qcow2");
