@@ -239,10 +239,14 @@ void BlockCache::State::end_busy_locked(uint64_t id, bool failed) {
   changed.notify_all();
 }
 
+void BlockCache::State::drop_spare_run_locked(SpareRuns::iterator it) {
+  writeback_bytes -= it->first;
+  spare_run_bytes -= it->first;
+  spare_runs.erase(it);
+}
+
 void BlockCache::State::drop_spare_runs_locked() {
-  writeback_bytes -= spare_run_bytes;
-  spare_run_bytes = 0;
-  spare_runs.clear();
+  while (!spare_runs.empty()) drop_spare_run_locked(spare_runs.begin());
 }
 
 Status BlockCache::State::write_back_locked(MutexLock& lock,
@@ -317,12 +321,8 @@ Status BlockCache::State::write_back_locked(MutexLock& lock,
       fresh += run_bytes[r];
     }
   }
-  while (writeback_bytes + fresh > writeback_budget && !spare_runs.empty()) {
-    auto largest = std::prev(spare_runs.end());
-    writeback_bytes -= largest->first;
-    spare_run_bytes -= largest->first;
-    spare_runs.erase(largest);
-  }
+  while (writeback_bytes + fresh > writeback_budget && !spare_runs.empty())
+    drop_spare_run_locked(std::prev(spare_runs.end()));  // the largest first
   writeback_bytes += fresh;
   update_peak_locked();
   in_flight += runs.size();

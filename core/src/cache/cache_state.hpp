@@ -105,8 +105,11 @@ struct BlockCache::State {
   // Run buffers kept for reuse, by size: write-back would otherwise
   // fault in fresh memory for every run (and the allocator hand it back to
   // the system after), a sixth of the filter's time under random writes.
-  std::multimap<uint64_t, std::unique_ptr<uint8_t[]>> spare_runs QK_GUARDED_BY(mutex);
-  uint64_t spare_run_bytes QK_GUARDED_BY(mutex) = 0;  // their capacities, summed
+  using SpareRuns = std::multimap<uint64_t, std::unique_ptr<uint8_t[]>>;
+  SpareRuns spare_runs QK_GUARDED_BY(mutex);
+  uint64_t spare_run_bytes QK_GUARDED_BY(mutex) = 0;  // their sizes, summed
+  // Frees one spare run buffer, and the bytes it held in writeback_bytes.
+  void drop_spare_run_locked(SpareRuns::iterator it) QK_REQUIRES(mutex);
   // Frees every spare run buffer.
   void drop_spare_runs_locked() QK_REQUIRES(mutex);
   // Moving average of one device write during write-back; starts high so
