@@ -43,23 +43,34 @@ bool can_reserve_in(TempDir& dir) {
   return ok;
 }
 
+// A new file at `path`, advised of appends.
+std::unique_ptr<FileDevice> open_advised(const std::string& path) {
+  auto dev = FileDevice::open(path, {.create = true});
+  REQUIRE_OK(dev);
+  (*dev)->advise_appends();
+  return std::move(*dev);
+}
+
+// Grows `dev` to `mib` MiB, a MiB at a time.
+void grow_by_mib(FileDevice& dev, uint64_t mib) {
+  for (uint64_t size = kMiB; size <= mib * kMiB; size += kMiB) REQUIRE_OK(dev.resize(size));
+}
+
 }  // namespace
 
 TEST_CASE("a file grown a cluster at a time reserves ahead and gives the rest back at close",
           "[devices][file]") {
   TempDir dir;
   const std::string path = dir.file("growing.img");
-  auto dev = FileDevice::open(path, {.create = true});
-  REQUIRE_OK(dev);
-  (*dev)->advise_appends();
+  auto dev = open_advised(path);
   // As an image appends clusters: grow by 64 KiB, write the new cluster.
   constexpr uint64_t kCluster = 65536;
   const uint64_t clusters = 40;  // 2.5 MiB
   for (uint64_t i = 0; i < clusters; ++i) {
-    REQUIRE_OK((*dev)->resize((i + 1) * kCluster));
-    REQUIRE_OK((*dev)->write(i * kCluster, pattern_bytes(kCluster, i + 1)));
+    REQUIRE_OK(dev->resize((i + 1) * kCluster));
+    REQUIRE_OK(dev->write(i * kCluster, pattern_bytes(kCluster, i + 1)));
   }
-  CHECK((*dev)->info().size == clusters * kCluster);
+  CHECK(dev->info().size == clusters * kCluster);
   CHECK(file_size(path) == clusters * kCluster);
   // While open, the file holds blocks past its end, where the filesystem
   // can reserve them.
@@ -70,9 +81,9 @@ TEST_CASE("a file grown a cluster at a time reserves ahead and gives the rest ba
   else
     CHECK(while_open <= clusters * kCluster);
   // Grown but not yet written: reads as zeroes, though reserved.
-  REQUIRE_OK((*dev)->resize((clusters + 1) * kCluster));
-  CHECK(is_all_zero(read_all(**dev, clusters * kCluster, kCluster)));
-  REQUIRE_OK((*dev)->close());
+  REQUIRE_OK(dev->resize((clusters + 1) * kCluster));
+  CHECK(is_all_zero(read_all(*dev, clusters * kCluster, kCluster)));
+  REQUIRE_OK(dev->close());
 
   CHECK(file_size(path) == (clusters + 1) * kCluster);
   // Nothing past the end once closed: at most the file's own bytes (the
@@ -88,33 +99,30 @@ TEST_CASE("a file grown a cluster at a time reserves ahead and gives the rest ba
 TEST_CASE("a file set to a large size at once stays sparse", "[devices][file]") {
   TempDir dir;
   const std::string path = dir.file("raw.img");
-  auto dev = FileDevice::open(path, {.create = true});
-  REQUIRE_OK(dev);
-  (*dev)->advise_appends();
-  REQUIRE_OK((*dev)->resize(kMiB));
-  REQUIRE_OK((*dev)->resize(4096 * kMiB));  // a raw output's whole size
+  auto dev = open_advised(path);
+  REQUIRE_OK(dev->resize(kMiB));
+  REQUIRE_OK(dev->resize(4096 * kMiB));  // a raw output's whole size
   CHECK(allocated_bytes(path) < 8 * kMiB);
-  REQUIRE_OK((*dev)->write(2048 * kMiB, pattern_bytes(65536, 3)));
+  REQUIRE_OK(dev->write(2048 * kMiB, pattern_bytes(65536, 3)));
   CHECK(allocated_bytes(path) < 8 * kMiB);
-  REQUIRE_OK((*dev)->close());
+  REQUIRE_OK(dev->close());
   CHECK(allocated_bytes(path) < 8 * kMiB);
 }
 
 TEST_CASE("shrinking a file drops the reservation past its new end", "[devices][file]") {
   TempDir dir;
   const std::string path = dir.file("shrink.img");
-  auto dev = FileDevice::open(path, {.create = true});
-  REQUIRE_OK(dev);
-  (*dev)->advise_appends();
-  for (uint64_t size = kMiB; size <= 8 * kMiB; size += kMiB) REQUIRE_OK((*dev)->resize(size));
-  REQUIRE_OK((*dev)->write(0, pattern_bytes(kMiB, 9)));
-  REQUIRE_OK((*dev)->resize(kMiB));
+  auto dev = open_advised(path);
+  grow_by_mib(*dev, 8);
+  REQUIRE_OK(dev->write(0, pattern_bytes(kMiB, 9)));
+  REQUIRE_OK(dev->resize(kMiB));
   CHECK(allocated_bytes(path) <= kMiB);
   // Growing again reserves again and still reads zeroes past the old end.
-  REQUIRE_OK((*dev)->resize(2 * kMiB));
-  CHECK(is_all_zero(read_all(**dev, kMiB, kMiB)));
-  CHECK(read_all(**dev, 0, kMiB) == pattern_bytes(kMiB, 9));
-  REQUIRE_OK((*dev)->close());
+  REQUIRE_OK(dev->resize(2 * kMiB));
+  if (can_reserve_in(dir)) CHECK(allocated_bytes(path) > 2 * kMiB);
+  CHECK(is_all_zero(read_all(*dev, kMiB, kMiB)));
+  CHECK(read_all(*dev, 0, kMiB) == pattern_bytes(kMiB, 9));
+  REQUIRE_OK(dev->close());
   CHECK(file_size(path) == 2 * kMiB);
   CHECK(allocated_bytes(path) <= 2 * kMiB);
 }
@@ -122,13 +130,14 @@ TEST_CASE("shrinking a file drops the reservation past its new end", "[devices][
 TEST_CASE("without the advice a growing file reserves nothing", "[devices][file]") {
   TempDir dir;
   const std::string path = dir.file("plain.img");
-  auto dev = FileDevice::open(path, {.create = true});
-  REQUIRE_OK(dev);
-  for (uint64_t size = kMiB; size <= 8 * kMiB; size += kMiB) REQUIRE_OK((*dev)->resize(size));
-  REQUIRE_OK((*dev)->write(0, pattern_bytes(kMiB, 5)));
+  auto opened = FileDevice::open(path, {.create = true});
+  REQUIRE_OK(opened);
+  auto dev = std::move(*opened);
+  grow_by_mib(*dev, 8);
+  REQUIRE_OK(dev->write(0, pattern_bytes(kMiB, 5)));
   // The written MiB, not the 8 MiB size nor anything past it.
   CHECK(allocated_bytes(path) <= 2 * kMiB);
-  REQUIRE_OK((*dev)->close());
+  REQUIRE_OK(dev->close());
 }
 
 TEST_CASE("a qcow2 image advises its file of appends, which ends without a reservation",
