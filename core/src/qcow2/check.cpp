@@ -173,18 +173,44 @@ static Status count_references(Qcow2Image::Impl& im, ReferenceCounter& refs, Che
   return {};
 }
 
+// The refcount blocks worth visiting when comparing: every block the
+// refcount table names, and every block whose range holds a reference, in
+// ascending order, limited to the file's clusters. Elsewhere both the
+// stored refcount and the reference count are zero.
+static std::vector<uint64_t> blocks_to_compare(const Qcow2Image::Impl& im, const ReferenceCounter& refs)
+    QK_REQUIRES(im.mutex_) {
+  const uint64_t per_block = im.refblock_entries_;
+  const uint64_t file_blocks = (refs.clusters() + per_block - 1) / per_block;
+  std::vector<uint64_t> blocks;
+  for (uint64_t i = 0; i < std::min<uint64_t>(im.reftable_.size(), file_blocks); ++i)
+    if (im.reftable_[i]) blocks.push_back(i);
+  for (uint64_t page : refs.pages()) {
+    const uint64_t first = (page << ReferenceCounter::kPageBits) / per_block;
+    const uint64_t last = (((page + 1) << ReferenceCounter::kPageBits) - 1) / per_block;
+    for (uint64_t b = first; b <= last && b < file_blocks; ++b) blocks.push_back(b);
+  }
+  std::sort(blocks.begin(), blocks.end());
+  blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
+  return blocks;
+}
+
 // Compares stored refcounts with the references; fixes leaks in place when
 // asked. Returns whether any refcount is too low.
+//
+// Time and memory follow the refcount blocks and references the image has
+// (each block is its own cluster: open refuses blocks that overlap), not the
+// length of its file.
 static Result<bool> compare_refcounts(Qcow2Image::Impl& im, const ReferenceCounter& refs,
                                       CheckReport& report, bool fix_leaks) QK_REQUIRES(im.mutex_) {
   bool too_low = false;
   uint64_t highest = 0;
   const uint64_t cs = im.cluster_size_;
-  for (uint64_t c = 0; c < refs.clusters(); ++c) {
-    QK_ASSIGN_OR_RETURN(uint64_t stored, im.refcount_locked(c));
-    const uint64_t wanted = refs.count(c);
+  const uint64_t per_block = im.refblock_entries_;
+  const uint64_t file_clusters = refs.clusters();
+
+  auto compare_one = [&](uint64_t c, uint64_t stored, uint64_t wanted) QK_REQUIRES(im.mutex_) -> Status {
     if (stored || wanted) highest = c + 1;
-    if (stored == wanted) continue;
+    if (stored == wanted) return {};
     if (stored > wanted) {
       if (fix_leaks) {
         QK_TRY(im.adjust_refcount_locked(c, -static_cast<int64_t>(stored - wanted)));
@@ -202,6 +228,33 @@ static Result<bool> compare_refcounts(Qcow2Image::Impl& im, const ReferenceCount
       note(&report, "ERROR cluster " + hex(c * cs) + " refcount=" + std::to_string(stored) +
                         " reference=" + std::to_string(wanted));
     }
+    return {};
+  };
+
+  for (uint64_t b : blocks_to_compare(im, refs)) {
+    const uint64_t first = b * per_block;
+    const uint64_t end = std::min(first + per_block, file_clusters);
+    const uint64_t block_offset = b < im.reftable_.size() ? im.reftable_[b] : 0;
+    if (fix_leaks) {
+      // Each repair goes through the refcount cache and may change the
+      // block it holds, so every refcount is read afresh.
+      for (uint64_t c = first; c < end; ++c) {
+        QK_ASSIGN_OR_RETURN(uint64_t stored, im.refcount_locked(c));
+        QK_TRY(compare_one(c, stored, refs.count(c)));
+      }
+      continue;
+    }
+    TablePtr block;
+    if (block_offset) {
+      QK_ASSIGN_OR_RETURN(block, im.load_table_locked(block_offset, TableKind::refcount_block));
+    }
+    const uint32_t* counts = nullptr;
+    for (uint64_t c = first; c < end; ++c) {
+      if (c == first || (c & (ReferenceCounter::kPageClusters - 1)) == 0) counts = refs.page_of(c);
+      const uint64_t stored = block ? get_refcount_entry(block->data.data(), c - first, im.refcount_bits_) : 0;
+      const uint64_t wanted = counts ? counts[c & (ReferenceCounter::kPageClusters - 1)] : 0;
+      QK_TRY(compare_one(c, stored, wanted));
+    }
   }
   report.image_end_offset = highest * cs;
   return too_low;
@@ -215,35 +268,66 @@ Status Qcow2Image::Impl::rebuild_refcounts_locked(CheckReport* report) {
   QK_TRY(count_references(*this, refs, nullptr, WalkOptions{.count_refcount_structures = false}));
 
   // The new structure goes past everything in the file, so the old one stays
-  // valid on disk until the header points elsewhere.
+  // valid on disk until the header points elsewhere: its refcount blocks
+  // first, then its table. Only blocks that will hold a nonzero refcount are
+  // written (a zero table entry means every refcount in its range is zero),
+  // so a long, sparse file costs what it references, not its length.
+  const uint64_t per_block = refblock_entries_;
+  std::vector<uint64_t> referenced_blocks;  // ascending
+  for (uint64_t page : refs.pages()) {
+    const uint64_t first = (page << ReferenceCounter::kPageBits) / per_block;
+    const uint64_t last = (((page + 1) << ReferenceCounter::kPageBits) - 1) / per_block;
+    for (uint64_t b = first; b <= last; ++b)
+      if ((referenced_blocks.empty() || referenced_blocks.back() < b) &&
+          refs.any_in(b * per_block, (b + 1) * per_block))
+        referenced_blocks.push_back(b);
+  }
   const uint64_t start = file_clusters;
-  uint64_t blocks = 1, table_clusters = 1;
-  for (int i = 0; i < 64; ++i) {
-    const uint64_t total = start + blocks + table_clusters;
-    const uint64_t want_blocks = (total + refblock_entries_ - 1) / refblock_entries_;
-    const uint64_t want_table = (want_blocks * 8 + cs - 1) / cs;
-    if (want_blocks == blocks && want_table == table_clusters) break;
+  // Blocks for the ranges the new structure itself occupies, [start, end).
+  auto own_blocks = [&](uint64_t end) {
+    uint64_t extra = 0;
+    for (uint64_t b = start / per_block; b <= (end - 1) / per_block; ++b)
+      if (!std::binary_search(referenced_blocks.begin(), referenced_blocks.end(), b)) ++extra;
+    return extra;
+  };
+  // Growing the structure can need more blocks and a larger table; start
+  // from the least it could be and grow until the layout holds itself.
+  uint64_t blocks = referenced_blocks.size(), table_clusters = 1;
+  bool settled = false;
+  for (int i = 0; i < 64 && !settled; ++i) {
+    const uint64_t end = start + blocks + table_clusters;
+    const uint64_t want_blocks = referenced_blocks.size() + own_blocks(end);
+    const uint64_t want_table = (((end - 1) / per_block + 1) * 8 + cs - 1) / cs;
+    settled = want_blocks == blocks && want_table == table_clusters;
     blocks = want_blocks;
     table_clusters = want_table;
   }
+  if (!settled) return make_error(EFBIG, "rebuilding refcounts: the new refcount structure does not settle");
   if (table_clusters * cs > kMaxRefcountTableBytes)
     return make_error(EFBIG, "rebuilding refcounts: the refcount table would exceed 8 MiB");
   const uint64_t end = start + blocks + table_clusters;
+  std::vector<uint64_t> block_indexes = referenced_blocks;
+  for (uint64_t b = start / per_block; b <= (end - 1) / per_block; ++b) block_indexes.push_back(b);
+  std::sort(block_indexes.begin(), block_indexes.end());
+  block_indexes.erase(std::unique(block_indexes.begin(), block_indexes.end()), block_indexes.end());
+  if (block_indexes.size() != blocks)
+    return make_error(EIO, "rebuilding refcounts: internal error laying out the refcount blocks");
   QK_TRY(file_->resize(end * cs));
   std::vector<uint64_t> table(table_clusters * cs / 8, 0);
   std::vector<uint8_t> block(cs);
-  for (uint64_t b = 0; b < blocks; ++b) {
+  for (uint64_t k = 0; k < blocks; ++k) {
+    const uint64_t b = block_indexes[k];
     std::fill(block.begin(), block.end(), 0);
-    for (uint64_t c = b * refblock_entries_; c < std::min(end, (b + 1) * refblock_entries_); ++c) {
-      const uint64_t count = c >= start ? 1 : refs.count(c);
+    for (uint64_t c = b * per_block; c < (b + 1) * per_block; ++c) {
+      const uint64_t count = c >= start ? (c < end ? 1 : 0) : refs.count(c);
       if (count > max_refcount(refcount_bits_))
         return make_error(EOVERFLOW, "rebuilding refcounts: cluster " + hex(c * cs) + " has " +
                                          std::to_string(count) + " references, more than " +
                                          std::to_string(refcount_bits_) + "-bit refcounts hold");
-      set_refcount_entry(block.data(), c - b * refblock_entries_, refcount_bits_, count);
+      set_refcount_entry(block.data(), c - b * per_block, refcount_bits_, count);
     }
-    table[b] = (start + b) * cs;
-    QK_TRY(file_->write((start + b) * cs, block));
+    table[b] = (start + k) * cs;
+    QK_TRY(file_->write(table[b], block));
   }
   std::vector<uint8_t> raw(table.size() * 8);
   for (size_t i = 0; i < table.size(); ++i) store_be64(raw.data() + i * 8, table[i]);

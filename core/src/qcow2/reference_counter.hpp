@@ -1,18 +1,28 @@
 // Counts, for every cluster of the file, how many references the image's
-// metadata makes to it: what its refcount should be. Used by check, by the
-// refcount rebuild, and by compact.
+// metadata makes to it: what its refcount should be. Used by check and by the
+// refcount rebuild.
+//
+// The counts are kept in pages allocated on first use, so memory follows the
+// clusters the metadata names, not the size of the file: a hostile image can
+// make its file terabytes long (sparse) while naming only a few clusters.
+//
+// Not thread-safe; one check owns one counter.
 #pragma once
 
 #include <cstdint>
-#include <string>
+#include <map>
+#include <memory>
 #include <vector>
 
 namespace qcowkit::qcow2 {
 
 class ReferenceCounter {
  public:
+  static constexpr unsigned kPageBits = 12;  // 4096 counts, 16 KiB a page
+  static constexpr uint64_t kPageClusters = uint64_t{1} << kPageBits;
+
   ReferenceCounter(uint64_t file_clusters, unsigned cluster_bits)
-      : counts_(file_clusters, 0), cluster_bits_(cluster_bits) {}
+      : file_clusters_(file_clusters), cluster_bits_(cluster_bits) {}
 
   // Adds one reference to every cluster [offset, offset + bytes) touches.
   // References past the end of the file are not stored but counted.
@@ -21,29 +31,55 @@ class ReferenceCounter {
     const uint64_t first = offset >> cluster_bits_;
     const uint64_t last = (offset + bytes - 1) >> cluster_bits_;
     for (uint64_t c = first; c <= last; ++c) {
-      if (c >= counts_.size()) {
-        ++beyond_end_;
-        if (first_beyond_end_ == 0) first_beyond_end_ = c << cluster_bits_;
-        continue;
+      if (c >= file_clusters_) {
+        // Everything from here on is past the end too.
+        if (first_beyond_end_ == 0 && beyond_end_ == 0) first_beyond_end_ = c << cluster_bits_;
+        beyond_end_ += last - c + 1;
+        return;
       }
-      if (counts_[c] != UINT32_MAX) ++counts_[c];
+      uint32_t& count = page_for_writing(c >> kPageBits)[c & (kPageClusters - 1)];
+      if (count != UINT32_MAX) ++count;
     }
   }
 
-  uint32_t count(uint64_t cluster) const { return cluster < counts_.size() ? counts_[cluster] : 0; }
-  uint64_t clusters() const { return counts_.size(); }
-  uint64_t references_beyond_end() const { return beyond_end_; }
-  uint64_t first_beyond_end() const { return first_beyond_end_; }
-  // One past the highest cluster with a reference, or 0.
-  uint64_t end() const {
-    for (uint64_t c = counts_.size(); c > 0; --c)
-      if (counts_[c - 1]) return c;
-    return 0;
+  uint32_t count(uint64_t cluster) const {
+    const uint32_t* page = page_of(cluster);
+    return page ? page[cluster & (kPageClusters - 1)] : 0;
+  }
+  // The counts of the page holding `cluster` (kPageClusters of them, the
+  // first for the page's first cluster), or null when none of them is set.
+  const uint32_t* page_of(uint64_t cluster) const {
+    auto it = pages_.find(cluster >> kPageBits);
+    return it == pages_.end() ? nullptr : it->second.get();
+  }
+  // Whether any cluster in [first, end) may have a reference.
+  bool any_in(uint64_t first, uint64_t end) const {
+    if (first >= end) return false;
+    auto it = pages_.lower_bound(first >> kPageBits);
+    return it != pages_.end() && it->first <= ((end - 1) >> kPageBits);
+  }
+  // Indexes of the pages that hold counts, in ascending order.
+  std::vector<uint64_t> pages() const {
+    std::vector<uint64_t> out;
+    out.reserve(pages_.size());
+    for (const auto& [index, counts] : pages_) out.push_back(index);
+    return out;
   }
 
+  uint64_t clusters() const { return file_clusters_; }
+  uint64_t references_beyond_end() const { return beyond_end_; }
+  uint64_t first_beyond_end() const { return first_beyond_end_; }
+
  private:
-  std::vector<uint32_t> counts_;
+  uint32_t* page_for_writing(uint64_t index) {
+    std::unique_ptr<uint32_t[]>& page = pages_[index];
+    if (!page) page = std::make_unique<uint32_t[]>(kPageClusters);  // zeroed
+    return page.get();
+  }
+
+  uint64_t file_clusters_;
   unsigned cluster_bits_;
+  std::map<uint64_t, std::unique_ptr<uint32_t[]>> pages_;
   uint64_t beyond_end_ = 0;
   uint64_t first_beyond_end_ = 0;
 };

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <random>
 
+#include "heap_counter.hpp"
 #include "qcow2/format.hpp"
 #include "qcow2/refcount_entry.hpp"
 #include "qcow2_test_images.hpp"
@@ -218,6 +219,63 @@ TEST_CASE("the refcount table grows when the file outgrows it", "[qcow2][refcoun
   CHECK(peek64(*dev, qcow2::kOffRefcountTableOffset) != old_table);
   CHECK(read_all(*image, 0, data.size()) == data);
   require_clean(*image);
+}
+
+TEST_CASE("check and repair cost what the image references, not the length of its file", "[qcow2][refcount]") {
+  // A hostile image whose file is 8 TiB long (sparse) and whose first L2
+  // entry points 7 TiB in, where no refcount block counts it. Checking it
+  // must not size anything by the file's 134 million clusters, and
+  // repairing it must not write a refcount block for every 2 GiB of file.
+  auto dev = make_image(64u << 20);  // 64 KiB clusters, 16-bit refcounts
+  {
+    auto image = open_ok(dev);
+    REQUIRE_OK(image->write(0, pattern_bytes(1u << 20, 21)));
+    REQUIRE_OK(image->close());
+  }
+  const uint64_t cs = 65536;
+  const uint64_t real_end = dev->info().size;
+  REQUIRE_OK(dev->resize(uint64_t{8} << 40));
+  {
+    auto image = open_ok(dev);
+    reset_heap_peak();
+    const uint64_t heap_before = heap_bytes_in_use();
+    auto report = image->check();
+    REQUIRE_OK(report);
+    CHECK(heap_peak_bytes() - heap_before < (8u << 20));
+    CHECK(report->corruptions == 0);
+    CHECK(report->leaks == 0);
+    CHECK(report->image_end_offset == real_end);
+  }
+
+  const uint64_t far = uint64_t{7} << 40;
+  const uint64_t l2 = peek64(*dev, peek64(*dev, qcow2::kOffL1Offset)) & qcow2::kOffsetMask;
+  poke64(*dev, l2, far | qcow2::kCopied);
+  auto image = open_ok(dev);
+  reset_heap_peak();
+  const uint64_t heap_before = heap_bytes_in_use();
+  auto report = image->check();
+  REQUIRE_OK(report);
+  CHECK(heap_peak_bytes() - heap_before < (8u << 20));
+  CHECK(report->corruptions >= 1);  // refcount 0, one reference
+  CHECK(report->leaks == 1);        // the cluster guest 0 used to point at
+  CHECK(report->image_end_offset == far + cs);
+
+  const uint64_t stored_before = dev->allocated_bytes();
+  auto repaired = image->check(RepairMode::all);
+  REQUIRE_OK(repaired);
+  INFO((repaired->messages.empty() ? std::string() : repaired->messages.front()));
+  CHECK(repaired->corruptions == 0);
+  CHECK(repaired->leaks == 0);
+  // Two refcount blocks and a table cluster, not one block per 2 GiB.
+  CHECK(dev->allocated_bytes() - stored_before <= 4 * MemoryDevice::kChunkSize);
+  auto expected = pattern_bytes(1u << 20, 21);
+  std::fill(expected.begin(), expected.begin() + cs, 0);  // guest cluster 0 now reads the far cluster
+  CHECK(read_all(*image, 0, 1u << 20) == expected);
+  require_clean(*image);
+  REQUIRE_OK(image->close());
+  auto reopened = open_ok(dev);
+  require_clean(*reopened);
+  CHECK(read_all(*reopened, 0, 1u << 20) == expected);
 }
 
 TEST_CASE("a 1 TiB image works through a small metadata cache", "[qcow2][cache]") {
