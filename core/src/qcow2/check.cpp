@@ -184,11 +184,8 @@ static std::vector<uint64_t> blocks_to_compare(const Qcow2Image::Impl& im, const
   std::vector<uint64_t> blocks;
   for (uint64_t i = 0; i < std::min<uint64_t>(im.reftable_.size(), file_blocks); ++i)
     if (im.reftable_[i]) blocks.push_back(i);
-  for (uint64_t page : refs.pages()) {
-    const uint64_t first = (page << ReferenceCounter::kPageBits) / per_block;
-    const uint64_t last = (((page + 1) << ReferenceCounter::kPageBits) - 1) / per_block;
-    for (uint64_t b = first; b <= last && b < file_blocks; ++b) blocks.push_back(b);
-  }
+  for (uint64_t b : refs.blocks_with_references(per_block))
+    if (b < file_blocks) blocks.push_back(b);
   std::sort(blocks.begin(), blocks.end());
   blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
   return blocks;
@@ -273,15 +270,7 @@ Status Qcow2Image::Impl::rebuild_refcounts_locked(CheckReport* report) {
   // written (a zero table entry means every refcount in its range is zero),
   // so a long, sparse file costs what it references, not its length.
   const uint64_t per_block = refblock_entries_;
-  std::vector<uint64_t> referenced_blocks;  // ascending
-  for (uint64_t page : refs.pages()) {
-    const uint64_t first = (page << ReferenceCounter::kPageBits) / per_block;
-    const uint64_t last = (((page + 1) << ReferenceCounter::kPageBits) - 1) / per_block;
-    for (uint64_t b = first; b <= last; ++b)
-      if ((referenced_blocks.empty() || referenced_blocks.back() < b) &&
-          refs.any_in(b * per_block, (b + 1) * per_block))
-        referenced_blocks.push_back(b);
-  }
+  const std::vector<uint64_t> referenced_blocks = refs.blocks_with_references(per_block);
   const uint64_t start = file_clusters;
   // Blocks for the ranges the new structure itself occupies, [start, end).
   auto own_blocks = [&](uint64_t end) {

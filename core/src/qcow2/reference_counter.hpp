@@ -9,6 +9,7 @@
 // Not thread-safe; one check owns one counter.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -52,17 +53,29 @@ class ReferenceCounter {
     auto it = pages_.find(cluster >> kPageBits);
     return it == pages_.end() ? nullptr : it->second.get();
   }
-  // Whether any cluster in [first, end) may have a reference.
+  // Whether any cluster in [first, end) has a reference.
   bool any_in(uint64_t first, uint64_t end) const {
     if (first >= end) return false;
-    auto it = pages_.lower_bound(first >> kPageBits);
-    return it != pages_.end() && it->first <= ((end - 1) >> kPageBits);
+    for (auto it = pages_.lower_bound(first >> kPageBits); it != pages_.end() && it->first <= ((end - 1) >> kPageBits);
+         ++it) {
+      const uint64_t page_start = it->first << kPageBits;
+      const uint64_t from = std::max(first, page_start) - page_start;
+      const uint64_t to = std::min(end, page_start + kPageClusters) - page_start;
+      for (uint64_t i = from; i < to; ++i)
+        if (it->second[i]) return true;
+    }
+    return false;
   }
-  // Indexes of the pages that hold counts, in ascending order.
-  std::vector<uint64_t> pages() const {
+  // The refcount blocks (`per_block` clusters each) whose range holds a
+  // reference, in ascending order: the blocks a rebuilt structure needs.
+  std::vector<uint64_t> blocks_with_references(uint64_t per_block) const {
     std::vector<uint64_t> out;
-    out.reserve(pages_.size());
-    for (const auto& [index, counts] : pages_) out.push_back(index);
+    for (const auto& [page, counts] : pages_) {
+      const uint64_t first = (page << kPageBits) / per_block;
+      const uint64_t last = (((page + 1) << kPageBits) - 1) / per_block;
+      for (uint64_t b = first; b <= last; ++b)
+        if ((out.empty() || out.back() < b) && any_in(b * per_block, (b + 1) * per_block)) out.push_back(b);
+    }
     return out;
   }
 
