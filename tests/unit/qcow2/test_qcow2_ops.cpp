@@ -278,6 +278,41 @@ TEST_CASE("check and repair cost what the image references, not the length of it
   CHECK(read_all(*reopened, 0, 1u << 20) == expected);
 }
 
+TEST_CASE("repair rebuilds refcounts when a block counts fewer clusters than a page of references", "[qcow2][refcount]") {
+  // 512-byte clusters with 64-bit refcounts: one refcount block counts 64
+  // clusters, far fewer than the reference counter's 4096-cluster pages,
+  // so the rebuild picks blocks out of the middle of a page.
+  Qcow2CreateOptions o;
+  o.size = 4u << 20;
+  o.cluster_size = 512;
+  o.refcount_bits = 64;
+  auto dev = make_image(o);
+  auto image = open_ok(dev);
+  auto data = pattern_bytes(1u << 20, 31);
+  REQUIRE_OK(image->write(0, data));
+  REQUIRE_OK(image->discard(256u << 10, 256u << 10));  // a gap of unreferenced clusters
+  std::fill(data.begin() + (256u << 10), data.begin() + (512u << 10), 0);
+  REQUIRE_OK(image->close());
+  image.reset();
+  // Zero the refcount of the header cluster: a refcount below its
+  // references, which only a rebuild repairs.
+  const uint64_t table = peek64(*dev, qcow2::kOffRefcountTableOffset);
+  poke64(*dev, peek64(*dev, table), 0);
+  image = open_ok(dev);
+  auto damaged = image->check();
+  REQUIRE_OK(damaged);
+  CHECK(damaged->corruptions > 0);
+  auto repaired = image->check(RepairMode::all);
+  REQUIRE_OK(repaired);
+  CHECK(repaired->corruptions == 0);
+  CHECK(repaired->leaks == 0);
+  CHECK(read_all(*image, 0, data.size()) == data);
+  REQUIRE_OK(image->close());
+  auto reopened = open_ok(dev);
+  require_clean(*reopened);
+  CHECK(read_all(*reopened, 0, data.size()) == data);
+}
+
 TEST_CASE("a 1 TiB image works through a small metadata cache", "[qcow2][cache]") {
   Qcow2CreateOptions o;
   o.size = uint64_t{1} << 40;
