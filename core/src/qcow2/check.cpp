@@ -307,8 +307,11 @@ Status Qcow2Image::Impl::rebuild_refcounts_locked(CheckReport* report) {
   for (uint64_t k = 0; k < blocks; ++k) {
     const uint64_t b = block_indexes[k];
     std::fill(block.begin(), block.end(), 0);
+    const uint32_t* counts = nullptr;
     for (uint64_t c = b * per_block; c < (b + 1) * per_block; ++c) {
-      const uint64_t count = c >= start ? (c < end ? 1 : 0) : refs.count(c);
+      if (c == b * per_block || (c & (ReferenceCounter::kPageClusters - 1)) == 0) counts = refs.page_of(c);
+      const uint64_t referenced = counts ? counts[c & (ReferenceCounter::kPageClusters - 1)] : 0;
+      const uint64_t count = c >= start ? (c < end ? 1 : 0) : referenced;
       if (count > max_refcount(refcount_bits_))
         return make_error(EOVERFLOW, "rebuilding refcounts: cluster " + hex(c * cs) + " has " +
                                          std::to_string(count) + " references, more than " +
