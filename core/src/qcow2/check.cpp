@@ -228,6 +228,7 @@ static Result<bool> compare_refcounts(Qcow2Image::Impl& im, const ReferenceCount
     return {};
   };
 
+  ReferenceCounter::Cursor wanted(refs);
   for (uint64_t b : blocks_to_compare(im, refs)) {
     const uint64_t first = b * per_block;
     const uint64_t end = std::min(first + per_block, file_clusters);
@@ -237,7 +238,7 @@ static Result<bool> compare_refcounts(Qcow2Image::Impl& im, const ReferenceCount
       // block it holds, so every refcount is read afresh.
       for (uint64_t c = first; c < end; ++c) {
         QK_ASSIGN_OR_RETURN(uint64_t stored, im.refcount_locked(c));
-        QK_TRY(compare_one(c, stored, refs.count(c)));
+        QK_TRY(compare_one(c, stored, wanted.count(c)));
       }
       continue;
     }
@@ -245,12 +246,9 @@ static Result<bool> compare_refcounts(Qcow2Image::Impl& im, const ReferenceCount
     if (block_offset) {
       QK_ASSIGN_OR_RETURN(block, im.load_table_locked(block_offset, TableKind::refcount_block));
     }
-    const uint32_t* counts = nullptr;
     for (uint64_t c = first; c < end; ++c) {
-      if (c == first || (c & (ReferenceCounter::kPageClusters - 1)) == 0) counts = refs.page_of(c);
       const uint64_t stored = block ? get_refcount_entry(block->data.data(), c - first, im.refcount_bits_) : 0;
-      const uint64_t wanted = counts ? counts[c & (ReferenceCounter::kPageClusters - 1)] : 0;
-      QK_TRY(compare_one(c, stored, wanted));
+      QK_TRY(compare_one(c, stored, wanted.count(c)));
     }
   }
   report.image_end_offset = highest * cs;
@@ -272,46 +270,42 @@ Status Qcow2Image::Impl::rebuild_refcounts_locked(CheckReport* report) {
   const uint64_t per_block = refblock_entries_;
   const std::vector<uint64_t> referenced_blocks = refs.blocks_with_references(per_block);
   const uint64_t start = file_clusters;
-  // Blocks for the ranges the new structure itself occupies, [start, end).
-  auto own_blocks = [&](uint64_t end) {
-    uint64_t extra = 0;
-    for (uint64_t b = start / per_block; b <= (end - 1) / per_block; ++b)
-      if (!std::binary_search(referenced_blocks.begin(), referenced_blocks.end(), b)) ++extra;
-    return extra;
+  // The blocks to write when the new structure ends at `end`: those holding
+  // references, and those counting the structure's own clusters [start, end).
+  auto blocks_for = [&](uint64_t end) {
+    std::vector<uint64_t> out = referenced_blocks;
+    for (uint64_t b = start / per_block; b <= (end - 1) / per_block; ++b) out.push_back(b);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
   };
   // Growing the structure can need more blocks and a larger table; start
   // from the least it could be and grow until the layout holds itself.
-  uint64_t blocks = referenced_blocks.size(), table_clusters = 1;
+  std::vector<uint64_t> block_indexes = referenced_blocks;
+  uint64_t table_clusters = 1;
   bool settled = false;
   for (int i = 0; i < 64 && !settled; ++i) {
-    const uint64_t end = start + blocks + table_clusters;
-    const uint64_t want_blocks = referenced_blocks.size() + own_blocks(end);
+    const uint64_t end = start + block_indexes.size() + table_clusters;
+    std::vector<uint64_t> wanted = blocks_for(end);
     const uint64_t want_table = (((end - 1) / per_block + 1) * 8 + cs - 1) / cs;
-    settled = want_blocks == blocks && want_table == table_clusters;
-    blocks = want_blocks;
+    settled = wanted.size() == block_indexes.size() && want_table == table_clusters;
+    block_indexes = std::move(wanted);
     table_clusters = want_table;
   }
   if (!settled) return make_error(EFBIG, "rebuilding refcounts: the new refcount structure does not settle");
   if (table_clusters * cs > kMaxRefcountTableBytes)
     return make_error(EFBIG, "rebuilding refcounts: the refcount table would exceed 8 MiB");
+  const uint64_t blocks = block_indexes.size();
   const uint64_t end = start + blocks + table_clusters;
-  std::vector<uint64_t> block_indexes = referenced_blocks;
-  for (uint64_t b = start / per_block; b <= (end - 1) / per_block; ++b) block_indexes.push_back(b);
-  std::sort(block_indexes.begin(), block_indexes.end());
-  block_indexes.erase(std::unique(block_indexes.begin(), block_indexes.end()), block_indexes.end());
-  if (block_indexes.size() != blocks)
-    return make_error(EIO, "rebuilding refcounts: internal error laying out the refcount blocks");
   QK_TRY(file_->resize(end * cs));
   std::vector<uint64_t> table(table_clusters * cs / 8, 0);
   std::vector<uint8_t> block(cs);
+  ReferenceCounter::Cursor referenced(refs);
   for (uint64_t k = 0; k < blocks; ++k) {
     const uint64_t b = block_indexes[k];
     std::fill(block.begin(), block.end(), 0);
-    const uint32_t* counts = nullptr;
     for (uint64_t c = b * per_block; c < (b + 1) * per_block; ++c) {
-      if (c == b * per_block || (c & (ReferenceCounter::kPageClusters - 1)) == 0) counts = refs.page_of(c);
-      const uint64_t referenced = counts ? counts[c & (ReferenceCounter::kPageClusters - 1)] : 0;
-      const uint64_t count = c >= start ? (c < end ? 1 : 0) : referenced;
+      const uint64_t count = c >= start ? (c < end ? 1 : 0) : referenced.count(c);
       if (count > max_refcount(refcount_bits_))
         return make_error(EOVERFLOW, "rebuilding refcounts: cluster " + hex(c * cs) + " has " +
                                          std::to_string(count) + " references, more than " +

@@ -43,16 +43,28 @@ class ReferenceCounter {
     }
   }
 
-  uint32_t count(uint64_t cluster) const {
-    const uint32_t* page = page_of(cluster);
-    return page ? page[cluster & (kPageClusters - 1)] : 0;
-  }
-  // The counts of the page holding `cluster` (kPageClusters of them, the
-  // first for the page's first cluster), or null when none of them is set.
-  const uint32_t* page_of(uint64_t cluster) const {
-    auto it = pages_.find(cluster >> kPageBits);
-    return it == pages_.end() ? nullptr : it->second.get();
-  }
+  // Reads the counts of clusters visited mostly in ascending order, looking
+  // a page up only when the cluster leaves the page it read last. Valid
+  // while the counter is neither changed nor destroyed.
+  class Cursor {
+   public:
+    explicit Cursor(const ReferenceCounter& refs) : refs_(refs) {}
+    uint32_t count(uint64_t cluster) {
+      const uint64_t page = cluster >> kPageBits;
+      if (page != page_index_) {
+        auto it = refs_.pages_.find(page);
+        counts_ = it == refs_.pages_.end() ? nullptr : it->second.get();
+        page_index_ = page;
+      }
+      return counts_ ? counts_[cluster & (kPageClusters - 1)] : 0;
+    }
+
+   private:
+    const ReferenceCounter& refs_;
+    uint64_t page_index_ = UINT64_MAX;  // no page read yet
+    const uint32_t* counts_ = nullptr;  // page_index_'s counts, or null when it has none
+  };
+
   // Whether any cluster in [first, end) has a reference.
   bool any_in(uint64_t first, uint64_t end) const {
     if (first >= end) return false;
