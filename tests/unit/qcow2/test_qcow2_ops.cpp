@@ -21,6 +21,43 @@ void require_clean(Qcow2Image& image) {
   CHECK(report->leaks == 0);
 }
 
+// 512-byte clusters with 64-bit refcounts: a refcount block counts only 64
+// clusters (32 KiB), and one refcount table cluster names 64 blocks.
+std::shared_ptr<MemoryDevice> make_small_cluster_image(uint64_t size) {
+  Qcow2CreateOptions o;
+  o.size = size;
+  o.cluster_size = 512;
+  o.refcount_bits = 64;
+  return make_image(o);
+}
+
+// Checks `image`, requiring the heap to grow by less than `limit` meanwhile.
+CheckReport check_within_heap(Qcow2Image& image, uint64_t limit) {
+  reset_heap_peak();
+  const uint64_t heap_before = heap_bytes_in_use();
+  auto report = image.check();
+  REQUIRE_OK(report);
+  CHECK(heap_peak_bytes() - heap_before < limit);
+  return std::move(*report);
+}
+
+// Repairs everything, then requires `image` and the image reopened from
+// `dev` to check clean and read `expected` from offset 0.
+void repair_and_require_clean(std::unique_ptr<Qcow2Image> image, std::shared_ptr<BlockDevice> dev,
+                              const std::vector<uint8_t>& expected) {
+  auto repaired = image->check(RepairMode::all);
+  REQUIRE_OK(repaired);
+  INFO((repaired->messages.empty() ? std::string() : repaired->messages.front()));
+  CHECK(repaired->corruptions == 0);
+  CHECK(repaired->leaks == 0);
+  CHECK(read_all(*image, 0, expected.size()) == expected);
+  require_clean(*image);
+  REQUIRE_OK(image->close());
+  auto reopened = open_ok(std::move(dev));
+  require_clean(*reopened);
+  CHECK(read_all(*reopened, 0, expected.size()) == expected);
+}
+
 std::vector<Extent> all_extents(BlockDevice& dev) {
   std::vector<Extent> out;
   REQUIRE_OK(for_each_extent(dev, 0, dev.info().size, [&](const Extent& e) {
@@ -204,13 +241,8 @@ TEST_CASE("an empty image has no L1 table and grows from nothing without a leak"
 }
 
 TEST_CASE("the refcount table grows when the file outgrows it", "[qcow2][refcount]") {
-  // 512-byte clusters with 64-bit refcounts: a refcount block counts 64
-  // clusters (32 KiB) and one table cluster names 64 blocks (2 MiB).
-  Qcow2CreateOptions o;
-  o.size = 8u << 20;
-  o.cluster_size = 512;
-  o.refcount_bits = 64;
-  auto dev = make_image(o);
+  // One refcount table cluster names 64 blocks, 2 MiB of clusters.
+  auto dev = make_small_cluster_image(8u << 20);
   auto image = open_ok(dev);
   const uint64_t old_table = peek64(*dev, qcow2::kOffRefcountTableOffset);
   auto data = pattern_bytes(6u << 20, 10);
@@ -237,56 +269,34 @@ TEST_CASE("check and repair cost what the image references, not the length of it
   REQUIRE_OK(dev->resize(uint64_t{8} << 40));
   {
     auto image = open_ok(dev);
-    reset_heap_peak();
-    const uint64_t heap_before = heap_bytes_in_use();
-    auto report = image->check();
-    REQUIRE_OK(report);
-    CHECK(heap_peak_bytes() - heap_before < (8u << 20));
-    CHECK(report->corruptions == 0);
-    CHECK(report->leaks == 0);
-    CHECK(report->image_end_offset == real_end);
+    const CheckReport report = check_within_heap(*image, 8u << 20);
+    CHECK(report.corruptions == 0);
+    CHECK(report.leaks == 0);
+    CHECK(report.image_end_offset == real_end);
   }
 
   const uint64_t far = uint64_t{7} << 40;
   const uint64_t l2 = peek64(*dev, peek64(*dev, qcow2::kOffL1Offset)) & qcow2::kOffsetMask;
   poke64(*dev, l2, far | qcow2::kCopied);
   auto image = open_ok(dev);
-  reset_heap_peak();
-  const uint64_t heap_before = heap_bytes_in_use();
-  auto report = image->check();
-  REQUIRE_OK(report);
-  CHECK(heap_peak_bytes() - heap_before < (8u << 20));
-  CHECK(report->corruptions >= 1);  // refcount 0, one reference
-  CHECK(report->leaks == 1);        // the cluster guest 0 used to point at
-  CHECK(report->image_end_offset == far + cs);
+  const CheckReport report = check_within_heap(*image, 8u << 20);
+  CHECK(report.corruptions >= 1);  // refcount 0, one reference
+  CHECK(report.leaks == 1);        // the cluster guest 0 used to point at
+  CHECK(report.image_end_offset == far + cs);
 
   const uint64_t stored_before = dev->allocated_bytes();
-  auto repaired = image->check(RepairMode::all);
-  REQUIRE_OK(repaired);
-  INFO((repaired->messages.empty() ? std::string() : repaired->messages.front()));
-  CHECK(repaired->corruptions == 0);
-  CHECK(repaired->leaks == 0);
-  // Two refcount blocks and a table cluster, not one block per 2 GiB.
-  CHECK(dev->allocated_bytes() - stored_before <= 4 * MemoryDevice::kChunkSize);
   auto expected = pattern_bytes(1u << 20, 21);
   std::fill(expected.begin(), expected.begin() + cs, 0);  // guest cluster 0 now reads the far cluster
-  CHECK(read_all(*image, 0, 1u << 20) == expected);
-  require_clean(*image);
-  REQUIRE_OK(image->close());
-  auto reopened = open_ok(dev);
-  require_clean(*reopened);
-  CHECK(read_all(*reopened, 0, 1u << 20) == expected);
+  repair_and_require_clean(std::move(image), dev, expected);
+  // Two refcount blocks and a table cluster, not one block per 2 GiB.
+  CHECK(dev->allocated_bytes() - stored_before <= 4 * MemoryDevice::kChunkSize);
 }
 
 TEST_CASE("repair rebuilds refcounts when a block counts fewer clusters than a page of references", "[qcow2][refcount]") {
-  // 512-byte clusters with 64-bit refcounts: one refcount block counts 64
-  // clusters, far fewer than the reference counter's 4096-cluster pages,
-  // so the rebuild picks blocks out of the middle of a page.
-  Qcow2CreateOptions o;
-  o.size = 4u << 20;
-  o.cluster_size = 512;
-  o.refcount_bits = 64;
-  auto dev = make_image(o);
+  // One refcount block counts 64 clusters, far fewer than the reference
+  // counter's 4096-cluster pages, so the rebuild picks blocks out of the
+  // middle of a page.
+  auto dev = make_small_cluster_image(4u << 20);
   auto image = open_ok(dev);
   auto data = pattern_bytes(1u << 20, 31);
   REQUIRE_OK(image->write(0, data));
@@ -302,15 +312,7 @@ TEST_CASE("repair rebuilds refcounts when a block counts fewer clusters than a p
   auto damaged = image->check();
   REQUIRE_OK(damaged);
   CHECK(damaged->corruptions > 0);
-  auto repaired = image->check(RepairMode::all);
-  REQUIRE_OK(repaired);
-  CHECK(repaired->corruptions == 0);
-  CHECK(repaired->leaks == 0);
-  CHECK(read_all(*image, 0, data.size()) == data);
-  REQUIRE_OK(image->close());
-  auto reopened = open_ok(dev);
-  require_clean(*reopened);
-  CHECK(read_all(*reopened, 0, data.size()) == data);
+  repair_and_require_clean(std::move(image), dev, data);
 }
 
 TEST_CASE("a 1 TiB image works through a small metadata cache", "[qcow2][cache]") {
