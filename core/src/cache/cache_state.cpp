@@ -239,6 +239,24 @@ void BlockCache::State::end_busy_locked(uint64_t id, bool failed) {
   changed.notify_all();
 }
 
+bool BlockCache::State::take_spare_run_locked(Run& run) {
+  auto spare = spare_runs.find(run.size);
+  if (spare == spare_runs.end()) return false;
+  run.data = std::move(spare->second);
+  spare_run_bytes -= spare->first;
+  spare_runs.erase(spare);
+  return true;
+}
+
+void BlockCache::State::keep_spare_run_locked(Run& run) {
+  if (spare_runs.size() >= kSpareRuns) {
+    writeback_bytes -= run.size;
+    return;
+  }
+  spare_run_bytes += run.size;
+  spare_runs.emplace(run.size, std::move(run.data));
+}
+
 void BlockCache::State::drop_spare_run_locked(SpareRuns::iterator it) {
   writeback_bytes -= it->first;
   spare_run_bytes -= it->first;
@@ -312,14 +330,7 @@ Status BlockCache::State::write_back_locked(MutexLock& lock,
   uint64_t fresh = 0;
   for (size_t r = 0; r < runs.size(); ++r) {
     runs[r].size = run_bytes[r];
-    auto spare = spare_runs.find(run_bytes[r]);
-    if (spare != spare_runs.end()) {
-      runs[r].data = std::move(spare->second);
-      spare_run_bytes -= spare->first;
-      spare_runs.erase(spare);
-    } else {
-      fresh += run_bytes[r];
-    }
+    if (!take_spare_run_locked(runs[r])) fresh += run_bytes[r];
   }
   while (writeback_bytes + fresh > writeback_budget && !spare_runs.empty())
     drop_spare_run_locked(std::prev(spare_runs.end()));  // the largest first
@@ -375,14 +386,7 @@ Status BlockCache::State::write_back_locked(MutexLock& lock,
   in_flight -= runs.size();
   // Keep buffers for the next runs; they stay counted in writeback_bytes,
   // so with the copies in flight they still fit the budget.
-  for (Run& run : runs) {
-    if (spare_runs.size() < kSpareRuns) {
-      spare_run_bytes += run.size;
-      spare_runs.emplace(run.size, std::move(run.data));
-    } else {
-      writeback_bytes -= run.size;
-    }
-  }
+  for (Run& run : runs) keep_spare_run_locked(run);
 
   Status first_error;
   for (Run& run : runs) {

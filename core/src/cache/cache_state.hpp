@@ -108,6 +108,13 @@ struct BlockCache::State {
   using SpareRuns = std::multimap<uint64_t, std::unique_ptr<uint8_t[]>>;
   SpareRuns spare_runs QK_GUARDED_BY(mutex);
   uint64_t spare_run_bytes QK_GUARDED_BY(mutex) = 0;  // their sizes, summed
+  // Gives `run` a spare buffer of exactly run.size bytes, if one is kept;
+  // its bytes stay counted in writeback_bytes, now for the run.
+  bool take_spare_run_locked(cache::Run& run) QK_REQUIRES(mutex);
+  // Keeps the buffer of a finished run for reuse, still counted in
+  // writeback_bytes, or, when kSpareRuns are kept already, lets it go
+  // with its bytes.
+  void keep_spare_run_locked(cache::Run& run) QK_REQUIRES(mutex);
   // Frees one spare run buffer, and the bytes it held in writeback_bytes.
   void drop_spare_run_locked(SpareRuns::iterator it) QK_REQUIRES(mutex);
   // Frees every spare run buffer.
