@@ -20,6 +20,8 @@ constexpr uint64_t kParallelWorthNs = 50'000;
 // A device whose writes cost less than this beyond moving their bytes gets
 // the writes a full cache has no room for directly.
 constexpr uint64_t kWriteAroundNs = 50'000;
+// Device write timings per window of the overhead estimate.
+constexpr uint32_t kOverheadWindow = 32;
 // Write-back buffers kept for reuse (all within the copy budget).
 constexpr size_t kSpareRuns = 256;
 }  // namespace
@@ -432,20 +434,26 @@ Status BlockCache::State::write_back_locked(MutexLock& lock,
 
 void BlockCache::State::note_write_time_locked(uint64_t per_write_ns, uint64_t bytes_per_write) {
   write_latency_ns = (write_latency_ns * 3 + per_write_ns) / 4;
-  // The overhead drops at once on a fast write and rises slowly on slow
-  // ones: a thread that lost the CPU for a while (a busy machine) makes a
-  // fast device look slow for one write, while a slow device never has a
-  // fast one. A device that turns slow is noticed within a few dozen writes.
+  // The overhead is the least of the recent samples: a thread that lost the
+  // CPU for a while (a busy machine: 16 writers on 2 cores) makes a fast
+  // device look slow for a write or two, never the other way round, while
+  // a slow device never has a fast write. So one slow sample moves nothing
+  // (a running average rising on each one sent every writer back into the
+  // cache, hundreds of forced write-backs a second over a memory plugin),
+  // and a device that turns slow is noticed within two windows of samples.
   // Half a nanosecond a byte (2 GB/s) for moving the bytes: a 1 MiB run
   // into fresh memory takes 0.3-0.5 ms on a busy machine, while a 1 ms
   // round trip stays 0.5 ms over (a whole nanosecond a byte would let it
   // pass for fast, a quarter would take memory for slow).
   const uint64_t moving = bytes_per_write / 2;
   const uint64_t overhead = per_write_ns - std::min(per_write_ns, moving);
-  if (overhead < write_overhead_ns)
-    write_overhead_ns = overhead;
-  else
-    write_overhead_ns += (overhead - write_overhead_ns) / 16;
+  overhead_window_least = std::min(overhead_window_least, overhead);
+  if (++overhead_window_samples == kOverheadWindow) {
+    overhead_previous_least = overhead_window_least;
+    overhead_window_least = UINT64_MAX;
+    overhead_window_samples = 0;
+  }
+  write_overhead_ns = std::min(overhead_previous_least, overhead_window_least);
 }
 
 bool BlockCache::State::write_around_locked(uint64_t first, uint64_t end) const {

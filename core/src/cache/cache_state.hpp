@@ -124,9 +124,13 @@ struct BlockCache::State {
   uint64_t write_latency_ns QK_GUARDED_BY(mutex) = 1'000'000;
   // What one device write costs beyond moving its bytes (its time less a
   // half a nanosecond a byte): the round trip of a network, a disk or a slow
-  // plugin. A running estimate near the low end of what write-backs and
-  // pass-throughs measure; starts high, as if the device were slow.
+  // plugin. The least that the recent write-backs and pass-throughs
+  // measured (this window of samples and the one before); starts high, as
+  // if the device were slow.
   uint64_t write_overhead_ns QK_GUARDED_BY(mutex) = 1'000'000;
+  uint64_t overhead_window_least QK_GUARDED_BY(mutex) = UINT64_MAX;  // this window's samples
+  uint64_t overhead_previous_least QK_GUARDED_BY(mutex) = 1'000'000;  // the window before
+  uint32_t overhead_window_samples QK_GUARDED_BY(mutex) = 0;
   uint32_t sector_size;
   bool read_only;
 
