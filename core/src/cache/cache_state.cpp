@@ -39,7 +39,7 @@ BlockCache::State::State(std::shared_ptr<BlockDevice> dev, const BlockCacheOptio
       read_only(info.read_only),
       size(info.size),
       runner(opts.writeback_parallelism) {
-  pages.reserve(std::min<uint64_t>(max_pages, 1u << 20));
+  pages.reserve(std::min<uint64_t>(max_pages, 1u << 16));  // grows past that as pages come
 }
 
 uint64_t BlockCache::State::page_bytes(uint64_t index) const {

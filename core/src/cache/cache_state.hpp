@@ -34,9 +34,9 @@
 #include <list>
 #include <map>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
+#include "cache/page_table.hpp"
 #include "cache/parallel_runner.hpp"
 #include "cache/range_knowledge.hpp"
 #include "qcowkit/block_cache.hpp"
@@ -137,8 +137,8 @@ struct BlockCache::State {
   mutable Mutex mutex;
   std::condition_variable changed;  // a write-back or a pass-through finished
 
-  using PageMap = std::unordered_map<uint64_t, cache::Page>;
-  PageMap pages QK_GUARDED_BY(mutex);  // page index -> page (hashed: lookups are the hot path)
+  using PageMap = cache::PageTable<cache::Page>;
+  PageMap pages QK_GUARDED_BY(mutex);  // page index -> page (lookups are the hot path)
   std::list<uint64_t> dirty_list QK_GUARDED_BY(mutex);    // page indexes, oldest dirty first (ascending order)
   std::list<uint64_t> writing_list QK_GUARDED_BY(mutex);  // page indexes being written back
   // Clean pages, oldest first; a page read since it was last considered
