@@ -23,8 +23,10 @@
 //   (after updating cached pages they touch), so one huge write cannot
 //   flush the whole cache.
 // * When the cache is full of dirty pages and the device answers about as
-//   fast as memory (a write costs under 50 us beyond 2 GB/s for its bytes,
-//   as measured by write-back), a write to pages not cached goes straight
+//   fast as memory (the fastest of its last 32 to 64 writes, by write-back
+//   or straight, cost under 50 us beyond 2 GB/s for its bytes: a writer
+//   that lost the CPU for a while does not count), a write to pages not
+//   cached goes straight
 //   to the device too, instead of writing back older pages to make room:
 //   with no round trip to hide, that would only copy every byte twice more.
 // * Extents: dirty pages are data; ranges the cache zeroed are zero/hole;
