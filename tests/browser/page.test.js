@@ -302,3 +302,47 @@ test('an image with an internal snapshot lists it, and converts it as qemu-img d
   qemuImg(['convert', '-U', '-O', 'raw', entry.image, current]);
   assert.notStrictEqual(sameFiles(saved, current), null, 'the snapshot should differ from the current state');
 });
+
+// Large reads come from a reader worker streaming the file ahead of the
+// conversion (wasm/js/read-ahead.js): the bytes must be exactly the file's,
+// in order or not, with one worker or several.
+function readAheadImages() {
+  const dir = tmpDir('read-ahead');
+  const crypto = require('crypto');
+  // 48 MiB of random data, written front to back: one stream serves it.
+  const randomRaw = path.join(dir, 'random.raw');
+  const fd = fs.openSync(randomRaw, 'w');
+  for (let i = 0; i < 48; ++i) fs.writeSync(fd, crypto.randomBytes(1 << 20));
+  fs.closeSync(fd);
+  const random = path.join(dir, 'random.qcow2');
+  qemuImg(['convert', '-f', 'raw', '-O', 'qcow2', randomRaw, random]);
+  // 32 MiB, each MiB its own byte; the upper half written first, so the
+  // file holds it below the lower half and the stream must start again.
+  const swapped = path.join(dir, 'swapped.qcow2');
+  const swappedRaw = path.join(dir, 'swapped.raw');
+  qemuImg(['create', '-q', '-f', 'qcow2', swapped, '32M']);
+  const order = [...Array(16).keys()].map((i) => i + 16).concat([...Array(16).keys()]);
+  const writes = order.flatMap((mib) => ['-c', `write -P ${mib + 1} ${mib}M 1M`]);
+  execFileSync('qemu-io', ['-f', 'qcow2', ...writes, swapped], { stdio: 'ignore' });
+  fs.writeFileSync(swappedRaw, Buffer.concat([...Array(32).keys()].map((mib) => Buffer.alloc(1 << 20, mib + 1))));
+  return { random, randomRaw, swapped, swappedRaw };
+}
+
+test('large reads are read ahead by a reader worker, in file order or not, with one worker or two', async () => {
+  const images = readAheadImages();
+  const link = async (name) => Number(await page.getAttribute('#download-link', name));
+  for (const query of ['?workers=1', '?workers=2&parallelFrom=0']) {
+    await page.goto(server.url + query);
+    await pick(images.random);
+    const saved = await convertAndDownload('raw');
+    assert.strictEqual(sameFiles(saved, images.randomRaw), null, query);
+    const served = await link('data-read-ahead-served');
+    assert.ok(served >= 16 << 20, `${query}: the read-ahead served ${served} bytes of 48 MiB`);
+  }
+  await page.goto(server.url + '?workers=1');
+  await pick(images.swapped);
+  const saved = await convertAndDownload('raw');
+  assert.strictEqual(sameFiles(saved, images.swappedRaw), null);
+  assert.ok(await link('data-read-ahead-restarts') >= 1, 'the jump back in the file restarts the stream');
+  assert.ok(await link('data-read-ahead-served') > 0, 'and the stream then serves the rest');
+});

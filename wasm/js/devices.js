@@ -53,12 +53,16 @@ var qkDevices = (function () {
   // A Blob or File, read in slices with FileReaderSync: only in a worker,
   // never loaded whole. Small reads (qcow2 tables, compressed clusters) go
   // through an 8 MiB read-ahead window, because each FileReaderSync call has
-  // a fixed cost far above that of copying a megabyte.
+  // a fixed cost far above that of copying a megabyte. Large reads (a
+  // conversion's data, a MiB or more) are served, where the browser can,
+  // by a reader worker streaming the file ahead of them (read-ahead.js);
+  // what it does not hold yet is read here.
   class BlobDevice {
     constructor(blob) {
       if (typeof FileReaderSync === 'undefined')
         throw ioError('reading a File needs FileReaderSync: open it inside a Web Worker', 'ENOTSUP');
       this.blob = blob;
+      this.readAhead = qkReadAhead.BlobReadAhead.supported() ? new qkReadAhead.BlobReadAhead(blob) : null;
       this.reader = new FileReaderSync();
       this.readOnly = true;
       this.windowStart = 0;
@@ -76,6 +80,8 @@ var qkDevices = (function () {
     }
     read(offset, dest) {
       var end = offset + dest.length;
+      var large = dest.length >= BlobDevice.LARGE;
+      if (this.readAhead && this.readAhead.take(offset, dest, large)) return;
       if (dest.length >= BlobDevice.WINDOW) { dest.set(this.slice(offset, end)); return; }
       var w = this.window;
       if (offset < this.windowStart || end > this.windowStart + w.length) {
@@ -87,9 +93,13 @@ var qkDevices = (function () {
     write() { throw readOnlyError(); }
     truncate() { throw readOnlyError(); }
     flush() {}
-    close() { this.window = new Uint8Array(0); }
+    close() {
+      this.window = new Uint8Array(0);
+      if (this.readAhead) this.readAhead.close();
+    }
   }
   BlobDevice.WINDOW = 8 << 20;
+  BlobDevice.LARGE = 1 << 20;
   BlobDevice.NUDGE_EVERY = 64 << 20;
 
   // Each FileReaderSync read returns a fresh ArrayBuffer that dies at once,

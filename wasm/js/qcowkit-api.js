@@ -209,6 +209,7 @@
           if (progress.finished) break;
           await yieldToEventLoop();
           if (output.drain) await output.drain();  // a stream's consumer is behind
+          await this.readAheadReady();
         }
         unwrap(converter.close());
       } catch (e) {
@@ -216,11 +217,38 @@
         throw e;
       } finally {
         this.converting = false;
+        this.stopReadAhead();  // its worker and buffers are not needed until the next conversion
         converter.delete();
         Module.qkBridge.unregister(sink.id);
         if (byPath) output.close();  // we opened it, so we close it
       }
       return output;
+    }
+
+    // Waits (briefly) for the source files' read-ahead to hold the next
+    // step's data, so the step finds it instead of reading the file itself.
+    readAheadReady() {
+      var waits = [];
+      for (var i = 0; i < this.handles.length; ++i)
+        if (this.handles[i].device.readAhead) waits.push(this.handles[i].device.readAhead.ready());
+      return Promise.all(waits);
+    }
+    stopReadAhead() {
+      for (var i = 0; i < this.handles.length; ++i)
+        if (this.handles[i].device.readAhead) this.handles[i].device.readAhead.close();
+    }
+    // Bytes of large reads the read-ahead served and missed, summed over
+    // the source files (zeroes where the browser cannot read ahead).
+    readAheadStats() {
+      var sum = { servedBytes: 0, missedBytes: 0, restarts: 0 };
+      for (var i = 0; i < this.handles.length; ++i) {
+        var r = this.handles[i].device.readAhead;
+        if (!r) continue;
+        sum.servedBytes += r.stats.servedBytes;
+        sum.missedBytes += r.stats.missedBytes;
+        sum.restarts += r.stats.restarts;
+      }
+      return sum;
     }
 
     releaseDevices() {

@@ -266,6 +266,12 @@
     downloadUrl = URL.createObjectURL(file);
     const link = el('a', { id: 'download-link', href: downloadUrl, download: msg.name, textContent: 'Download ' + msg.name });
     link.dataset.workers = msg.workers;
+    // For tests and benchmarks: how much of the data the read-ahead served.
+    if (msg.readAhead) {
+      link.dataset.readAheadServed = msg.readAhead.servedBytes;
+      link.dataset.readAheadMissed = msg.readAhead.missedBytes;
+      link.dataset.readAheadRestarts = msg.readAhead.restarts;
+    }
     const rate = current.info.virtualSize / Math.max(seconds, 0.001);
     const workers = msg.workers > 1 ? ', ' + msg.workers + ' workers' : '';
     $('download').replaceChildren(link, ' ', el('span', { className: 'muted',
