@@ -16,7 +16,7 @@ const path = require('path');
 const { execFileSync } = require('child_process');
 const { serveDirectory } = require('./static-server');
 const { launchChromium } = require('./chromium');
-const { interopImages, qemuImg, sameFiles, tmpDir } = require('../wasm/helpers');
+const { interopImages, qemuImg, sameFiles, tmpDir, tool } = require('../wasm/helpers');
 
 const webDir = process.env.QCOWKIT_WEB_DIR || path.resolve(__dirname, '../../build-wasm/wasm/web');
 const artifacts = process.env.QCOWKIT_ARTIFACTS || tmpDir('browser-artifacts');
@@ -323,7 +323,7 @@ function readAheadImages() {
   qemuImg(['create', '-q', '-f', 'qcow2', swapped, '32M']);
   const order = [...Array(16).keys()].map((i) => i + 16).concat([...Array(16).keys()]);
   const writes = order.flatMap((mib) => ['-c', `write -P ${mib + 1} ${mib}M 1M`]);
-  execFileSync('qemu-io', ['-f', 'qcow2', ...writes, swapped], { stdio: 'ignore' });
+  execFileSync(tool('qemu-io', 'qemu-utils'), ['-f', 'qcow2', ...writes, swapped], { stdio: 'ignore' });
   fs.writeFileSync(swappedRaw, Buffer.concat([...Array(32).keys()].map((mib) => Buffer.alloc(1 << 20, mib + 1))));
   return { random, randomRaw, swapped, swappedRaw };
 }

@@ -23,7 +23,7 @@ var qkReadAhead = (function () {
   // count, generation}, give {buffer} (one back for reuse). Out: filled
   // {generation, offset, buffer, length}, error {message}.
   function readerMain() {
-    var pool = [], reader = null, blob = null, next = 0, generation = 0, pumping = false;
+    var pool = [], created = 0, reader = null, blob = null, next = 0, generation = 0, pumping = false;
     function pump() {
       if (pumping) return;
       pumping = true;
@@ -62,7 +62,8 @@ var qkReadAhead = (function () {
         blob = m.blob;
         generation = m.generation;
         next = m.from;
-        while (pool.length < m.count) pool.push(new ArrayBuffer(m.chunk));
+        // The pool is made once: buffers still out come back by `give`.
+        for (; created < m.count; ++created) pool.push(new ArrayBuffer(m.chunk));
         reader = blob.slice(m.from).stream().getReader({ mode: 'byob' });
         // The stream starts at `from`: offsets count from the File's start.
         blob = { size: blob.size };
