@@ -316,15 +316,18 @@ function readAheadImages() {
   fs.closeSync(fd);
   const random = path.join(dir, 'random.qcow2');
   qemuImg(['convert', '-f', 'raw', '-O', 'qcow2', randomRaw, random]);
-  // 32 MiB, each MiB its own byte; the upper half written first, so the
-  // file holds it below the lower half and the stream must start again.
+  // 64 MiB, each MiB its own byte, written in the order 32-47, 0-31,
+  // 48-63: the file holds them in that order, so converting in guest order
+  // jumps back in the file while the stream is still reading ahead into
+  // the last part (the stream starts again there), then forward to it.
   const swapped = path.join(dir, 'swapped.qcow2');
   const swappedRaw = path.join(dir, 'swapped.raw');
-  qemuImg(['create', '-q', '-f', 'qcow2', swapped, '32M']);
-  const order = [...Array(16).keys()].map((i) => i + 16).concat([...Array(16).keys()]);
+  qemuImg(['create', '-q', '-f', 'qcow2', swapped, '64M']);
+  const range = (from, n) => [...Array(n).keys()].map((i) => from + i);
+  const order = [...range(32, 16), ...range(0, 32), ...range(48, 16)];
   const writes = order.flatMap((mib) => ['-c', `write -P ${mib + 1} ${mib}M 1M`]);
   execFileSync(tool('qemu-io', 'qemu-utils'), ['-f', 'qcow2', ...writes, swapped], { stdio: 'ignore' });
-  fs.writeFileSync(swappedRaw, Buffer.concat([...Array(32).keys()].map((mib) => Buffer.alloc(1 << 20, mib + 1))));
+  fs.writeFileSync(swappedRaw, Buffer.concat(range(0, 64).map((mib) => Buffer.alloc(1 << 20, mib + 1))));
   return { random, randomRaw, swapped, swappedRaw };
 }
 

@@ -23,12 +23,13 @@ var qkReadAhead = (function () {
   // count, generation}, give {buffer} (one back for reuse). Out: filled
   // {generation, offset, buffer, length}, error {message}.
   function readerMain() {
-    var pool = [], created = 0, reader = null, blob = null, next = 0, generation = 0, pumping = false;
+    var pool = [], created = 0, reader = null, blob = null, next = 0, generation = 0;
+    var pumping = false, ended = false;  // ended: the stream gave out before the file's end
     function pump() {
       if (pumping) return;
       pumping = true;
       (async function () {
-        while (pool.length && reader && next < blob.size) {
+        while (pool.length && reader && !ended && next < blob.size) {
           var mine = generation, current = reader;
           var buffer = pool.pop(), filled = 0, size = buffer.byteLength;
           var want = Math.min(size, blob.size - next);
@@ -42,16 +43,21 @@ var qkReadAhead = (function () {
             }
           } catch (e) {
             if (mine === generation) throw e;
-            buffer = new ArrayBuffer(size);  // cancelled by a restart, the buffer with it
           }
+          // A read cancelled by a restart keeps the buffer it took.
+          if (buffer.byteLength === 0) buffer = new ArrayBuffer(size);
           if (mine !== generation) { pool.push(buffer); continue; }  // restarted meanwhile
+          if (filled < want) ended = true;  // the file changed; what is missing is read directly
+          if (filled === 0) { pool.push(buffer); break; }
           postMessage({ type: 'filled', generation: mine, offset: next, buffer: buffer, length: filled },
                       [buffer]);
           next += filled;
-          if (filled < want) break;  // the file ended early (it changed)
         }
       })().catch(function (e) { postMessage({ type: 'error', message: String(e && e.message || e) }); })
-        .finally(function () { pumping = false; if (pool.length && reader && next < blob.size) pump(); });
+        .finally(function () {
+          pumping = false;
+          if (pool.length && reader && !ended && next < blob.size) pump();
+        });
     }
     onmessage = function (event) {
       var m = event.data;
@@ -61,6 +67,7 @@ var qkReadAhead = (function () {
         if (reader) reader.cancel().catch(function () {});
         blob = m.blob;
         generation = m.generation;
+        ended = false;
         next = m.from;
         // The pool is made once: buffers still out come back by `give`.
         for (; created < m.count; ++created) pool.push(new ArrayBuffer(m.chunk));
