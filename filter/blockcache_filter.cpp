@@ -165,9 +165,15 @@ int bc_get_ready(int model) {
 void bc_cleanup(nbdkit_backend*) {
   qcowkit::MutexLock lock(exports_mutex);
   for (auto& [name, exp] : exports) {
+    const uint64_t unwritten = exp->cache->stats().dirty_bytes;
     Status st = exp->cache->close();
+    // What was lost depends on how far close got: cached writes it could
+    // not write back are gone, and after a failed final flush so may be
+    // any write the plugin took since the client's last flush.
     if (!st.ok())
-      nbdkit_error("blockcache: export '%s': data lost at exit: %s", name.c_str(),
+      nbdkit_error("blockcache: export '%s': closing at exit failed, so writes since the "
+                   "client's last flush may be lost (%llu bytes were still cached): %s",
+                   name.c_str(), static_cast<unsigned long long>(unwritten),
                    st.error().message.c_str());
     if (blockcache_debug_stats) print_stats(*exp);
     // The cache (and its write-back threads) must go before the plugin

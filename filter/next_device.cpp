@@ -14,11 +14,17 @@ namespace {
 // NBD requests carry 32-bit lengths; stay well below that.
 constexpr uint64_t kMaxRequest = 32u << 20;
 
-Error plugin_error(const char* what, uint64_t offset, uint64_t length, int err) {
+// "plugin WHAT failed: ..." with the errno's text.
+Error plugin_error(const std::string& what, int err) {
   if (err <= 0) err = EIO;
-  return make_error(err, std::string("plugin ") + what + " of " + std::to_string(length) +
-                             " bytes at offset " + std::to_string(offset) + " failed: " +
-                             std::strerror(err));
+  return make_error(err, "plugin " + what + " failed: " + std::strerror(err));
+}
+
+// The same for a request on a byte range.
+Error plugin_error(const char* what, uint64_t offset, uint64_t length, int err) {
+  return plugin_error(std::string(what) + " of " + std::to_string(length) + " bytes at offset " +
+                          std::to_string(offset),
+                      err);
 }
 
 // Locks `m` only when asked to.
@@ -109,7 +115,7 @@ Status NextDevice::flush() {
   if (!caps_.can_flush) return {};
   int err = 0;
   MaybeLock lock(serial_, serialize_);
-  if (next_->flush(next_, 0, &err) == -1) return plugin_error("flush", 0, 0, err);
+  if (next_->flush(next_, 0, &err) == -1) return plugin_error("flush", err);
   return {};
 }
 
