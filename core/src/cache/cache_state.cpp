@@ -453,12 +453,11 @@ void BlockCache::State::note_write_time_locked(uint64_t per_write_ns, uint64_t b
     overhead_window_least = UINT64_MAX;
     overhead_window_samples = 0;
   }
-  write_overhead_ns = std::min(overhead_previous_least, overhead_window_least);
 }
 
 bool BlockCache::State::write_around_locked(uint64_t first, uint64_t end) const {
   if (pages_held_locked() + (end - first) <= max_pages || !clean_list.empty()) return false;
-  if (write_overhead_ns >= kWriteAroundNs) return false;
+  if (write_overhead_ns_locked() >= kWriteAroundNs) return false;
   for (uint64_t index = first; index < end; ++index)
     if (pages.count(index)) return false;
   return true;

@@ -28,6 +28,7 @@
 // dirty page, write-back or pass-through holds an order below the cut-off.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -127,7 +128,9 @@ struct BlockCache::State {
   // plugin. The least that the recent write-backs and pass-throughs
   // measured (this window of samples and the one before); starts high, as
   // if the device were slow.
-  uint64_t write_overhead_ns QK_GUARDED_BY(mutex) = 1'000'000;
+  uint64_t write_overhead_ns_locked() const QK_REQUIRES(mutex) {
+    return std::min(overhead_previous_least, overhead_window_least);
+  }
   uint64_t overhead_window_least QK_GUARDED_BY(mutex) = UINT64_MAX;  // this window's samples
   uint64_t overhead_previous_least QK_GUARDED_BY(mutex) = 1'000'000;  // the window before
   uint32_t overhead_window_samples QK_GUARDED_BY(mutex) = 0;

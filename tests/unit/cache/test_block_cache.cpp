@@ -572,6 +572,18 @@ class SlowDevice final : public BlockDevice {
 
 }  // namespace
 
+namespace {
+
+// Each page of `pages` (indexes) holds pattern_bytes(kPage, index), read
+// through the cache, and on the device below once the cache is flushed.
+void require_pages_kept(BlockCache& cache, BlockDevice& below, const std::vector<uint64_t>& pages) {
+  for (uint64_t p : pages) REQUIRE(read_all(cache, p * kPage, kPage) == pattern_bytes(kPage, p));
+  REQUIRE_OK(cache.flush());
+  for (uint64_t p : pages) REQUIRE(read_all(below, p * kPage, kPage) == pattern_bytes(kPage, p));
+}
+
+}  // namespace
+
 TEST_CASE("BlockCache: write-back to a slow device keeps several writes in flight", "[cache][threads]") {
   auto mem = std::make_shared<MemoryDevice>(16u << 20);
   auto slow = std::make_shared<SlowDevice>(mem);
@@ -617,9 +629,7 @@ TEST_CASE("BlockCache: a full cache sends new writes straight to a fast device o
   else
     REQUIRE(stats.direct_writes > 0);
   REQUIRE(stats.peak_memory_bytes <= o.max_size);
-  for (uint64_t p : written) REQUIRE(read_all(*cache, p * kPage, kPage) == pattern_bytes(kPage, p));
-  REQUIRE_OK(cache->flush());
-  for (uint64_t p : written) REQUIRE(read_all(*mem, p * kPage, kPage) == pattern_bytes(kPage, p));
+  require_pages_kept(*cache, *mem, written);
 }
 
 TEST_CASE("BlockCache: a fast device that stalls now and then still takes a full cache's new writes",
@@ -645,9 +655,7 @@ TEST_CASE("BlockCache: a fast device that stalls now and then still takes a full
   INFO("forced write-backs " << stats.forced_writebacks << ", direct writes " << stats.direct_writes);
   REQUIRE(stats.forced_writebacks <= 3);  // filling the cache, not one per stall (~40)
   REQUIRE(stats.direct_writes >= 300);
-  for (uint64_t p : written) REQUIRE(read_all(*cache, p * kPage, kPage) == pattern_bytes(kPage, p));
-  REQUIRE_OK(cache->flush());
-  for (uint64_t p : written) REQUIRE(read_all(*mem, p * kPage, kPage) == pattern_bytes(kPage, p));
+  require_pages_kept(*cache, *mem, written);
 }
 
 TEST_CASE("BlockCache: with scan, sparse_copy skips zeroes of a device without extents",
