@@ -228,27 +228,23 @@
     // Waits (briefly) for the source files' read-ahead to hold the next
     // step's data, so the step finds it instead of reading the file itself.
     readAheadReady() {
-      var waits = [];
-      for (var i = 0; i < this.handles.length; ++i)
-        if (this.handles[i].device.readAhead) waits.push(this.handles[i].device.readAhead.ready());
-      return Promise.all(waits);
+      return Promise.all(this.readAheads().map(function (r) { return r.ready(); }));
     }
     stopReadAhead() {
-      for (var i = 0; i < this.handles.length; ++i)
-        if (this.handles[i].device.readAhead) this.handles[i].device.readAhead.close();
+      this.readAheads().forEach(function (r) { r.close(); });
     }
     // Bytes of large reads the read-ahead served and missed, summed over
     // the source files (zeroes where the browser cannot read ahead).
     readAheadStats() {
       var sum = { servedBytes: 0, missedBytes: 0, restarts: 0 };
-      for (var i = 0; i < this.handles.length; ++i) {
-        var r = this.handles[i].device.readAhead;
-        if (!r) continue;
-        sum.servedBytes += r.stats.servedBytes;
-        sum.missedBytes += r.stats.missedBytes;
-        sum.restarts += r.stats.restarts;
-      }
+      this.readAheads().forEach(function (r) {
+        for (var k in sum) sum[k] += r.stats[k];
+      });
       return sum;
+    }
+    // The read-ahead of each source file that has one (a File in a browser).
+    readAheads() {
+      return this.handles.map(function (h) { return h.device.readAhead; }).filter(Boolean);
     }
 
     releaseDevices() {

@@ -23,16 +23,16 @@ var qkReadAhead = (function () {
   // count, generation}, give {buffer} (one back for reuse). Out: filled
   // {generation, offset, buffer, length}, error {message}.
   function readerMain() {
-    var pool = [], created = 0, reader = null, blob = null, next = 0, generation = 0;
+    var pool = [], created = 0, reader = null, fileSize = 0, next = 0, generation = 0;
     var pumping = false, ended = false;  // ended: the stream gave out before the file's end
     function pump() {
       if (pumping) return;
       pumping = true;
       (async function () {
-        while (pool.length && reader && !ended && next < blob.size) {
+        while (pool.length && reader && !ended && next < fileSize) {
           var mine = generation, current = reader;
           var buffer = pool.pop(), filled = 0, size = buffer.byteLength;
-          var want = Math.min(size, blob.size - next);
+          var want = Math.min(size, fileSize - next);
           try {
             while (filled < want) {
               // The read takes the buffer over and hands it back in `value`.
@@ -56,7 +56,7 @@ var qkReadAhead = (function () {
       })().catch(function (e) { postMessage({ type: 'error', message: String(e && e.message || e) }); })
         .finally(function () {
           pumping = false;
-          if (pool.length && reader && !ended && next < blob.size) pump();
+          if (pool.length && reader && !ended && next < fileSize) pump();
         });
     }
     onmessage = function (event) {
@@ -65,15 +65,13 @@ var qkReadAhead = (function () {
         pool.push(m.buffer);
       } else if (m.type === 'start') {
         if (reader) reader.cancel().catch(function () {});
-        blob = m.blob;
+        fileSize = m.blob.size;
         generation = m.generation;
         ended = false;
-        next = m.from;
+        next = m.from;  // offsets count from the File's start, the stream from `from`
         // The pool is made once: buffers still out come back by `give`.
         for (; created < m.count; ++created) pool.push(new ArrayBuffer(m.chunk));
-        reader = blob.slice(m.from).stream().getReader({ mode: 'byob' });
-        // The stream starts at `from`: offsets count from the File's start.
-        blob = { size: blob.size };
+        reader = m.blob.slice(m.from).stream().getReader({ mode: 'byob' });
       }
       pump();
     };
@@ -199,7 +197,7 @@ var qkReadAhead = (function () {
     }
 
     wake() {
-      if (this.waiter && (this.enough() || !this.worker)) {
+      if (this.waiter && this.enough()) {
         var w = this.waiter;
         this.waiter = null;
         w();
