@@ -18,6 +18,9 @@ Cases:
   close               unflushed writes reach the file when the client disconnects,
                       even through the delay filter
   flush-error         error filter under ours fails writes: flush reports it, retries later
+  exit-error          the write-back (error filter) or the flush (nbd plugin, its server
+                      gone) fails at exit: the log says what may be lost and how many
+                      bytes were still cached
   scan-map            blockcache-extents=scan over noextents: nbdinfo --map shows zeroes
   memory-bound        the memory bound measured from outside: nbdkit's peak RSS while
                       8x the bound is written over the null plugin
@@ -264,6 +267,51 @@ def case_flush_error(args, tmp):
     print("ok: failed flushes reported EIO, the retry wrote everything")
 
 
+def case_exit_error(args, tmp):
+    """At exit the cache writes back and flushes; when that fails the log
+    must say what may be lost. nbdkit 1.32's error filter cannot fail a
+    flush, so the flush fails the way it does in use: the remote server
+    behind the nbd plugin is gone."""
+    expected = "closing at exit failed, so writes since the client's last flush may be lost"
+
+    def stop_and_read(server):
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(timeout=60)
+        return server.log_text()
+
+    # The write-back fails: 64 KiB are still cached, and lost.
+    path = os.path.join(tmp, "disk.img")
+    with open(path, "wb") as f:
+        f.truncate(16 * MiB)
+    trigger = os.path.join(tmp, "fail-writes")
+    server = Server(tmp, [f"--filter={args.filter}", "--filter=error", "file", path,
+                          "error-pwrite=EIO", "error-pwrite-rate=100%",
+                          f"error-pwrite-file={trigger}"], name="exit-pwrite")
+    h = server.connect()
+    h.pwrite(b"\x5a" * 65536, MiB)
+    open(trigger, "w").close()  # before the disconnect, which writes back too
+    h.shutdown()
+    log = stop_and_read(server)
+    check(f"{expected} (65536 bytes were still cached)" in log,
+          f"a failed write-back at exit is not logged as a loss:\n{log[-2000:]}")
+    check("plugin write of 65536 bytes at offset 1048576 failed" in log,
+          f"the failed plugin write is not named:\n{log[-2000:]}")
+
+    # Only the final flush fails: nothing was cached, the flush names no range.
+    inner = Server(tmp, ["memory", "16M"], name="inner")
+    server = Server(tmp, [f"--filter={args.filter}", "nbd", f"socket={inner.sock}", "shared=true"],
+                    name="exit-flush")
+    h = server.connect()
+    h.pwrite(b"\x5a" * 65536, MiB)
+    h.flush()
+    h.shutdown()
+    inner.kill()
+    log = stop_and_read(server)
+    check(f"{expected} (0 bytes were still cached): plugin flush failed:" in log,
+          f"a failed flush at exit is not logged as such:\n{log[-2000:]}")
+    print("ok: a failed write-back or flush at exit is logged with what may be lost")
+
+
 def case_caps(args, tmp):
     need("nbdinfo", "libnbd-bin")
     ours = f"--filter={args.filter}"
@@ -463,6 +511,8 @@ def main():
             case_kill(args, tmp)
         elif args.case == "flush-error":
             case_flush_error(args, tmp)
+        elif args.case == "exit-error":
+            case_exit_error(args, tmp)
         elif args.case == "fio-verify":
             case_fio_verify(args, tmp)
         elif args.case == "options":
