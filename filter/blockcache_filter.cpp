@@ -109,10 +109,12 @@ Export* find_or_open_export(nbdkit_backend* backend, const char* exportname) {
     return nullptr;
   }
   exp->cache = std::move(cache).value();
-  nbdkit_debug("blockcache: export '%s': %s, %llu bytes of memory, read caching %s, extents %s",
+  nbdkit_debug("blockcache: export '%s': %s, %llu bytes of memory, read caching %s, extents %s, "
+               "write-around %s",
                exportname, qcowkit::to_string(cache_options.policy),
                static_cast<unsigned long long>(cache_options.max_size),
-               cache_options.cache_reads ? "on" : "off", qcowkit::to_string(cache_options.extents));
+               cache_options.cache_reads ? "on" : "off", qcowkit::to_string(cache_options.extents),
+               cache_options.write_around_fast_device ? "on" : "off");
   Export* raw = exp.get();
   exports.emplace(exportname, std::move(exp));
   return raw;

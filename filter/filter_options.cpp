@@ -13,7 +13,9 @@ const char* const kConfigHelp =
     "blockcache-extents=MODE    passthrough (default) | scan | off.\n"
     "blockcache-scan-block=SIZE Granularity of blockcache-extents=scan (default 64K).\n"
     "blockcache-page=SIZE       Cache page size, a power of two (default 4K).\n"
-    "blockcache-threads=N       Write-back requests in flight (default 64).";
+    "blockcache-threads=N       Write-back requests in flight (default 64).\n"
+    "blockcache-write-around=on|off  Send writes to uncached pages straight to a\n"
+    "                           plugin as fast as memory (default on).";
 
 namespace {
 
@@ -46,6 +48,10 @@ Status apply_option(FilterOptions& options, const std::string& key, const std::s
     const int on = nbdkit_parse_bool(value.c_str());
     if (on < 0) return make_error(EINVAL, key + ": expected on or off, not '" + value + "'");
     c.cache_reads = on != 0;
+  } else if (key == "blockcache-write-around") {
+    const int on = nbdkit_parse_bool(value.c_str());
+    if (on < 0) return make_error(EINVAL, key + ": expected on or off, not '" + value + "'");
+    c.write_around_fast_device = on != 0;
   } else if (key == "blockcache-extents") {
     if (value == "passthrough") c.extents = ExtentMode::passthrough;
     else if (value == "scan") c.extents = ExtentMode::scan;

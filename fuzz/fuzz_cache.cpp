@@ -54,6 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.max_size = options.page_size * (16 + in.below(48));  // few pages: write-back under pressure
   options.policy = static_cast<CachePolicy>((a >> 3) % 3);
   options.cache_reads = (a >> 5) & 1;
+  options.write_around_fast_device = (a >> 6) & 1;
   options.extents = static_cast<ExtentMode>(b % 3);
   options.scan_block = options.page_size << (b >> 2 & 3);
   options.writeback_parallelism = 1 + (b >> 4 & 3);

@@ -30,6 +30,7 @@ import argparse
 import hashlib
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -201,7 +202,10 @@ def case_kill(args, tmp):
     path = os.path.join(tmp, "disk.img")
     with open(path, "wb") as f:
         f.truncate(size)
-    server = Server(tmp, [f"--filter={args.filter}", "file", path, "blockcache-size=64M"])
+    # Write-around off: the file plugin is fast, and the writes after the
+    # flush must be cached for the kill to test anything.
+    server = Server(tmp, [f"--filter={args.filter}", "file", path, "blockcache-size=64M",
+                          "blockcache-write-around=off"])
     h = server.connect()
     other = server.connect()
     check(h.can_multi_conn(), "the filter does not advertise multi-conn")
@@ -312,6 +316,53 @@ def case_exit_error(args, tmp):
     print("ok: a failed write-back or flush at exit is logged with what may be lost")
 
 
+def case_write_around(args, tmp):
+    """Over a plugin as fast as memory, once write-back has timed it, writes
+    to pages the cache does not hold go straight to the plugin even with
+    room in the cache; blockcache-write-around=off keeps them cached until
+    the cache is full."""
+    page = 4096
+    for setting in ("on", "off"):
+        path = os.path.join(tmp, f"disk-{setting}.img")
+        with open(path, "wb") as f:
+            f.truncate(16 * MiB)
+        server = Server(tmp, ["-v", "-D", "blockcache.stats=1", f"--filter={args.filter}",
+                              "file", path, f"blockcache-write-around={setting}"],
+                        name=f"around-{setting}")
+        h = server.connect()
+        for i in range(32):  # cached (the plugin is not timed yet), then written back
+            h.pwrite(bytes([i + 1]) * page, i * 2 * page)
+        h.flush()
+        later = [MiB + i * 2 * page for i in range(32)]
+        for i, offset in enumerate(later):
+            h.pwrite(bytes([0x80 + i]) * page, offset)
+        with open(path, "rb") as f:
+            on_plugin = sum(1 for i, offset in enumerate(later)
+                            if os.pread(f.fileno(), page, offset) == bytes([0x80 + i]) * page)
+        for i, offset in enumerate(later):
+            check(h.pread(page, offset) == bytes([0x80 + i]) * page,
+                  f"write-around={setting}: page at {offset} does not read back")
+        h.shutdown()
+        server.stop()
+        stats = re.search(r"writes (\d+) \((\d+) straight to the plugin\)", server.log_text())
+        check(stats is not None, f"no cache statistics in the log:\n{server.log_text()[-2000:]}")
+        direct = int(stats.group(2))
+        if setting == "on":
+            check(on_plugin == 32 and direct >= 32,
+                  f"write-around=on: {on_plugin} of 32 new pages on the plugin before a flush, "
+                  f"{direct} writes straight to the plugin")
+        else:
+            check(on_plugin == 0 and direct == 0,
+                  f"write-around=off: {on_plugin} of 32 new pages on the plugin before a flush, "
+                  f"{direct} writes straight to the plugin")
+        with open(path, "rb") as f:
+            disk = f.read()
+        for i, offset in enumerate(later):
+            check(disk[offset:offset + page] == bytes([0x80 + i]) * page,
+                  f"write-around={setting}: page at {offset} missing from the file after exit")
+    print("ok: new writes go around the cache to a fast plugin, and stay cached with write-around=off")
+
+
 def case_caps(args, tmp):
     need("nbdinfo", "libnbd-bin")
     ours = f"--filter={args.filter}"
@@ -374,6 +425,7 @@ def case_options(args, tmp):
            ("blockcache-extents=guess", "blockcache-extents"),
            ("blockcache-page=3000", "blockcache-page"),
            ("blockcache-threads=0", "blockcache-threads"),
+           ("blockcache-write-around=sometimes", "blockcache-write-around"),
            ("blockcache-bogus=1", "blockcache-bogus")]
     for option, name in bad:
         out = subprocess.run(["nbdkit", "-f", "-U", os.path.join(tmp, "never.sock"),
@@ -384,7 +436,7 @@ def case_options(args, tmp):
     help_text = subprocess.run(["nbdkit", f"--filter={args.filter}", "memory", "--help"],
                                capture_output=True, text=True, timeout=30).stdout
     for name in ("blockcache-size", "blockcache-mode", "blockcache-read", "blockcache-extents",
-                 "blockcache-scan-block"):
+                 "blockcache-scan-block", "blockcache-write-around"):
         check(name in help_text, f"--help does not list {name}")
     print(f"ok: {len(bad)} bad options refused with a clear message; --help lists the options")
 
@@ -521,6 +573,8 @@ def main():
             case_close(args, tmp)
         elif args.case == "caps":
             case_caps(args, tmp)
+        elif args.case == "write-around":
+            case_write_around(args, tmp)
         elif args.case == "scan-map":
             case_scan_map(args, tmp)
         elif args.case == "memory-bound":

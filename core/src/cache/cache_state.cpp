@@ -381,10 +381,12 @@ Status BlockCache::State::write_back_locked(MutexLock& lock,
   // device for the writers' turns at the CPU and at the device's own locks
   // (16 writes in flight on 2 cores look 8 times slower than they are), and
   // the parallel write-back that this estimate chooses would keep it high.
+  // Failed writes say nothing of the device's speed (an error comes back
+  // at once) and would have writes sent around the cache to fail.
   uint64_t fastest = UINT64_MAX, fastest_bytes = 0;
   for (const Run& run : runs)
-    if (run.elapsed_ns < fastest) fastest = run.elapsed_ns, fastest_bytes = run.size;
-  note_write_time_locked(fastest, fastest_bytes);
+    if (run.result.ok() && run.elapsed_ns < fastest) fastest = run.elapsed_ns, fastest_bytes = run.size;
+  if (fastest != UINT64_MAX) note_write_time_locked(fastest, fastest_bytes);
   in_flight -= runs.size();
   // Keep buffers for the next runs; they stay counted in writeback_bytes,
   // so with the copies in flight they still fit the budget.
@@ -456,7 +458,8 @@ void BlockCache::State::note_write_time_locked(uint64_t per_write_ns, uint64_t b
 }
 
 bool BlockCache::State::write_around_locked(uint64_t first, uint64_t end) const {
-  if (pages_held_locked() + (end - first) <= max_pages || !clean_list.empty()) return false;
+  const bool full = pages_held_locked() + (end - first) > max_pages && clean_list.empty();
+  if (!full && !options.write_around_fast_device) return false;
   if (write_overhead_ns_locked() >= kWriteAroundNs) return false;
   for (uint64_t index = first; index < end; ++index)
     if (pages.count(index)) return false;

@@ -165,6 +165,7 @@ TEST_CASE("BlockCache: a full cache writes back its oldest dirty pages, not all 
   BlockCacheOptions o;
   o.max_size = 128 * kPage;
   o.writeback_parallelism = 1;
+  o.write_around_fast_device = false;  // every write cached until the cache is full
   auto cache = make_cache(rec, o);
   // Pages dirtied in a scrambled order, none adjacent (so no coalescing),
   // until the cache is full and a write forces a write-back.
@@ -629,6 +630,47 @@ TEST_CASE("BlockCache: a full cache sends new writes straight to a fast device o
   else
     REQUIRE(stats.direct_writes > 0);
   REQUIRE(stats.peak_memory_bytes <= o.max_size);
+  require_pages_kept(*cache, *mem, written);
+}
+
+TEST_CASE("BlockCache: with room to spare, new writes go straight to a fast device unless told not to",
+          "[cache]") {
+  // Once write-back has timed the device as fast as memory, a write to
+  // pages the cache does not hold goes to the device, full cache or not:
+  // caching it would copy its bytes twice more and hide no round trip. A
+  // write to a cached page still changes the page. Over a slow device (5 ms
+  // a write), or with write_around_fast_device off, new writes stay cached.
+  const bool slow = GENERATE(false, true);
+  const bool around = GENERATE(true, false);
+  INFO((slow ? "slow device" : "fast device") << (around ? "" : ", write-around off"));
+  auto mem = std::make_shared<MemoryDevice>(16u << 20);
+  std::shared_ptr<BlockDevice> dev = mem;
+  if (slow) dev = std::make_shared<SlowDevice>(mem);
+  BlockCacheOptions o;
+  o.max_size = 256 * kPage;  // far more than the 16 pages written
+  o.write_around_fast_device = around;
+  auto cache = make_cache(dev, o);
+  std::vector<uint64_t> written;
+  for (uint64_t p = 0; p < 16; p += 2) {  // non-adjacent: nothing coalesces
+    REQUIRE_OK(cache->write(p * kPage, pattern_bytes(kPage, p)));
+    written.push_back(p);
+  }
+  REQUIRE(cache->stats().direct_writes == 0);  // not timed yet: cached
+  REQUIRE_OK(cache->flush());                  // write-back times the device
+  for (uint64_t p = 100; p < 116; p += 2) {
+    REQUIRE_OK(cache->write(p * kPage, pattern_bytes(kPage, p)));
+    written.push_back(p);
+  }
+  const bool expect_around = around && !slow;
+  REQUIRE(cache->stats().direct_writes == (expect_around ? 8 : 0));
+  // Written around, the bytes are on the device before any flush.
+  REQUIRE((read_all(*mem, 100 * kPage, kPage) == pattern_bytes(kPage, 100)) == expect_around);
+  // A page the cache holds takes the write in memory, whatever the device.
+  REQUIRE_OK(cache->write(2 * kPage, pattern_bytes(kPage, 1002)));
+  REQUIRE(cache->stats().direct_writes == (expect_around ? 8 : 0));
+  REQUIRE(read_all(*mem, 2 * kPage, kPage) == pattern_bytes(kPage, 2));
+  REQUIRE(read_all(*cache, 2 * kPage, kPage) == pattern_bytes(kPage, 1002));
+  REQUIRE_OK(cache->write(2 * kPage, pattern_bytes(kPage, 2)));
   require_pages_kept(*cache, *mem, written);
 }
 
