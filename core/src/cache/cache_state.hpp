@@ -223,13 +223,13 @@ struct BlockCache::State {
   // the averages above.
   void note_write_time_locked(uint64_t per_write_ns, uint64_t bytes_per_write) QK_REQUIRES(mutex);
   // Whether a write of pages [first, end) should go straight to the device
-  // (write_large) rather than into the cache: none of these pages is
-  // cached, the device answers about as fast as memory, and either
-  // options.write_around_fast_device is set or the cache is full of dirty
-  // pages. Caching the write (and, when full, writing back older pages to
-  // make room) would cost two more copies of as many bytes for nothing:
-  // there is no round trip to hide and nothing to coalesce that the device
-  // would not take as fast.
+  // (write_large) rather than into the cache: the device answers about as
+  // fast as memory, and either options.write_around_fast_device is set or
+  // the cache is full of dirty pages and none of these pages is cached.
+  // Caching the write (and, when full, writing back older pages to make
+  // room) would cost two more copies of as many bytes for nothing: there is
+  // no round trip to hide and nothing to coalesce that the device would not
+  // take as fast.
   bool write_around_locked(uint64_t first, uint64_t end) const QK_REQUIRES(mutex);
   // Makes room for `count` more pages: drops clean pages, then writes back
   // the oldest dirty ones.

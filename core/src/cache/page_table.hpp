@@ -71,6 +71,9 @@ class PageTable {
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
+  // What iterating walks: every slot, empty or not. The table never
+  // shrinks, so after a cache drains this stays at its largest.
+  size_t slot_count() const { return slots_.size(); }
 
   iterator begin() { return iterator(slots_.data(), slots_.data() + slots_.size()); }
   iterator end() { return iterator(slots_.data() + slots_.size(), slots_.data() + slots_.size()); }
