@@ -14,8 +14,8 @@ const char* const kConfigHelp =
     "blockcache-scan-block=SIZE Granularity of blockcache-extents=scan (default 64K).\n"
     "blockcache-page=SIZE       Cache page size, a power of two (default 4K).\n"
     "blockcache-threads=N       Write-back requests in flight (default 64).\n"
-    "blockcache-write-around=on|off  Send writes to uncached pages straight to a\n"
-    "                           plugin as fast as memory (default on).";
+    "blockcache-write-around=on|off  Send writes straight to a plugin as fast\n"
+    "                           as memory (default on).";
 
 namespace {
 

@@ -70,12 +70,13 @@ struct BlockCacheOptions {
   // says. Adapters over devices whose discard is only advisory (NBD trim)
   // set it false, and extents then never claim a discarded range is zero.
   bool discard_reads_zero = true;
-  // Whether a write to pages the cache does not hold goes straight to a
-  // device that answers about as fast as memory (the least per-write
-  // overhead recently measured under 50 us) while the cache still has room.
-  // Caching it would cost two more copies of its bytes and hide no latency.
-  // false: such writes go around only once the cache is full of dirty pages
-  // (tests over fast in-memory devices use it to keep writes cached).
+  // Whether writes go straight to a device that answers about as fast as
+  // memory (the least per-write overhead recently measured under 50 us),
+  // cached pages they cover dropped or brought in step, full cache or not.
+  // Caching them would cost two more copies of their bytes and hide no
+  // latency. false: only writes to pages not cached go around, and only
+  // once the cache is full of dirty pages (tests over fast in-memory
+  // devices use it to keep writes cached).
   bool write_around_fast_device = true;
 };
 
