@@ -25,6 +25,12 @@ Result<uint64_t> parse_size(const std::string& key, const std::string& value) {
   return static_cast<uint64_t>(n);
 }
 
+Result<bool> parse_on_off(const std::string& key, const std::string& value) {
+  const int on = nbdkit_parse_bool(value.c_str());
+  if (on < 0) return make_error(EINVAL, key + ": expected on or off, not '" + value + "'");
+  return on != 0;
+}
+
 }  // namespace
 
 bool is_filter_option(const std::string& key) { return key.rfind("blockcache-", 0) == 0; }
@@ -45,13 +51,9 @@ Status apply_option(FilterOptions& options, const std::string& key, const std::s
     else if (value == "unsafe") c.policy = CachePolicy::unsafe;
     else return make_error(EINVAL, key + ": expected writeback, writethrough or unsafe, not '" + value + "'");
   } else if (key == "blockcache-read") {
-    const int on = nbdkit_parse_bool(value.c_str());
-    if (on < 0) return make_error(EINVAL, key + ": expected on or off, not '" + value + "'");
-    c.cache_reads = on != 0;
+    QK_ASSIGN_OR_RETURN(c.cache_reads, parse_on_off(key, value));
   } else if (key == "blockcache-write-around") {
-    const int on = nbdkit_parse_bool(value.c_str());
-    if (on < 0) return make_error(EINVAL, key + ": expected on or off, not '" + value + "'");
-    c.write_around_fast_device = on != 0;
+    QK_ASSIGN_OR_RETURN(c.write_around_fast_device, parse_on_off(key, value));
   } else if (key == "blockcache-extents") {
     if (value == "passthrough") c.extents = ExtentMode::passthrough;
     else if (value == "scan") c.extents = ExtentMode::scan;

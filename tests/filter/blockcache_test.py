@@ -21,6 +21,8 @@ Cases:
   exit-error          the write-back (error filter) or the flush (nbd plugin, its server
                       gone) fails at exit: the log says what may be lost and how many
                       bytes were still cached
+  write-around        over the fast file plugin, writes reach the file before a flush;
+                      with blockcache-write-around=off they stay cached
   scan-map            blockcache-extents=scan over noextents: nbdinfo --map shows zeroes
   memory-bound        the memory bound measured from outside: nbdkit's peak RSS while
                       8x the bound is written over the null plugin
@@ -318,9 +320,8 @@ def case_exit_error(args, tmp):
 
 def case_write_around(args, tmp):
     """Over a plugin as fast as memory, once write-back has timed it, writes
-    to pages the cache does not hold go straight to the plugin even with
-    room in the cache; blockcache-write-around=off keeps them cached until
-    the cache is full."""
+    go straight to the plugin even with room in the cache;
+    blockcache-write-around=off keeps them cached until the cache is full."""
     page = 4096
     for setting in ("on", "off"):
         path = os.path.join(tmp, f"disk-{setting}.img")

@@ -1,5 +1,5 @@
-// Operations that go straight to the device: writes too large to cache,
-// discard, write_zeroes and resize. Each one waits for write-backs of the
+// Operations that go straight to the device: writes too large to cache or
+// sent around it (write_around_locked), discard, write_zeroes and resize. Each one waits for write-backs of the
 // pages it touches and for other pass-throughs over them, marks its page
 // range busy (so no write-back of those pages starts meanwhile), brings
 // cached pages in step, and logs the range as dropped so readers that read

@@ -635,11 +635,12 @@ TEST_CASE("BlockCache: a full cache sends new writes straight to a fast device o
 
 TEST_CASE("BlockCache: with room to spare, new writes go straight to a fast device unless told not to",
           "[cache]") {
-  // Once write-back has timed the device as fast as memory, a write to
-  // pages the cache does not hold goes to the device, full cache or not:
-  // caching it would copy its bytes twice more and hide no round trip. A
-  // write to a cached page still changes the page. Over a slow device (5 ms
-  // a write), or with write_around_fast_device off, new writes stay cached.
+  // Once write-back has timed the device as fast as memory, writes go to
+  // the device, full cache or not: caching them would copy their bytes
+  // twice more and hide no round trip. A cached page a write covers is
+  // dropped, or given the new bytes at the write's edge. Over a slow
+  // device (5 ms a write), or with write_around_fast_device off, writes
+  // stay cached.
   const bool slow = GENERATE(false, true);
   const bool around = GENERATE(true, false);
   INFO((slow ? "slow device" : "fast device") << (around ? "" : ", write-around off"));
