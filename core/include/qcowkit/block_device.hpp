@@ -16,6 +16,9 @@
 //    success; until then a power cut may lose it.
 //  * discard() deallocates: afterwards the range reads as zeroes (or, for a
 //    layered image, as whatever lies beneath it).
+//  * resize() that grows leaves the new bytes reading as zeroes, as a file
+//    grown by ftruncate does (the qcow2 engine writes only the data of a
+//    partial write into clusters it allocates there, not the zeroes around).
 //  * Implementations in core are safe to call from several threads at once.
 #pragma once
 

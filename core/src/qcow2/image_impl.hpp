@@ -84,6 +84,9 @@ class Qcow2Image::Impl {
   Status read_backing(uint64_t offset, ByteSpan out);
   Status collect_spans_locked(uint64_t from, uint64_t to, std::vector<Span>& out) QK_REQUIRES(mutex_);
   Status read_spans(const std::vector<Span>& spans, uint64_t from, ByteSpan out);
+  // Whether every span reads as zeroes (zero clusters, or unallocated ones
+  // with no backing file to show through).
+  bool reads_as_zeroes(const std::vector<Span>& spans) const;
   Result<const Codec*> cluster_codec() const;  // the image's compression codec, or why not
   // Reads neighbouring compressed clusters (`run`, in guest order, the
   // first starting at `from`; each span may cover part of its cluster) with

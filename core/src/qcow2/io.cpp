@@ -280,7 +280,13 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
       std::vector<Span> head, tail;
       QK_TRY(collect_spans_locked(first, pos, head));
       QK_TRY(collect_spans_locked(stop, tail_end, tail));
+      const uint64_t file_end = data_file_ == file_ ? file_->info().size : UINT64_MAX;
       QK_ASSIGN_OR_RETURN(uint64_t host, allocate_clusters_locked(clusters));
+      // Clusters past the file's old end read as zeroes already (a device
+      // grown by resize reads as zeroes there), so when the bytes around the
+      // write are zeroes too, only the written bytes need to go to the file:
+      // a 4K write into a new 64K cluster writes 4K, not 64K.
+      const bool fresh_zero_run = host >= file_end && reads_as_zeroes(head) && reads_as_zeroes(tail);
       for (uint64_t i = 0; i < clusters; ++i) in_flight_.insert(first_cluster + i);
       lock.unlock();
 
@@ -289,6 +295,8 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
       Status st;
       if (pos == first && stop == first + clusters * cluster_size_) {
         st = data_file_->write(host, data.subspan(pos - offset, stop - pos));
+      } else if (fresh_zero_run) {
+        st = data_file_->write(host + (pos - first), data.subspan(pos - offset, stop - pos));
       } else {
         std::vector<uint8_t> buffer(clusters * cluster_size_);
         st = read_spans(head, first, ByteSpan(buffer.data(), pos - first));
@@ -323,6 +331,15 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
     }
   }
   return fua ? flush() : Status{};
+}
+
+bool Qcow2Image::Impl::reads_as_zeroes(const std::vector<Span>& spans) const {
+  for (const Span& span : spans) {
+    if (span.kind == SpanKind::zero) continue;
+    if (span.kind == SpanKind::unallocated && !backing_) continue;
+    return false;
+  }
+  return true;
 }
 
 // With extended L2, a zero or unallocated subcluster of a cluster the image

@@ -7,6 +7,7 @@
 #include "qcow2/format.hpp"
 #include "qcow2/refcount_entry.hpp"
 #include "qcow2_test_images.hpp"
+#include "qcowkit/testing/recording_device.hpp"
 
 using namespace qcowkit;
 using namespace qcowkit::test;
@@ -100,6 +101,58 @@ TEST_CASE("partial-cluster writes keep the rest of the cluster", "[qcow2][io]") 
     CHECK(is_all_zero(read_all(*image, 0, cs)));
     require_clean(*image);
   }
+}
+
+// The image over a device that notes the longest write it is sent.
+struct WriteSizes {
+  std::shared_ptr<testing::RecordingDevice> device;
+  std::shared_ptr<uint64_t> longest = std::make_shared<uint64_t>(0);
+  WriteSizes() {
+    auto mem = make_image(4u << 20);
+    std::vector<uint8_t> bytes(mem->info().size);
+    REQUIRE_OK(mem->read(0, bytes));
+    device = std::make_shared<testing::RecordingDevice>(bytes);
+    device->set_hook([longest = longest](const testing::DeviceEvent& e) {
+      if (e.phase == testing::DeviceEvent::Phase::before && e.op == testing::DeviceOp::write)
+        *longest = std::max(*longest, e.length);
+    });
+  }
+};
+
+TEST_CASE("a small write into a new cluster past the file's end writes its bytes, not the cluster",
+          "[qcow2][io]") {
+  WriteSizes dev;
+  auto image = open_ok(dev.device);
+  auto small = pattern_bytes(1024, 3);
+  REQUIRE_OK(image->write(65536 + 3072, small));
+  CHECK(*dev.longest == small.size());
+  std::vector<uint8_t> expected(65536, 0);
+  std::memcpy(expected.data() + 3072, small.data(), small.size());
+  CHECK(read_all(*image, 65536, 65536) == expected);
+  REQUIRE_OK(image->close());
+  auto reopened = open_ok(std::make_shared<testing::RecordingDevice>(dev.device->durable_bytes()));
+  CHECK(read_all(*reopened, 65536, 65536) == expected);
+  require_clean(*reopened);
+}
+
+TEST_CASE("a small write into a freed cluster inside the file writes the whole cluster", "[qcow2][io]") {
+  WriteSizes dev;
+  auto image = open_ok(dev.device);
+  // Cluster A (guest 0) is freed, cluster B (guest 2) keeps the file's end past it.
+  REQUIRE_OK(image->write(0, pattern_bytes(65536, 4)));
+  REQUIRE_OK(image->write(2 * 65536, pattern_bytes(65536, 5)));
+  REQUIRE_OK(image->discard(0, 65536));
+  REQUIRE_OK(image->flush());
+  const uint64_t file_end = dev.device->info().size;
+  *dev.longest = 0;
+  auto small = pattern_bytes(1000, 6);
+  REQUIRE_OK(image->write(5 * 65536 + 1000, small));  // reuses A: its old bytes must not show
+  CHECK(dev.device->info().size == file_end);
+  CHECK(*dev.longest == 65536);
+  std::vector<uint8_t> expected(65536, 0);
+  std::memcpy(expected.data() + 1000, small.data(), small.size());
+  CHECK(read_all(*image, 5 * 65536, 65536) == expected);
+  require_clean(*image);
 }
 
 TEST_CASE("zeroes and discards: extents, metadata-only zeroing, fast-zero refusals", "[qcow2][zero]") {
