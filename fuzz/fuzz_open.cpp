@@ -5,6 +5,8 @@
 // crash, a hang, unbounded memory or corruption introduced by our own writes
 // is a finding.
 #include <memory>
+#include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "fuzz_support.hpp"
@@ -81,6 +83,37 @@ void exercise_read_only(const uint8_t* data, size_t size) {
   (void)(*image)->close();
 }
 
+// Whether two guest clusters of the image's own layer name the same host
+// cluster. qemu-img check calls such an image clean (the refcount counts
+// both), but a write that gives one of them a new home leaves the other at
+// refcount 1 without the COPIED flag, which check reports: QEMU's writes
+// leave the same, and the only cost is a copy on that cluster's next
+// write. (Looked at in the first 64 MiB, as read_around does.)
+bool shares_clusters_within_layer(Qcow2Image& image) {
+  const uint64_t cs = image.cluster_size();
+  auto mapped = image.map(0, std::min<uint64_t>(image.info().size, 64u << 20));
+  if (!mapped.ok()) return false;
+  std::unordered_set<uint64_t> seen;
+  for (const MapEntry& e : *mapped) {
+    if (e.depth != 0 || !e.data || !e.host_offset) continue;
+    for (uint64_t c = *e.host_offset / cs; c <= (*e.host_offset + e.length - 1) / cs; ++c)
+      if (!seen.insert(c).second) return true;
+  }
+  return false;
+}
+
+// Check's findings other than a missing COPIED flag on a cluster left with
+// one owner (see shares_clusters_within_layer).
+uint64_t corruptions_besides_missing_copied(const CheckReport& report) {
+  if (report.messages.size() < report.corruptions) return report.corruptions;  // cannot tell
+  uint64_t missing_copied = 0;
+  for (const std::string& m : report.messages)
+    if (m.rfind("ERROR OFLAG_COPIED data cluster ", 0) == 0 && m.size() > 11 &&
+        m.compare(m.size() - 11, 11, " refcount=1") == 0)
+      ++missing_copied;
+  return report.corruptions - std::min(missing_copied, report.corruptions);
+}
+
 // A writable open: a few writes where they are in range, a flush, and then
 // check must not find anything our writes made worse than what was there.
 void exercise_read_write(const uint8_t* data, size_t size) {
@@ -93,6 +126,7 @@ void exercise_read_write(const uint8_t* data, size_t size) {
   auto before = img.check(RepairMode::none);
   const bool was_clean = before.ok() && before->corruptions == 0 && before->check_errors == 0 &&
                          !img.is_corrupt();
+  const bool shares = was_clean && shares_clusters_within_layer(img);
   const uint64_t vsize = img.info().size;
   std::vector<uint8_t> pattern(4096);
   for (size_t i = 0; i < pattern.size(); ++i) pattern[i] = static_cast<uint8_t>(i * 7 + 1);
@@ -115,8 +149,9 @@ void exercise_read_write(const uint8_t* data, size_t size) {
   if (was_clean && wrote && flushed && !img.is_corrupt()) {
     auto after = img.check(RepairMode::none);
     require(after.ok(), "check failed after writing to a clean image");
-    require(after->corruptions == 0, "writes to a clean image left corruption: " +
-                                         (after->messages.empty() ? std::string() : after->messages[0]));
+    const uint64_t corruptions = shares ? corruptions_besides_missing_copied(*after) : after->corruptions;
+    require(corruptions == 0, "writes to a clean image left corruption: " +
+                                  (after->messages.empty() ? std::string() : after->messages[0]));
   }
   (void)img.check(RepairMode::all);
   (void)img.close();
