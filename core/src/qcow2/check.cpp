@@ -210,7 +210,12 @@ static Result<bool> compare_refcounts(Qcow2Image::Impl& im, const ReferenceCount
     if (stored == wanted) return {};
     if (stored > wanted) {
       if (fix_leaks) {
-        QK_TRY(im.adjust_refcount_locked(c, -static_cast<int64_t>(stored - wanted)));
+        // In steps: with 64-bit refcounts the excess may not fit in int64_t.
+        for (uint64_t excess = stored - wanted; excess > 0;) {
+          const uint64_t step = std::min<uint64_t>(excess, INT64_MAX);
+          QK_TRY(im.adjust_refcount_locked(c, -static_cast<int64_t>(step)));
+          excess -= step;
+        }
         ++report.leaks_fixed;
         note(&report, "Repairing cluster " + hex(c * cs) + " refcount=" + std::to_string(stored) +
                           " reference=" + std::to_string(wanted));
