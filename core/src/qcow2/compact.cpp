@@ -97,8 +97,8 @@ Status Qcow2Image::Impl::compact() {
           const TableKind kind = owner->second.kind == OwnerKind::l2_table ? TableKind::l2
                                                                             : TableKind::refcount_block;
           QK_ASSIGN_OR_RETURN(TablePtr old_table, load_table_locked(candidate * cs, kind));
-          auto moved = std::make_shared<CachedTable>(*old_table);
-          moved->offset = target_offset;
+          auto moved = cache_.new_table(target_offset, kind, cluster_size_);
+          moved->data = old_table->data;
           moved->dirty = true;
           cache_.erase(candidate * cs);
           cache_.insert(moved);

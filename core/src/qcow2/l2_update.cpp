@@ -27,16 +27,12 @@ Result<TablePtr> Qcow2Image::Impl::writable_l2_locked(uint64_t guest_offset) {
     }
   }
   QK_ASSIGN_OR_RETURN(uint64_t new_offset, allocate_clusters_locked(1));
-  auto table = std::make_shared<CachedTable>();
-  table->offset = new_offset;
-  table->kind = TableKind::l2;
+  auto table = cache_.new_table(new_offset, TableKind::l2, cluster_size_);
   table->dirty = true;
   if (old_table) {
     // The data clusters keep their counts: the snapshot's table and this
     // copy both point at them, which their refcounts already say.
     table->data = old_table->data;
-  } else {
-    table->data.assign(cluster_size_, 0);
   }
   metadata_clusters_.insert(new_offset / cluster_size_);
   cache_.insert(table);

@@ -34,10 +34,7 @@ Result<TablePtr> Qcow2Image::Impl::load_table_locked(uint64_t offset, TableKind 
   if (offset % cluster_size_ != 0 || offset == 0)
     return corruption_locked((kind == TableKind::l2 ? "L2 table " : "refcount block ") + hex(offset) +
                              " is not at a valid cluster offset");
-  auto table = std::make_shared<CachedTable>();
-  table->offset = offset;
-  table->kind = kind;
-  table->data.assign(cluster_size_, 0);
+  auto table = cache_.new_table(offset, kind, cluster_size_);
   // A table may end past the end of the file only if the file was cut short
   // inside it; what is missing reads as zeroes.
   if (offset >= file_size)

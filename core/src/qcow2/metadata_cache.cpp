@@ -4,6 +4,31 @@
 
 namespace qcowkit::qcow2 {
 
+std::unique_ptr<CachedTable> SpareTables::take() {
+  MutexLock lock(mutex_);
+  if (spare_.empty()) return nullptr;
+  std::unique_ptr<CachedTable> table = std::move(spare_.back());
+  spare_.pop_back();
+  return table;
+}
+
+void SpareTables::give_back(CachedTable* table) {
+  std::unique_ptr<CachedTable> owned(table);
+  MutexLock lock(mutex_);
+  if (spare_.size() < limit_) spare_.push_back(std::move(owned));
+}
+
+TablePtr MetadataCache::new_table(uint64_t offset, TableKind kind, size_t bytes) {
+  std::unique_ptr<CachedTable> table = spares_->take();
+  if (!table) table = std::make_unique<CachedTable>();
+  table->offset = offset;
+  table->kind = kind;
+  table->dirty = false;
+  table->data.assign(bytes, 0);  // keeps a reused buffer
+  return TablePtr(table.release(),
+                  [spares = spares_](CachedTable* t) { spares->give_back(t); });
+}
+
 TablePtr MetadataCache::find(uint64_t offset) {
   auto it = entries_.find(offset);
   if (it == entries_.end()) return nullptr;

@@ -73,10 +73,7 @@ Status Qcow2Image::Impl::ensure_refcount_block_locked(uint64_t block_index) {
       QK_TRY(ensure_refcount_block_locked(owner));
       continue;  // that took a cluster; look again
     }
-    auto block = std::make_shared<CachedTable>();
-    block->offset = cluster * cluster_size_;
-    block->kind = TableKind::refcount_block;
-    block->data.assign(cluster_size_, 0);
+    auto block = cache_.new_table(cluster * cluster_size_, TableKind::refcount_block, cluster_size_);
     block->dirty = true;
     const uint64_t end = (cluster + 1) * cluster_size_;
     if (file_->info().size < end) QK_TRY(file_->resize(end));
