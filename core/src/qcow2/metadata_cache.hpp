@@ -16,6 +16,7 @@
 // mutex); new_table() and the release of a table are safe from any thread.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -54,7 +55,7 @@ class MetadataCache {
  public:
   explicit MetadataCache(size_t capacity_tables)
       : capacity_(capacity_tables < 8 ? 8 : capacity_tables),
-        spares_(std::make_shared<SpareTables>(kSpareLimit)) {}
+        spares_(std::make_shared<SpareTables>(std::clamp<size_t>(capacity_ / 8, 1, kSpareLimit))) {}
 
   // A clean table of `bytes` zero bytes for `offset`, not yet in the cache.
   TablePtr new_table(uint64_t offset, TableKind kind, size_t bytes);
@@ -78,8 +79,9 @@ class MetadataCache {
     TablePtr table;
     std::list<uint64_t>::iterator lru_position;
   };
-  // Enough to cover a burst of evictions and loads; beyond it they go back
-  // to malloc.
+  // Spares cover a burst of evictions and loads; beyond them buffers go
+  // back to malloc. An eighth of the cache, at most 32 tables (2 MiB of
+  // 64K tables; a cache of 2 MiB tables keeps 2).
   static constexpr size_t kSpareLimit = 32;
   size_t capacity_;
   std::shared_ptr<SpareTables> spares_;  // shared with the tables' deleters

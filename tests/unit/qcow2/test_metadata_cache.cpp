@@ -35,7 +35,7 @@ TEST_CASE("a new metadata table is clean and zeroed, whatever table its buffer h
 
 TEST_CASE("a new metadata table after one was let go takes no new table memory", "[qcow2][cache]") {
   using qcowkit::test::heap_bytes_in_use;
-  MetadataCache cache(8);
+  MetadataCache cache(512);  // keeps 32 spares
   std::vector<TablePtr> tables;
   for (uint64_t i = 0; i < 16; ++i) tables.push_back(cache.new_table(i * 65536, TableKind::l2, 65536));
   std::thread([&tables] { tables.clear(); }).join();
@@ -44,4 +44,16 @@ TEST_CASE("a new metadata table after one was let go takes no new table memory",
   const uint64_t before = heap_bytes_in_use();
   for (uint64_t i = 0; i < 16; ++i) tables.push_back(cache.new_table(i * 65536, TableKind::l2, 65536));
   CHECK(heap_bytes_in_use() - before < 16384);
+}
+
+TEST_CASE("the metadata cache keeps an eighth of its capacity in spare tables", "[qcow2][cache]") {
+  using qcowkit::test::heap_bytes_in_use;
+  MetadataCache cache(16);  // keeps 2 spares
+  std::vector<TablePtr> tables;
+  for (uint64_t i = 0; i < 16; ++i) tables.push_back(cache.new_table(i * 65536, TableKind::l2, 65536));
+  const uint64_t held = heap_bytes_in_use();
+  tables.clear();
+  // 14 of the 16 buffers went back to the heap; 2 wait as spares.
+  CHECK(held - heap_bytes_in_use() >= 14 * 65536);
+  CHECK(held - heap_bytes_in_use() < 15 * 65536);
 }
