@@ -1,12 +1,12 @@
 // Operations that go straight to the device: writes too large to cache or
-// sent around it (write_around_locked), discard, write_zeroes and resize. Each one waits for write-backs of the
-// pages it touches and for other pass-throughs over them, marks its page
-// range busy (so no write-back of those pages starts meanwhile), brings
-// cached pages in step, and logs the range as dropped so readers that read
-// the device concurrently retry. Dirty pages it drops are superseded by its
-// own device call: flushes begun meanwhile wait for that call, and if the
-// call fails the pages come back dirty (acknowledged bytes are not lost to
-// a failed discard).
+// sent around it (write_around_locked), discard, write_zeroes and resize.
+// Each one waits for write-backs of the pages it touches and for other
+// pass-throughs over them, marks its page range busy (so no write-back of
+// those pages starts meanwhile), brings cached pages in step, and logs the
+// range as dropped so readers that read the device concurrently retry.
+// Dirty pages it drops are superseded by its own device call: flushes begun
+// meanwhile wait for that call, and if the call fails the pages come back
+// dirty (acknowledged bytes are not lost to a failed discard).
 #include <algorithm>
 #include <chrono>
 #include <cstring>

@@ -291,11 +291,10 @@ Status Qcow2Image::Impl::write(uint64_t offset, ConstByteSpan data, bool fua) {
       lock.unlock();
 
       // Build and write the new clusters without holding the lock. Whole
-      // clusters go straight from the caller's buffer.
+      // clusters, and writes into fresh clusters of zeroes, go straight
+      // from the caller's buffer.
       Status st;
-      if (pos == first && stop == first + clusters * cluster_size_) {
-        st = data_file_->write(host, data.subspan(pos - offset, stop - pos));
-      } else if (fresh_zero_run) {
+      if (fresh_zero_run || (pos == first && stop == first + clusters * cluster_size_)) {
         st = data_file_->write(host + (pos - first), data.subspan(pos - offset, stop - pos));
       } else {
         std::vector<uint8_t> buffer(clusters * cluster_size_);
