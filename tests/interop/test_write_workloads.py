@@ -18,7 +18,9 @@ QCOWKIT is given) reads the enabled one dirty over every range the
 workload changed and the disabled one clean.
 
 usage: test_write_workloads.py DRIVER IMAGES_DIR [QCOWKIT]"""
+import atexit
 import filecmp
+import functools
 import json
 import os
 import shutil
@@ -31,6 +33,7 @@ driver, directory = sys.argv[1], sys.argv[2]
 qcowkit = sys.argv[3] if len(sys.argv) > 3 else None
 require("qemu-img")
 work = tempfile.mkdtemp(prefix="qcowkit-workload-")
+atexit.register(shutil.rmtree, work, ignore_errors=True)
 MIB = 1024 * 1024
 
 # (name, who creates it, options, size)
@@ -152,9 +155,8 @@ def bitmap_problem(name, image, log):
     return None
 
 
-failures = []
-jobs = []
-for name, who, options, size in configs:
+def make_config_image(name, who, options, size):
+    """Creates an empty image as configured, and its all-zero raw mirror."""
     image = os.path.join(work, name + ".qcow2")
     raw = os.path.join(work, name + ".raw")
     if who == "ours":
@@ -167,69 +169,90 @@ for name, who, options, size in configs:
         run("qemu-img", "bitmap", "--add", "--disable", image, "disabled")
     with open(raw, "wb") as f:
         f.truncate(size)
-    jobs.append((name, image, raw))
-for name, image, raw, backing in read_manifest(directory):
-    if name in copied:
-        dst = os.path.join(work, "copy-" + name + ".qcow2")
-        shutil.copyfile(image, dst)
-        dst_raw = os.path.join(work, "copy-" + name + ".raw")
-        shutil.copyfile(raw, dst_raw)
-        if name in snapshot_first:
-            run("qemu-img", "snapshot", "-c", "pre-workload", dst)
-        jobs.append(("copy-" + name, dst, dst_raw))
+    return image, raw
 
-snapshotted = 0
 
-for seed, (name, image, raw) in enumerate(jobs, start=1):
+def copy_qemu_image(name, image, raw):
+    """Copies one of qemu-img's images with data and its raw reference."""
+    dst = os.path.join(work, "copy-" + name + ".qcow2")
+    shutil.copyfile(image, dst)
+    dst_raw = os.path.join(work, "copy-" + name + ".raw")
+    shutil.copyfile(raw, dst_raw)
+    if name in snapshot_first:
+        run("qemu-img", "snapshot", "-c", "pre-workload", dst)
+    return dst, dst_raw
+
+
+# Each job makes its files when it starts and removes them when it ends.
+failures = []
+jobs = [(config[0], functools.partial(make_config_image, *config)) for config in configs]
+jobs += [("copy-" + name, functools.partial(copy_qemu_image, name, image, raw))
+         for name, image, raw, backing in read_manifest(directory) if name in copied]
+
+
+def run_job(seed, name, make_files):
+    """Makes one job's image, runs its workload and checks. Returns (problem
+    or None, number of snapshot views checked)."""
+    image, raw = make_files()
     before = snapshot_views(image, "before")
     for snap, view in before.items():
         if all_zero(view):
-            failures.append("%s: snapshot %s reads as zeroes before the workload: nothing to "
-                            "protect" % (name, snap))
+            return ("snapshot %s reads as zeroes before the workload: nothing to protect" % snap), 0
     log = image + ".changes"
     proc = run(driver, "workload", image, raw, str(seed), "400", log, check=False)
     if proc.returncode != 0:
-        failures.append("%s: workload: %s" % (name, proc.stderr.strip()))
-        continue
+        return "workload: %s" % proc.stderr.strip(), 0
     code, report = qemu_check(image)
     if code != 0 or report.get("leaks", 0) or report.get("corruptions", 0):
-        failures.append("%s: qemu-img check exit %d: %s" % (name, code, report))
-        continue
+        return "qemu-img check exit %d: %s" % (code, report), 0
     ours = dict(line.split("=") for line in run(driver, "check", image).stdout.split())
     if ours["leaks"] != "0" or ours["corruptions"] != "0":
-        failures.append("%s: our check: %s" % (name, ours))
-        continue
+        return "our check: %s" % ours, 0
     proc = run("qemu-img", "compare", "-f", "qcow2", "-F", "raw", image, raw, check=False)
     if proc.returncode != 0:
-        failures.append("%s: qemu-img compare: %s" % (name, proc.stdout.strip()))
-        continue
+        return "qemu-img compare: %s" % proc.stdout.strip(), 0
     problem = bitmap_problem(name, image, log) if name in with_bitmaps else None
     if problem:
-        failures.append("%s: %s" % (name, problem))
-        continue
+        return problem, 0
     if name == "copy-snapshot" and "before-edits" not in before:
-        failures.append("%s: the image has no snapshot before-edits to check" % name)
-        continue
+        return "the image has no snapshot before-edits to check", 0
     after = snapshot_views(image, "after")
     if sorted(after) != sorted(before):
-        failures.append("%s: snapshots %s before the workload, %s after" % (name, sorted(before), sorted(after)))
-        continue
+        return "snapshots %s before the workload, %s after" % (sorted(before), sorted(after)), 0
     changed = ["%s (%s)" % (snap, view_change(before[snap], after[snap])) for snap in before
                if view_change(before[snap], after[snap])]
     if changed:
-        failures.append("%s: the workload changed what snapshot(s) read: %s" % (name, ", ".join(changed)))
-        continue
+        return "the workload changed what snapshot(s) read: %s" % ", ".join(changed), 0
     for snap in before:
         # The snapshot differs from the active layer: the workload did write
         # over data the snapshot keeps, so the comparison above meant something.
         if filecmp.cmp(before[snap], raw, shallow=False):
-            failures.append("%s: snapshot %s still equals the active layer" % (name, snap))
-        os.unlink(before[snap])
-        os.unlink(after[snap])
-    snapshotted += len(before)
-    print("ok %s%s" % (name, " (%d snapshot(s) unchanged)" % len(before) if before else ""))
+            return "snapshot %s still equals the active layer" % snap, 0
+    return None, len(before)
 
-shutil.rmtree(work, ignore_errors=True)
+
+def remove_job_files(name):
+    """Each job's files go when it ends, so the test holds one job's worth
+    of disk at a time (all of them together are over a gigabyte)."""
+    for entry in os.listdir(work):
+        if entry.startswith(name + "."):
+            os.unlink(os.path.join(work, entry))
+
+
+snapshotted = 0
+for seed, (name, make_files) in enumerate(jobs, start=1):
+    try:
+        problem, views = run_job(seed, name, make_files)
+    except AssertionError as e:  # a tool failed; its output is in the message
+        problem, views = str(e), 0
+    finally:
+        remove_job_files(name)
+    if problem:
+        failures.append("%s: %s" % (name, problem))
+        continue
+    snapshotted += views
+    print("ok %s%s" % (name, " (%d snapshot(s) unchanged)" % views if views else ""), flush=True)
+
 for f in failures:
     print("FAIL " + f)
 if snapshotted < 1 + len(snapshot_first):
