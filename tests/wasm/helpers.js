@@ -51,10 +51,19 @@ function qemuImg(args, options) {
 }
 function qemuImgJson(args) { return JSON.parse(qemuImg([...args, '--output=json'])); }
 
+// Scratch directories, removed when the test process exits (some hold
+// hundreds of megabytes, and every run makes new ones).
+const scratchDirs = [];
+process.on('exit', () => {
+  for (const dir of scratchDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 function tmpDir(label) {
   const base = process.env.QCOWKIT_TEST_TMP || require('os').tmpdir();
   fs.mkdirSync(base, { recursive: true });
-  return fs.mkdtempSync(path.join(base, `${label}-`));
+  const dir = fs.mkdtempSync(path.join(base, `${label}-`));
+  scratchDirs.push(dir);
+  return dir;
 }
 
 // Files compared in 1 MiB slices (they may be large).
