@@ -12,7 +12,8 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/qcowkit-disk-full.XXXXXX")
 trap 'rmdir "$dir" 2>/dev/null || true' EXIT
 if [[ $(id -u) -eq 0 ]]; then ns=(unshare --mount); else ns=(unshare --user --map-root-user --mount); fi
 # The mount is private to the namespace (--propagation private is unshare's default).
-exec "${ns[@]}" sh -c '
+# Not exec'd: the trap above removes the mount point afterwards.
+"${ns[@]}" sh -c '
   mount -t tmpfs -o size=4m qcowkit-disk-full "$1" || {
     echo "disk-full: mounting a 4 MiB tmpfs at $1 was refused; this test needs root or unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)" >&2
     exit 1
