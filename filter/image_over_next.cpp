@@ -1,5 +1,6 @@
 #include "image_over_next.hpp"
 
+#include "qcowkit/aligned_device.hpp"
 #include "serve/fixed_capacity_device.hpp"
 
 namespace qcowkit::filter {
@@ -31,7 +32,10 @@ Result<std::unique_ptr<ImageOverNext>> ImageOverNext::open(nbdkit_next_ops* next
                                                            bool want_write, bool serialize) {
   std::unique_ptr<ImageOverNext> self(new ImageOverNext);
   QK_ASSIGN_OR_RETURN(self->device_, NextDevice::open(next, serialize));
-  QK_ASSIGN_OR_RETURN(self->container_, serve::FixedCapacityDevice::open(self->device_));
+  // The engine reads and writes metadata where it lies, byte by byte; a
+  // plugin that takes only whole sectors gets them read-modify-written.
+  self->bytes_ = AlignedDevice::over(self->device_);
+  QK_ASSIGN_OR_RETURN(self->container_, serve::FixedCapacityDevice::open(self->bytes_));
   const bool writable =
       want_write && self->device_->caps().can_write && options.serve.snapshot.empty();
 
@@ -100,10 +104,10 @@ Status ImageOverNext::find_image_end(const Qcow2OpenOptions& writable_options) {
 }
 
 Status ImageOverNext::create_image(const Qcow2FilterOptions& options) {
-  if (device_->info().size == 0)
+  if (bytes_->info().size == 0)
     return make_error(ENOSPC, "qcow2-create=: the plugin below holds 0 bytes, and an NBD export "
                               "cannot grow; give it room first (e.g. truncate -s 10G FILE)");
-  QK_ASSIGN_OR_RETURN(const bool empty, serve::device_is_all_zero(*device_));
+  QK_ASSIGN_OR_RETURN(const bool empty, serve::device_is_all_zero(*bytes_));
   if (!empty)
     return make_error(EEXIST, "qcow2-create=: the plugin's data is neither a qcow2 image nor all "
                               "zeroes; refusing to overwrite it");

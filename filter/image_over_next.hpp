@@ -4,7 +4,8 @@
 //   ExportedImage (NBD semantics, serve/)
 //     Qcow2Image (the engine)          backing: an image opened by name
 //       FixedCapacityDevice (the file grows only into the plugin's size)
-//         NextDevice (the plugin, or the filters below)
+//         AlignedDevice, when the plugin takes only whole sectors
+//           NextDevice (the plugin, or the filters below)
 //
 // Opening decides what the plugin's bytes are: an existing qcow2 image is
 // served as it is; with qcow2-create=, an all-zero writable plugin gets a
@@ -58,6 +59,7 @@ class ImageOverNext {
   Status find_image_end(const Qcow2OpenOptions& writable_options);
 
   std::shared_ptr<NextDevice> device_;
+  std::shared_ptr<BlockDevice> bytes_;  // device_, byte-granular (AlignedDevice::over)
   std::shared_ptr<serve::FixedCapacityDevice> container_;
   std::shared_ptr<OpenedImage> backing_;
   std::shared_ptr<Qcow2Image> image_;

@@ -9,7 +9,10 @@
 #   4. qcow2-create= over an all-zero file, then the workload;
 #   5. an image with no room left: the client gets ENOSPC, the image stays clean;
 #   6. an image whose last clusters are holes in the file (preallocation=
-#      metadata): they are still the image's, not room to grow into.
+#      metadata): they are still the image's, not room to grow into;
+#   7. a plugin that takes only whole 4096-byte blocks (blocksize-policy
+#      filter below, refusing anything else): the filter reads and writes
+#      the image's metadata and partial clusters through read-modify-write.
 source "$(dirname "$0")/lib.sh"
 : "${BLOCKCACHE:?BLOCKCACHE must point at nbdkit-blockcache-filter.so}"
 sock=$work/outer.sock inner=$work/inner.sock
@@ -106,4 +109,25 @@ serve_filter "$sock" -- file "$work/prealloc.qcow2"
 stop_server "$server_pid"
 judge preallocation=metadata "$work/prealloc.qcow2" "$work/prealloc.ref"
 
-echo "test-write: workloads over file, nbd + blockcache, noparallel and a created image are clean"
+# 7. Whole blocks only below: every request that is not 4096-aligned fails
+# at the plugin (blocksize-error-policy=error), so the image opens, takes
+# the workload and odd-sized writes, and stays clean only if the filter
+# never sends one.
+img=$(new_image blocks)
+serve_filter "$sock" -- --filter=blocksize-policy file "$img" \
+  blocksize-minimum=4096 blocksize-preferred=65536 blocksize-error-policy=error
+"$py" "$qcow2_filter_here/workload.py" "$uri" "$work/blocks.ref" --seed 7 --ops 800 ||
+  fail "4096-byte blocks below: workload failed"
+REF="$work/blocks.ref" nbdsh -u "$uri" -c '
+import os
+ref = open(os.environ["REF"], "r+b")
+for i, (off, n) in enumerate([(1, 1), (4095, 2), (70000, 9999), (5 << 20, 3)]):
+    data = bytes([0x61 + i]) * n
+    h.pwrite(data, off)
+    ref.seek(off); ref.write(data)
+h.flush()
+' || fail "4096-byte blocks below: odd-sized writes failed"
+stop_server "$server_pid"
+judge "4096-byte blocks below" "$img" "$work/blocks.ref"
+
+echo "test-write: workloads over file, nbd + blockcache, noparallel, a created image and whole-block plugins are clean"

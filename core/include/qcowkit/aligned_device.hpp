@@ -1,0 +1,77 @@
+// AlignedDevice: byte-granular access to a device that takes only whole
+// sectors, such as the plugin below an nbdkit filter when it says its
+// minimum block size is 512 or 4096 (an NBD server on an O_DIRECT file, or
+// `--filter=blocksize-policy blocksize-minimum=512`). The qcow2 engine
+// reads an 8-byte L2 entry or a 104-byte header where it lies; this layer
+// lets it do so over such a device.
+//
+// Aligned requests pass straight through. A request with an unaligned head
+// or tail reads the sectors at its edges and writes them back whole with
+// the new bytes in place (read-modify-write). Zeroing and discarding write
+// zeroes into the partial edge sectors and pass the whole sectors between
+// them down as zeroing and discarding.
+//
+// The size is the device's size rounded down to a whole sector: a partial
+// last sector cannot be reached below either.
+//
+// Thread safety: safe from many threads. Two writes to different bytes of
+// one sector, in flight at once, both land: each edge sector's
+// read-modify-write holds one of a fixed set of striped locks (picked by
+// sector number) from its read to its write. Requests that overlap in
+// bytes while both are in flight have no defined result, as on any device.
+// Ordering is the device's: each call returns after the writes it made
+// have returned, so flush and FUA mean what they mean below.
+//
+// Ownership: shares the device below and does not close it (close()
+// flushes); its owner does.
+#pragma once
+
+#include <array>
+#include <memory>
+
+#include "qcowkit/block_device.hpp"
+#include "qcowkit/mutex.hpp"
+
+namespace qcowkit {
+
+class AlignedDevice final : public BlockDevice {
+ public:
+  // `below` itself when its sector size is 1; otherwise an AlignedDevice
+  // over it.
+  static std::shared_ptr<BlockDevice> over(std::shared_ptr<BlockDevice> below);
+
+  explicit AlignedDevice(std::shared_ptr<BlockDevice> below);
+
+  DeviceInfo info() const override;
+  Status read(uint64_t offset, ByteSpan buffer) override;
+  Status write(uint64_t offset, ConstByteSpan data, WriteFlags flags = {}) override;
+  Status flush() override { return below_->flush(); }
+  Status discard(uint64_t offset, uint64_t length) override;
+  Status write_zeroes(uint64_t offset, uint64_t length, ZeroFlags flags = {}) override;
+  Status resize(uint64_t new_size) override { return below_->resize(new_size); }
+  Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override;
+  FileLocation file_location(uint64_t offset) override { return below_->file_location(offset); }
+  void advise_appends() override { below_->advise_appends(); }
+  Status close() override { return below_->flush(); }
+
+ private:
+  // Requests whose sectors span at most this many bytes go down as one
+  // read or write through a bounce buffer; larger ones in three parts
+  // (edges through the bounce buffer, the aligned middle in place).
+  static constexpr uint64_t kBounceLimit = 1 << 20;
+  static constexpr size_t kStripes = 64;
+
+  // Writes `data` (or zeroes, when data is empty) at `offset`, which lies
+  // inside one run of sectors small enough to bounce: reads the partial
+  // edge sectors, patches, and writes the run back under the edges' locks.
+  Status patch(uint64_t offset, uint64_t length, const uint8_t* data, bool fua);
+  Mutex& stripe_of(uint64_t sector_index) { return stripes_[sector_index % kStripes]; }
+
+  std::shared_ptr<BlockDevice> below_;
+  const uint64_t sector_;
+  // Held over an edge sector's read-modify-write. They guard the device's
+  // bytes, not members of this class, so nothing is annotated with them.
+  std::array<Mutex, kStripes> stripes_;
+};
+
+}  // namespace qcowkit
