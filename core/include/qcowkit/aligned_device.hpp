@@ -14,20 +14,26 @@
 // The size is the device's size rounded down to a whole sector: a partial
 // last sector cannot be reached below either.
 //
-// Thread safety: safe from many threads. Two writes to different bytes of
-// one sector, in flight at once, both land: each edge sector's
-// read-modify-write holds one of a fixed set of striped locks (picked by
-// sector number) from its read to its write. Requests that overlap in
-// bytes while both are in flight have no defined result, as on any device.
-// Ordering is the device's: each call returns after the writes it made
-// have returned, so flush and FUA mean what they mean below.
+// Thread safety: safe from many threads. A read-modify-write must not let
+// another write into its sector land between its read and its write, or
+// that write's bytes would be put back to what they were. The qcow2 engine
+// may write overlapping ranges at once (a table written whole while another
+// thread writes one of its entries), so every write registers the sectors it covers while it is in
+// flight, and an edge sector is read-modify-written only while no other
+// write covers it (and no write starts on it until it is done). Writes of
+// whole sectors wait only for read-modify-writes of their sectors, never
+// for each other. Ordering is the device's: each call
+// returns after the writes it made have returned, so flush and FUA mean
+// what they mean below.
 //
 // Ownership: shares the device below and does not close it (close()
 // flushes); its owner does.
 #pragma once
 
-#include <array>
+#include <condition_variable>
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "qcowkit/block_device.hpp"
 #include "qcowkit/mutex.hpp"
@@ -59,19 +65,30 @@ class AlignedDevice final : public BlockDevice {
   // read or write through a bounce buffer; larger ones in three parts
   // (edges through the bounce buffer, the aligned middle in place).
   static constexpr uint64_t kBounceLimit = 1 << 20;
-  static constexpr size_t kStripes = 64;
+  static constexpr uint64_t kNoSector = UINT64_MAX;
 
-  // Writes `data` (or zeroes, when data is empty) at `offset`, which lies
+  // A write in flight: it covers sectors [first, end) and read-modify-writes
+  // the sectors `edges` names (kNoSector: none).
+  struct InFlight {
+    uint64_t first, end;
+    uint64_t edges[2];
+  };
+  class Registration;  // registers an InFlight for its scope (waiting first)
+
+  // Writes `data` (or zeroes, when data is null) at `offset`, which lies
   // inside one run of sectors small enough to bounce: reads the partial
-  // edge sectors, patches, and writes the run back under the edges' locks.
+  // edge sectors, patches, and writes the run back.
   Status patch(uint64_t offset, uint64_t length, const uint8_t* data, bool fua);
-  Mutex& stripe_of(uint64_t sector_index) { return stripes_[sector_index % kStripes]; }
+  // Writes whole sectors: `op` does the device call while they are registered.
+  template <typename Op>
+  Status whole(uint64_t offset, uint64_t length, Op op);
+  bool conflicts_locked(const InFlight& w) const QK_REQUIRES(mutex_);
 
   std::shared_ptr<BlockDevice> below_;
   const uint64_t sector_;
-  // Held over an edge sector's read-modify-write. They guard the device's
-  // bytes, not members of this class, so nothing is annotated with them.
-  std::array<Mutex, kStripes> stripes_;
+  Mutex mutex_;
+  std::condition_variable done_;  // a registration ended
+  std::vector<InFlight> in_flight_ QK_GUARDED_BY(mutex_);
 };
 
 }  // namespace qcowkit

@@ -40,7 +40,7 @@ class Run {
 
   ExplorerReport go(std::vector<uint8_t> initial_disk) {
     ExplorerReport report;
-    disk_ = std::make_shared<RecordingDevice>(std::move(initial_disk));
+    disk_ = std::make_shared<RecordingDevice>(std::move(initial_disk), target_.disk_sector_size());
     disk_->set_hook([this](const DeviceEvent& e) { on_event(e); });
     auto opened = target_.open(disk_);
     if (!opened.ok()) {

@@ -1,5 +1,7 @@
 #include "qcowkit/testing/explorer_targets.hpp"
 
+#include "qcowkit/aligned_device.hpp"
+
 namespace qcowkit::testing {
 
 Status ExplorerTarget::write_compressed(BlockDevice&, uint64_t, ConstByteSpan) {
@@ -44,6 +46,10 @@ Result<std::vector<uint8_t>> CacheTarget::recover(std::shared_ptr<MemoryDevice> 
   std::vector<uint8_t> bytes(disk->info().size);
   QK_TRY(disk->read(0, bytes));
   return bytes;
+}
+
+Result<std::shared_ptr<BlockDevice>> Qcow2OnSectorsTarget::open(std::shared_ptr<BlockDevice> disk) {
+  return Qcow2Target::open(AlignedDevice::over(std::move(disk)));
 }
 
 Result<std::shared_ptr<BlockDevice>> Qcow2OverCacheTarget::open(std::shared_ptr<BlockDevice> disk) {

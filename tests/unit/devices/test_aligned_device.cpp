@@ -3,6 +3,8 @@
 // and under the qcow2 engine.
 #include <cstring>
 #include <memory>
+#include <algorithm>
+#include <atomic>
 #include <random>
 #include <thread>
 
@@ -125,6 +127,43 @@ TEST_CASE("AlignedDevice: writers of different bytes of one sector all land",
     INFO("byte " << at);
     REQUIRE(back[at] == static_cast<uint8_t>(40 * 16 + at % kThreads));
   }
+}
+
+TEST_CASE("AlignedDevice: a whole-sector write is never undone by a read-modify-write",
+          "[devices][aligned][threads]") {
+  // As the qcow2 engine may: one thread writes a table's sector whole while
+  // others write entries in it. A read-modify-write that read the sector
+  // before the whole write and wrote it back after would bring back the
+  // old bytes around its entry.
+  constexpr uint32_t kSector = 4096;
+  constexpr int kRounds = 20000;
+  auto below = std::make_shared<MemoryDevice>(1 << 20, kSector);
+  AlignedDevice dev(below);
+  std::atomic<bool> stop{false}, failed{false};
+  std::vector<std::thread> patchers;
+  for (int t = 0; t < 3; ++t) {
+    patchers.emplace_back([&, t] {
+      const uint8_t entry[8] = {uint8_t(t), 1, 2, 3, 4, 5, 6, 7};
+      while (!stop)
+        if (!dev.write(8 * t, ConstByteSpan(entry, 8)).ok()) failed = true;
+    });
+  }
+  // After each whole write returns, the bytes no patcher writes must be
+  // that write's, whatever read-modify-writes were in flight around it.
+  std::vector<uint8_t> sector(kSector), back(kSector);
+  int undone = 0;
+  for (int round = 1; round <= kRounds; ++round) {
+    std::fill(sector.begin(), sector.end(), static_cast<uint8_t>(round));
+    REQUIRE_OK(dev.write(0, sector));
+    REQUIRE_OK(below->read(0, back));
+    if (std::any_of(back.begin() + 24, back.end(),
+                    [&](uint8_t b) { return b != static_cast<uint8_t>(round); }))
+      ++undone;
+  }
+  stop = true;
+  for (auto& th : patchers) th.join();
+  REQUIRE_FALSE(failed);
+  REQUIRE(undone == 0);
 }
 
 TEST_CASE("AlignedDevice: a qcow2 image lives on a 512-byte-sector device", "[devices][aligned]") {

@@ -27,6 +27,9 @@ class ExplorerTarget {
   virtual Result<std::vector<uint8_t>> recover(std::shared_ptr<MemoryDevice> disk, bool clean) = 0;
   // Stores one cluster compressed; ENOTSUP where the guest cannot.
   virtual Status write_compressed(BlockDevice& guest, uint64_t offset, ConstByteSpan data);
+  // The sector size of the disk recorded under this target: 1, unless the
+  // target stands for a device that takes whole sectors only.
+  virtual uint32_t disk_sector_size() const { return 1; }
 };
 
 // A qcow2 image straight on the disk.
@@ -50,6 +53,19 @@ class CacheTarget final : public ExplorerTarget {
 
  private:
   BlockCacheOptions options_;
+};
+
+// A qcow2 image on a disk that takes only whole sectors of `sector_size`
+// bytes, through an AlignedDevice: the qcow2 filter over such a plugin.
+class Qcow2OnSectorsTarget final : public Qcow2Target {
+ public:
+  Qcow2OnSectorsTarget(uint32_t sector_size, Qcow2OpenOptions options = {})
+      : Qcow2Target(std::move(options)), sector_size_(sector_size) {}
+  Result<std::shared_ptr<BlockDevice>> open(std::shared_ptr<BlockDevice> disk) override;
+  uint32_t disk_sector_size() const override { return sector_size_; }
+
+ private:
+  uint32_t sector_size_;
 };
 
 // A qcow2 image over a BlockCache over the disk (a crash loses the cache).
