@@ -18,11 +18,11 @@
 // another write into its sector land between its read and its write, or
 // that write's bytes would be put back to what they were. The qcow2 engine
 // may write overlapping ranges at once (a table written whole while another
-// thread writes one of its entries), so every write registers the sectors it covers while it is in
-// flight, and an edge sector is read-modify-written only while no other
-// write covers it (and no write starts on it until it is done). Writes of
-// whole sectors wait only for read-modify-writes of their sectors, never
-// for each other. Ordering is the device's: each call
+// thread writes one of its entries), so every write registers the sectors
+// it covers while it is in flight, and an edge sector is read-modify-written
+// only while no other write covers it (and no write starts on it until it
+// is done). Writes of whole sectors wait only for read-modify-writes of
+// their sectors, never for each other. Ordering is the device's: each call
 // returns after the writes it made have returned, so flush and FUA mean
 // what they mean below.
 //
@@ -72,6 +72,7 @@ class AlignedDevice final : public BlockDevice {
   struct InFlight {
     uint64_t first, end;
     uint64_t edges[2];
+    bool operator==(const InFlight&) const = default;
   };
   class Registration;  // registers an InFlight for its scope (waiting first)
 
@@ -82,6 +83,13 @@ class AlignedDevice final : public BlockDevice {
   // Writes whole sectors: `op` does the device call while they are registered.
   template <typename Op>
   Status whole(uint64_t offset, uint64_t length, Op op);
+  // Changes [offset, offset + length): the partial sectors at its edges
+  // patched with `data` (null: zeroes), the whole sectors between them,
+  // [begin, end), by `middle(begin, end)`.
+  template <typename Middle>
+  Status split(uint64_t offset, uint64_t length, const uint8_t* data, bool fua, Middle middle);
+  uint64_t down(uint64_t x) const { return x - x % sector_; }  // to the sector's start
+  uint64_t up(uint64_t x) const { return down(x + sector_ - 1); }  // to a sector's end
   bool conflicts_locked(const InFlight& w) const QK_REQUIRES(mutex_);
 
   std::shared_ptr<BlockDevice> below_;

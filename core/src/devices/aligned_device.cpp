@@ -25,8 +25,7 @@ DeviceInfo AlignedDevice::info() const {
 Status AlignedDevice::read(uint64_t offset, ByteSpan buffer) {
   QK_TRY(check_request(info(), offset, buffer.size(), false, "read"));
   const uint64_t end = offset + buffer.size();
-  const uint64_t first = offset - offset % sector_;
-  const uint64_t last = (end + sector_ - 1) / sector_ * sector_;
+  const uint64_t first = down(offset), last = up(end);
   if (first == offset && last == end) return below_->read(offset, buffer);
   if (last - first <= kBounceLimit) {
     std::vector<uint8_t> bounce(last - first);
@@ -36,19 +35,15 @@ Status AlignedDevice::read(uint64_t offset, ByteSpan buffer) {
   }
   // Large: the partial edges through one sector each, the middle in place.
   std::vector<uint8_t> edge(sector_);
-  uint64_t pos = offset;
-  if (offset != first) {
+  const uint64_t whole_begin = up(offset), whole_end = down(end);
+  if (whole_begin != offset) {
     QK_TRY(below_->read(first, edge));
-    const uint64_t n = first + sector_ - offset;
-    std::memcpy(buffer.data(), edge.data() + (offset - first), n);
-    pos += n;
+    std::memcpy(buffer.data(), edge.data() + (offset - first), whole_begin - offset);
   }
-  const uint64_t middle_end = end - end % sector_;
-  if (middle_end > pos)
-    QK_TRY(below_->read(pos, buffer.subspan(pos - offset, middle_end - pos)));
-  if (middle_end != end) {
-    QK_TRY(below_->read(middle_end, edge));
-    std::memcpy(buffer.data() + (middle_end - offset), edge.data(), end - middle_end);
+  QK_TRY(below_->read(whole_begin, buffer.subspan(whole_begin - offset, whole_end - whole_begin)));
+  if (whole_end != end) {
+    QK_TRY(below_->read(whole_end, edge));
+    std::memcpy(buffer.data() + (whole_end - offset), edge.data(), end - whole_end);
   }
   return {};
 }
@@ -68,14 +63,9 @@ class AlignedDevice::Registration {
     {
       MutexLock lock(device_.mutex_);
       auto& v = device_.in_flight_;
-      for (size_t i = 0; i < v.size(); ++i) {
-        if (v[i].first == w_.first && v[i].end == w_.end && v[i].edges[0] == w_.edges[0] &&
-            v[i].edges[1] == w_.edges[1]) {
-          v[i] = v.back();
-          v.pop_back();
-          break;
-        }
-      }
+      auto it = std::find(v.begin(), v.end(), w_);  // an equal one is as good
+      *it = v.back();
+      v.pop_back();
     }
     device_.done_.notify_all();
   }
@@ -107,8 +97,7 @@ Status AlignedDevice::whole(uint64_t offset, uint64_t length, Op op) {
 
 Status AlignedDevice::patch(uint64_t offset, uint64_t length, const uint8_t* data, bool fua) {
   const uint64_t end = offset + length;
-  const uint64_t first = offset - offset % sector_;
-  const uint64_t last = (end + sector_ - 1) / sector_ * sector_;
+  const uint64_t first = down(offset), last = up(end);
   const bool head_partial = offset != first, tail_partial = end != last;
   const uint64_t head = first / sector_, tail = last / sector_ - 1;
   Registration r(*this, InFlight{head, tail + 1,
@@ -125,61 +114,46 @@ Status AlignedDevice::patch(uint64_t offset, uint64_t length, const uint8_t* dat
   return below_->write(first, bounce, WriteFlags{fua});
 }
 
+template <typename Middle>
+Status AlignedDevice::split(uint64_t offset, uint64_t length, const uint8_t* data, bool fua,
+                            Middle middle) {
+  const uint64_t end = offset + length;
+  const uint64_t whole_begin = up(offset), whole_end = down(end);
+  if (whole_begin >= whole_end) return patch(offset, length, data, fua);
+  auto at = [&](uint64_t pos) { return data ? data + (pos - offset) : nullptr; };
+  if (whole_begin != offset) QK_TRY(patch(offset, whole_begin - offset, at(offset), fua));
+  QK_TRY(whole(whole_begin, whole_end - whole_begin, [&] { return middle(whole_begin, whole_end); }));
+  if (whole_end != end) QK_TRY(patch(whole_end, end - whole_end, at(whole_end), fua));
+  return {};
+}
+
 Status AlignedDevice::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) {
   QK_TRY(check_request(info(), offset, data.size(), true, "write"));
   const uint64_t end = offset + data.size();
-  const uint64_t first = offset - offset % sector_;
-  const uint64_t last = (end + sector_ - 1) / sector_ * sector_;
-  if (first == offset && last == end)
-    return whole(offset, data.size(), [&] { return below_->write(offset, data, flags); });
-  if (last - first <= kBounceLimit) return patch(offset, data.size(), data.data(), flags.fua);
-  // Large: each partial edge patched on its own, the middle written in place.
-  const uint64_t head_end = offset == first ? offset : first + sector_;
-  const uint64_t middle_end = end - end % sector_;
-  if (head_end != offset) QK_TRY(patch(offset, head_end - offset, data.data(), flags.fua));
-  if (middle_end > head_end)
-    QK_TRY(whole(head_end, middle_end - head_end, [&] {
-      return below_->write(head_end, data.subspan(head_end - offset, middle_end - head_end), flags);
-    }));
-  if (middle_end != end)
-    QK_TRY(patch(middle_end, end - middle_end, data.data() + (middle_end - offset), flags.fua));
-  return {};
+  const bool aligned = down(offset) == offset && down(end) == end;
+  // Small and unaligned: one read-modify-write of all its sectors.
+  if (!aligned && up(end) - down(offset) <= kBounceLimit)
+    return patch(offset, data.size(), data.data(), flags.fua);
+  return split(offset, data.size(), data.data(), flags.fua, [&](uint64_t b, uint64_t e) {
+    return below_->write(b, data.subspan(b - offset, e - b), flags);
+  });
 }
 
 Status AlignedDevice::write_zeroes(uint64_t offset, uint64_t length, ZeroFlags flags) {
   QK_TRY(check_request(info(), offset, length, true, "write_zeroes"));
-  const uint64_t end = offset + length;
-  const uint64_t first = offset - offset % sector_;
-  const uint64_t last = (end + sector_ - 1) / sector_ * sector_;
-  if (first == offset && last == end)
-    return whole(offset, length, [&] { return below_->write_zeroes(offset, length, flags); });
-  if (flags.fast_only)
+  if (flags.fast_only && (down(offset) != offset || down(offset + length) != offset + length))
     return make_error(ENOTSUP, "write_zeroes: a range not aligned to the device's " +
                                    std::to_string(sector_) + "-byte sectors is not zeroed fast");
-  // Whole sectors are zeroed below; the partial edges are written.
-  const uint64_t whole_begin = (offset + sector_ - 1) / sector_ * sector_;
-  const uint64_t whole_end = end - end % sector_;
-  if (whole_begin >= whole_end) return patch(offset, length, nullptr, flags.fua);
-  if (whole_begin != offset) QK_TRY(patch(offset, whole_begin - offset, nullptr, flags.fua));
-  QK_TRY(whole(whole_begin, whole_end - whole_begin, [&] {
-    return below_->write_zeroes(whole_begin, whole_end - whole_begin, flags);
-  }));
-  if (whole_end != end) QK_TRY(patch(whole_end, end - whole_end, nullptr, flags.fua));
-  return {};
+  return split(offset, length, nullptr, flags.fua, [&](uint64_t b, uint64_t e) {
+    return below_->write_zeroes(b, e - b, flags);
+  });
 }
 
 Status AlignedDevice::discard(uint64_t offset, uint64_t length) {
   QK_TRY(check_request(info(), offset, length, true, "discard"));
-  const uint64_t end = offset + length;
-  const uint64_t whole_begin = (offset + sector_ - 1) / sector_ * sector_;
-  const uint64_t whole_end = end - end % sector_;
   // A discarded range reads as zeroes: partial edges are written as such.
-  if (whole_begin >= whole_end) return patch(offset, length, nullptr, false);
-  if (whole_begin != offset) QK_TRY(patch(offset, whole_begin - offset, nullptr, false));
-  QK_TRY(whole(whole_begin, whole_end - whole_begin,
-               [&] { return below_->discard(whole_begin, whole_end - whole_begin); }));
-  if (whole_end != end) QK_TRY(patch(whole_end, end - whole_end, nullptr, false));
-  return {};
+  return split(offset, length, nullptr, false,
+               [&](uint64_t b, uint64_t e) { return below_->discard(b, e - b); });
 }
 
 Result<std::vector<Extent>> AlignedDevice::extents(uint64_t offset, uint64_t length) {
@@ -188,8 +162,8 @@ Result<std::vector<Extent>> AlignedDevice::extents(uint64_t offset, uint64_t len
   const uint64_t end = offset + length;
   // A sector's kind is its bytes' kind, so the sectors' extents, clipped to
   // the asked range, describe it.
-  uint64_t pos = offset - offset % sector_;
-  const uint64_t last = (end + sector_ - 1) / sector_ * sector_;
+  uint64_t pos = down(offset);
+  const uint64_t last = up(end);
   std::vector<Extent> out;
   while (out.empty() && pos < last) {
     QK_ASSIGN_OR_RETURN(auto below, below_->extents(pos, last - pos));

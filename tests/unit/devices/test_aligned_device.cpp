@@ -1,10 +1,10 @@
 // AlignedDevice: byte-granular requests over a device that takes only
 // whole sectors, checked against a byte-granular model, from many threads,
 // and under the qcow2 engine.
-#include <cstring>
-#include <memory>
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <memory>
 #include <random>
 #include <thread>
 
