@@ -38,6 +38,7 @@ BlockCache::State::State(std::shared_ptr<BlockDevice> dev, const BlockCacheOptio
       sector_size(info.sector_size ? info.sector_size : 1),
       read_only(info.read_only),
       size(info.size),
+      drop_log(kDropLogLength),
       runner(opts.writeback_parallelism) {
   pages.reserve(std::min<uint64_t>(max_pages, 1u << 16));  // grows past that as pages come
 }
@@ -148,7 +149,7 @@ void BlockCache::State::drop_superseded_locked(PageMap::iterator it, uint64_t id
     drop_page_locked(it);
     return;
   }
-  cache::Busy& entry = busy.at(id);
+  cache::Busy& entry = *busy_entry_locked(id);
   entry.dropped_order = std::min(entry.dropped_order, it->second.order);
   const uint64_t index = it->first, order = it->second.order;
   entry.kept.push_back(cache::Busy::Kept{index, order, take_page_locked(it)});
@@ -165,26 +166,30 @@ void BlockCache::State::requeue_dirty_locked(Page& page) {
 void BlockCache::State::log_drop_locked(uint64_t first, uint64_t end) {
   ++drop_epoch;
   ++mutation_epoch;
-  drop_log.push_back(Drop{drop_epoch, cache::PageRange{first, end}});
-  if (drop_log.size() > kDropLogLength) drop_log.pop_front();
+  drop_log[drop_epoch % drop_log.size()] = cache::PageRange{first, end};
 }
 
 bool BlockCache::State::dropped_since_locked(uint64_t epoch, uint64_t first,
                                              uint64_t end) const {
   if (epoch == drop_epoch) return false;
-  if (drop_log.empty() || drop_log.front().epoch > epoch + 1) return true;  // log too short
-  for (auto it = drop_log.rbegin(); it != drop_log.rend() && it->epoch > epoch; ++it)
-    if (it->range.overlaps(first, end)) return true;
+  if (drop_epoch - epoch > drop_log.size()) return true;  // some drops since are overwritten
+  for (uint64_t e = drop_epoch; e > epoch; --e)
+    if (drop_log[e % drop_log.size()].overlaps(first, end)) return true;
   return false;
 }
 
 bool BlockCache::State::busy_locked(uint64_t first, uint64_t end) const {
-  for (const auto& [id, entry] : busy)
+  for (const cache::Busy& entry : busy)
     if (entry.range.overlaps(first, end)) return true;
   return false;
 }
 
+std::vector<cache::Busy>::iterator BlockCache::State::busy_entry_locked(uint64_t id) {
+  return std::find_if(busy.begin(), busy.end(), [id](const cache::Busy& b) { return b.id == id; });
+}
+
 bool BlockCache::State::writing_in_locked(uint64_t first, uint64_t end) const {
+  if (writing_list.empty()) return false;  // no write-back in flight: the usual case
   for (uint64_t index : pages_in_locked(first, end))
     if (pages.at(index).writing) return true;
   return false;
@@ -212,16 +217,16 @@ Result<uint64_t> BlockCache::State::begin_busy_locked(MutexLock& lock,
   while (writing_in_locked(first, end) || busy_locked(first, end))
     QK_TRY(wait_locked(lock, "a pass-through"));
   const uint64_t id = next_busy_id++;
-  cache::Busy entry;
+  cache::Busy& entry = busy.emplace_back();
+  entry.id = id;
   entry.range = cache::PageRange{first, end};
-  busy.emplace(id, std::move(entry));
   ++in_flight;
   return id;
 }
 
 void BlockCache::State::end_busy_locked(uint64_t id, bool failed) {
-  auto entry = busy.find(id);
-  for (cache::Busy::Kept& kept : entry->second.kept) {
+  auto entry = busy_entry_locked(id);
+  for (cache::Busy::Kept& kept : entry->kept) {
     --kept_pages;
     // Written again meanwhile (newer, keep it), or past a shrunken end.
     if (!failed || pages.count(kept.index) || page_bytes(kept.index) == 0) {
@@ -240,7 +245,9 @@ void BlockCache::State::end_busy_locked(uint64_t id, bool failed) {
     stats.dirty_bytes += page_size;
     ++mutation_epoch;
   }
-  busy.erase(entry);
+  // Order does not matter: move the last entry into its place.
+  if (entry != std::prev(busy.end())) *entry = std::move(busy.back());
+  busy.pop_back();
   --in_flight;
   changed.notify_all();
 }
@@ -508,7 +515,7 @@ Status BlockCache::State::flush_dirty(uint64_t order_limit) {
     bool pending = false;
     for (uint64_t index : writing_list)
       if (pages.at(index).order < order_limit) { pending = true; break; }
-    for (const auto& [id, entry] : busy)
+    for (const cache::Busy& entry : busy)
       if (entry.dropped_order < order_limit) { pending = true; break; }
     for (uint64_t index : dirty_list) {
       if (pages.at(index).order >= order_limit) break;  // the list is by age

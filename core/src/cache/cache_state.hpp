@@ -31,7 +31,6 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <list>
 #include <map>
 #include <memory>
@@ -68,6 +67,7 @@ struct PageRange {
 
 // A pass-through in flight.
 struct Busy {
+  uint64_t id = 0;  // from next_busy_id, for end_busy_locked
   PageRange range;
   // The oldest order of the dirty pages it dropped (their bytes reach the
   // device only as its own, once its device call is done); UINT64_MAX: none.
@@ -153,13 +153,21 @@ struct BlockCache::State {
   bool closed QK_GUARDED_BY(mutex) = false;
 
   uint64_t in_flight QK_GUARDED_BY(mutex) = 0;                // write-back runs and pass-throughs running
-  std::map<uint64_t, cache::Busy> busy QK_GUARDED_BY(mutex);  // id -> the pass-through changing a range
+  // The pass-throughs in flight, in no order. A handful at most (one per
+  // request thread), taken and scanned under the lock on every write that
+  // goes around the cache: a flat array allocates nothing per entry and
+  // chases no pointers, where a tree did both.
+  std::vector<cache::Busy> busy QK_GUARDED_BY(mutex);
   uint64_t next_busy_id QK_GUARDED_BY(mutex) = 1;
   uint64_t kept_pages QK_GUARDED_BY(mutex) = 0;               // buffers in busy entries' `kept`
   uint64_t mutation_epoch QK_GUARDED_BY(mutex) = 0;           // bumped by every change to contents
   uint64_t drop_epoch QK_GUARDED_BY(mutex) = 0;
-  struct Drop { uint64_t epoch; cache::PageRange range; };
-  std::deque<Drop> drop_log QK_GUARDED_BY(mutex);             // the most recent drops, oldest first
+  // The page ranges of the most recent drops: drop number e (counted by
+  // drop_epoch) is at drop_log[e % its size], once drop_epoch is past it.
+  // A ring rather than a queue: every write around the cache logs a drop
+  // under the lock, and a queue's pop and block allocations cost more than
+  // the rest of that write's bookkeeping.
+  std::vector<cache::PageRange> drop_log QK_GUARDED_BY(mutex);
 
   cache::RangeKnowledge knowledge QK_GUARDED_BY(mutex);
   BlockCacheStats stats QK_GUARDED_BY(mutex);
@@ -198,6 +206,8 @@ struct BlockCache::State {
   void log_drop_locked(uint64_t first, uint64_t end) QK_REQUIRES(mutex);
   bool dropped_since_locked(uint64_t epoch, uint64_t first, uint64_t end) const QK_REQUIRES(mutex);
   bool busy_locked(uint64_t first, uint64_t end) const QK_REQUIRES(mutex);
+  // The busy entry of a pass-through in flight.
+  std::vector<cache::Busy>::iterator busy_entry_locked(uint64_t id) QK_REQUIRES(mutex);
   bool writing_in_locked(uint64_t first, uint64_t end) const QK_REQUIRES(mutex);
   void update_peak_locked() QK_REQUIRES(mutex);
 
