@@ -128,33 +128,42 @@ Status BlockCache::read(uint64_t offset, ByteSpan buffer) {
       QK_TRY(s.check_locked(offset, buffer.size(), false, "read"));
       continue;
     }
+    if (!s.options.cache_reads) {
+      // Nothing to keep: read the device and be done, without the lock
+      // again. A page missing now holds no bytes the device lacks: dirty
+      // pages are never dropped before their bytes reach the device or a
+      // pass-through carrying newer ones is done (and none is in flight
+      // over these pages, see above). A write that caches one of these
+      // pages meanwhile is concurrent with this read, which may return
+      // either bytes, as from the device itself.
+      ++s.stats.read_misses;
+      lock.unlock();
+      for (const Segment& seg : missing)
+        if (Status st = s.device->read(seg.start, buffer.subspan(seg.start - offset, seg.end - seg.start));
+            !st.ok())
+          return with_context(std::move(st).error(), "block cache read");
+      return {};
+    }
     const uint64_t epoch = s.drop_epoch;
-    const bool fill = s.options.cache_reads;
     const uint64_t device_size = s.size;
     // Normally the device is read without the lock. A read that keeps being
     // overtaken by drops of its pages reads under the lock instead, so it
     // finishes (at the price of holding everyone else up for one read).
     const bool locked_read = attempt > kUnlockedReadAttempts;
 
-    // With read caching, whole pages are read so they can be kept. Touches
-    // nothing the lock guards.
+    // Whole pages are read so they can be kept. Touches nothing the lock
+    // guards.
     std::vector<std::vector<uint8_t>> whole(missing.size());
     auto read_device = [&]() -> Status {
       for (size_t i = 0; i < missing.size(); ++i) {
         const Segment& seg = missing[i];
-        Status st;
-        if (fill) {
-          const uint64_t from = s.page_start(s.page_of(seg.start));
-          const uint64_t to = std::min(device_size, s.page_start(s.page_of(seg.end - 1) + 1));
-          whole[i].assign(to - from, 0);
-          st = s.device->read(from, ByteSpan(whole[i]));
-          if (st.ok())
-            std::memcpy(buffer.data() + (seg.start - offset), whole[i].data() + (seg.start - from),
-                        seg.end - seg.start);
-        } else {
-          st = s.device->read(seg.start, buffer.subspan(seg.start - offset, seg.end - seg.start));
-        }
+        const uint64_t from = s.page_start(s.page_of(seg.start));
+        const uint64_t to = std::min(device_size, s.page_start(s.page_of(seg.end - 1) + 1));
+        whole[i].assign(to - from, 0);
+        Status st = s.device->read(from, ByteSpan(whole[i]));
         if (!st.ok()) return with_context(std::move(st).error(), "block cache read");
+        std::memcpy(buffer.data() + (seg.start - offset), whole[i].data() + (seg.start - from),
+                    seg.end - seg.start);
       }
       return {};
     };
@@ -185,7 +194,6 @@ Status BlockCache::read(uint64_t offset, ByteSpan buffer) {
                       it->second.data.get() + (from - s.page_start(index)), to - from);
           continue;
         }
-        if (!fill) continue;
         // Keep the clean page only if that costs no write-back.
         if (s.pages_held_locked() >= s.max_pages && !s.evict_clean_locked()) continue;
         Page& page = s.insert_page_locked(index, false);
