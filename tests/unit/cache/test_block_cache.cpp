@@ -818,7 +818,79 @@ class GatedDevice final : public BlockDevice {
   uint64_t held_start_ = 0, held_end_ = 0;
 };
 
+// Reads the device, then, for the first read at `held_offset`, waits to be
+// released before returning what it read: a read that saw the device's
+// bytes from before whatever happens while it is held.
+class StaleReadDevice final : public BlockDevice {
+ public:
+  StaleReadDevice(std::shared_ptr<BlockDevice> inner, uint64_t held_offset)
+      : inner_(std::move(inner)), held_offset_(held_offset) {}
+
+  void wait_until_held() {
+    std::unique_lock l(m_);
+    cv_.wait(l, [&] { return held_; });
+  }
+  void release() {
+    std::lock_guard l(m_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+  DeviceInfo info() const override { return inner_->info(); }
+  Status read(uint64_t o, ByteSpan b) override {
+    Status st = inner_->read(o, b);
+    std::unique_lock l(m_);
+    if (o == held_offset_ && !held_) {
+      held_ = true;
+      cv_.notify_all();
+      cv_.wait(l, [&] { return released_; });
+    }
+    return st;
+  }
+  Status write(uint64_t o, ConstByteSpan d, WriteFlags f) override { return inner_->write(o, d, f); }
+  Status flush() override { return inner_->flush(); }
+  Status discard(uint64_t o, uint64_t n) override { return inner_->discard(o, n); }
+  Status write_zeroes(uint64_t o, uint64_t n, ZeroFlags f) override {
+    return inner_->write_zeroes(o, n, f);
+  }
+  Status resize(uint64_t n) override { return inner_->resize(n); }
+  Result<std::vector<Extent>> extents(uint64_t o, uint64_t n) override { return inner_->extents(o, n); }
+  Status close() override { return inner_->close(); }
+
+ private:
+  std::shared_ptr<BlockDevice> inner_;
+  uint64_t held_offset_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool held_ = false, released_ = false;
+};
+
 }  // namespace
+
+TEST_CASE("BlockCache: a read that was overtaken by more drops than the log keeps reads again",
+          "[cache][threads]") {
+  // A read (read caching on) of page 0 reads the device's 0x5A bytes and is
+  // held. Meanwhile page 0 is zeroed, then so many other pages are zeroed
+  // that the drop of page 0 is no longer in the cache's log of recent
+  // drops. Released, the read cannot tell whether its page was among them,
+  // so it must read again: keeping what it read would put the 0x5A bytes
+  // back in the cache over the zeroes, for every later read.
+  auto mem = std::make_shared<MemoryDevice>(64u << 20);
+  REQUIRE_OK(mem->write(0, std::vector<uint8_t>(kPage, 0x5A)));
+  auto stale = std::make_shared<StaleReadDevice>(mem, 0);
+  BlockCacheOptions o;
+  o.cache_reads = true;
+  auto cache = make_cache(stale, o);
+  std::vector<uint8_t> first_read(kPage);
+  auto reading = std::async(std::launch::async, [&] { return cache->read(0, first_read); });
+  stale->wait_until_held();
+  REQUIRE_OK(cache->write_zeroes(0, kPage, ZeroFlags{}));
+  // Far more drops than the log keeps (4,096), each on a page of its own.
+  for (uint64_t p = 1; p <= 6000; ++p) REQUIRE_OK(cache->write_zeroes(p * kPage, kPage, ZeroFlags{}));
+  stale->release();
+  REQUIRE_OK(reading.get());  // concurrent with the zeroing: either bytes will do
+  REQUIRE(is_all_zero(read_all(*cache, 0, kPage)));
+}
 
 TEST_CASE("BlockCache: the device is not read under a discard in flight", "[cache][threads]") {
   // Page 0 is not cached; the device holds 0xAA in it. One thread discards
