@@ -753,16 +753,20 @@ TEST_CASE("BlockCache: with scan, sparse_copy skips zeroes of a device without e
 
 namespace {
 
-// Holds the first discard, or the first write of at least `held_write_bytes`,
-// at the door until released, and notes device reads that overlap it while
-// it is held: the interleavings that let a partial-page write (or a caching
-// read) take bytes a discard was about to remove and bring them back, or let
-// two pass-throughs reach the device in the other order than the cache.
+// Holds one device call at the door until released: the first discard, the
+// first write of at least `bytes`, or the first read at `offset` (once it
+// has read, so it returns the bytes from before whatever happens while it
+// is held). Notes device reads that overlap the held call meanwhile. The
+// interleavings that let a partial-page write (or a caching read) take
+// bytes a discard was about to remove and bring them back, let two
+// pass-throughs reach the device in the other order than the cache, or let
+// a caching read keep bytes older than a drop it can no longer see.
 class GatedDevice final : public BlockDevice {
  public:
-  // held_write_bytes 0: hold a discard.
-  GatedDevice(std::shared_ptr<BlockDevice> inner, uint64_t held_write_bytes)
-      : inner_(std::move(inner)), held_write_bytes_(held_write_bytes) {}
+  enum class Gate { discard, large_write, read_at };
+  // `arg`: the least bytes of a held write, the offset of a held read.
+  GatedDevice(std::shared_ptr<BlockDevice> inner, Gate gate, uint64_t arg = 0)
+      : inner_(std::move(inner)), gate_(gate), arg_(arg) {}
 
   void wait_until_held() {
     std::unique_lock l(m_);
@@ -781,15 +785,17 @@ class GatedDevice final : public BlockDevice {
       std::lock_guard l(m_);
       if (held_ && !released_ && o < held_end_ && held_start_ < o + b.size()) overlapped_ = true;
     }
-    return inner_->read(o, b);
+    Status st = inner_->read(o, b);
+    if (gate_ == Gate::read_at && o == arg_) hold(o, b.size());
+    return st;
   }
   Status write(uint64_t o, ConstByteSpan d, WriteFlags f) override {
-    if (held_write_bytes_ != 0 && d.size() >= held_write_bytes_) hold(o, d.size());
+    if (gate_ == Gate::large_write && d.size() >= arg_) hold(o, d.size());
     return inner_->write(o, d, f);
   }
   Status flush() override { return inner_->flush(); }
   Status discard(uint64_t o, uint64_t n) override {
-    if (held_write_bytes_ == 0) hold(o, n);
+    if (gate_ == Gate::discard) hold(o, n);
     return inner_->discard(o, n);
   }
   Status write_zeroes(uint64_t o, uint64_t n, ZeroFlags f) override {
@@ -811,58 +817,12 @@ class GatedDevice final : public BlockDevice {
   }
 
   std::shared_ptr<BlockDevice> inner_;
-  uint64_t held_write_bytes_;
+  const Gate gate_;
+  const uint64_t arg_;
   mutable std::mutex m_;
   std::condition_variable cv_;
   bool held_ = false, released_ = false, overlapped_ = false;
   uint64_t held_start_ = 0, held_end_ = 0;
-};
-
-// Reads the device, then, for the first read at `held_offset`, waits to be
-// released before returning what it read: a read that saw the device's
-// bytes from before whatever happens while it is held.
-class StaleReadDevice final : public BlockDevice {
- public:
-  StaleReadDevice(std::shared_ptr<BlockDevice> inner, uint64_t held_offset)
-      : inner_(std::move(inner)), held_offset_(held_offset) {}
-
-  void wait_until_held() {
-    std::unique_lock l(m_);
-    cv_.wait(l, [&] { return held_; });
-  }
-  void release() {
-    std::lock_guard l(m_);
-    released_ = true;
-    cv_.notify_all();
-  }
-
-  DeviceInfo info() const override { return inner_->info(); }
-  Status read(uint64_t o, ByteSpan b) override {
-    Status st = inner_->read(o, b);
-    std::unique_lock l(m_);
-    if (o == held_offset_ && !held_) {
-      held_ = true;
-      cv_.notify_all();
-      cv_.wait(l, [&] { return released_; });
-    }
-    return st;
-  }
-  Status write(uint64_t o, ConstByteSpan d, WriteFlags f) override { return inner_->write(o, d, f); }
-  Status flush() override { return inner_->flush(); }
-  Status discard(uint64_t o, uint64_t n) override { return inner_->discard(o, n); }
-  Status write_zeroes(uint64_t o, uint64_t n, ZeroFlags f) override {
-    return inner_->write_zeroes(o, n, f);
-  }
-  Status resize(uint64_t n) override { return inner_->resize(n); }
-  Result<std::vector<Extent>> extents(uint64_t o, uint64_t n) override { return inner_->extents(o, n); }
-  Status close() override { return inner_->close(); }
-
- private:
-  std::shared_ptr<BlockDevice> inner_;
-  uint64_t held_offset_;
-  std::mutex m_;
-  std::condition_variable cv_;
-  bool held_ = false, released_ = false;
 };
 
 }  // namespace
@@ -877,7 +837,7 @@ TEST_CASE("BlockCache: a read that was overtaken by more drops than the log keep
   // back in the cache over the zeroes, for every later read.
   auto mem = std::make_shared<MemoryDevice>(64u << 20);
   REQUIRE_OK(mem->write(0, std::vector<uint8_t>(kPage, 0x5A)));
-  auto stale = std::make_shared<StaleReadDevice>(mem, 0);
+  auto stale = std::make_shared<GatedDevice>(mem, GatedDevice::Gate::read_at, 0);
   BlockCacheOptions o;
   o.cache_reads = true;
   auto cache = make_cache(stale, o);
@@ -904,7 +864,7 @@ TEST_CASE("BlockCache: the device is not read under a discard in flight", "[cach
   auto mem = std::make_shared<MemoryDevice>(64 * kPage);
   std::vector<uint8_t> old_bytes(kPage, 0xAA);
   REQUIRE_OK(mem->write(0, old_bytes));
-  auto gated = std::make_shared<GatedDevice>(mem, 0);
+  auto gated = std::make_shared<GatedDevice>(mem, GatedDevice::Gate::discard);
   BlockCacheOptions o;
   o.cache_reads = !writer;
   auto cache = make_cache(gated, o);
@@ -950,7 +910,7 @@ TEST_CASE("BlockCache: overlapping pass-throughs reach the device in cache order
   // From 2048 into page 0 to 3072 into page 16: above a quarter of the page
   // space, so it passes through; page 16 is its edge and stays cached.
   const uint64_t large = 16 * kPage + 1024;
-  auto gated = std::make_shared<GatedDevice>(mem, large);
+  auto gated = std::make_shared<GatedDevice>(mem, GatedDevice::Gate::large_write, large);
   BlockCacheOptions o;
   o.max_size = 64 * kPage;
   o.cache_reads = true;
