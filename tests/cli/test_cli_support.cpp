@@ -1,6 +1,5 @@
 // Unit tests for the command-line tool's helpers: size parsing, argument
 // parsing, JSON output, and the copy pipeline (over memory devices).
-#define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
 
 #include <algorithm>
