@@ -36,7 +36,8 @@ test: deps
 demo: deps-demo build
 	scripts/demo.sh
 
-bench: deps build
+# The browser benchmark needs the WebAssembly module, so bench builds it too.
+bench: deps build wasm
 	bench/run-all.sh
 
 fuzz: deps fuzz-build

@@ -19,11 +19,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from servers import wait_until_listening  # noqa: E402
 
 SIZE = "1G"
 
@@ -39,24 +40,10 @@ class Server:
             os.unlink(self.sock)
         self.proc = subprocess.Popen(["nbdkit", "-f", "--exit-with-parent", "-U", self.sock] + args,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 15
-        while not os.path.exists(self.sock):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                die("nbdkit did not start: " + " ".join(args) + "\n" +
-                    (self.proc.stderr.read().decode() if self.proc.poll() is not None else ""))
-            time.sleep(0.02)
-        # The socket file appears at bind(), a moment before listen().
-        while True:
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(self.sock)
-                break
-            except ConnectionRefusedError:
-                if time.monotonic() > deadline:
-                    die("nbdkit does not accept connections: " + " ".join(args))
-                time.sleep(0.02)
-            finally:
-                probe.close()
+        try:
+            wait_until_listening(self.sock, self.proc, "nbdkit " + " ".join(args))
+        except RuntimeError as e:
+            die(f"{e}\n" + (self.proc.stderr.read().decode() if self.proc.poll() is not None else ""))
         self.uri = f"nbd+unix:///?socket={self.sock}"
 
     def stop(self):

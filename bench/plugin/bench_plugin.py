@@ -15,8 +15,10 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from servers import timed_client, wait_until_listening  # noqa: E402
 
 PLUGIN = os.path.abspath(sys.argv[1])
 SCRATCH = os.path.abspath(sys.argv[2])
@@ -26,6 +28,7 @@ FIO_SECONDS = int(os.environ.get("BENCH_FIO_SECONDS", "4"))
 MiB = 1 << 20
 SOCK = os.path.join(SCRATCH, "bench.sock")
 URI = f"nbd+unix:///?socket={SOCK}"
+LOG = os.path.join(SCRATCH, "server.log")
 SERVERS = ["qcowkit", "qemu-nbd", "raw-file"]
 
 
@@ -72,16 +75,12 @@ def serve(server, raw, qcow):
                "--cache=writeback", qcow]
     else:
         cmd = ["nbdkit", "-f", "-U", SOCK, "--exit-with-parent", "file", raw]
-    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    # The server's messages go to a log in the scratch directory, shown if a
+    # run fails.
+    log = open(LOG, "w")
+    proc = subprocess.Popen(cmd, stderr=log)
     try:
-        for _ in range(200):
-            if os.path.exists(SOCK):
-                break
-            if proc.poll() is not None:
-                raise RuntimeError(f"{server} exited at startup")
-            time.sleep(0.05)
-        else:
-            raise RuntimeError(f"{server} did not start")
+        wait_until_listening(SOCK, proc, server)
         yield proc
     finally:
         proc.terminate()
@@ -90,12 +89,11 @@ def serve(server, raw, qcow):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 def timed(*args):
-    start = time.monotonic()
-    sh(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.monotonic() - start
+    return timed_client(args, LOG)
 
 
 def fio_job(rw, jobs, bs="4k", size=None):

@@ -17,8 +17,10 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from servers import timed_client, wait_until_listening  # noqa: E402
 
 FILTER = os.path.abspath(sys.argv[1])
 BLOCKCACHE = os.path.abspath(sys.argv[2])
@@ -31,6 +33,7 @@ MiB = 1 << 20
 INNER = os.path.join(SCRATCH, "inner.sock")
 OUTER = os.path.join(SCRATCH, "outer.sock")
 URI = f"nbd+unix:///?socket={OUTER}"
+LOG = os.path.join(SCRATCH, "servers.log")
 SERVERS = ["qcowkit", "qcowkit+cache", "qemu-nbd"]
 
 
@@ -68,16 +71,6 @@ def scratch_image(source):
     return path
 
 
-def wait_for(sock, proc, what):
-    for _ in range(300):
-        if os.path.exists(sock):
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited at startup")
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not start")
-
-
 def stop(proc):
     proc.terminate()
     try:
@@ -92,12 +85,15 @@ def serve(server, image):
     for s in (INNER, OUTER):
         if os.path.exists(s):
             os.unlink(s)
+    # The servers' messages go to a log in the scratch directory, shown if a
+    # run fails.
+    log = open(LOG, "w")
     inner = subprocess.Popen(["nbdkit", "-f", "-U", INNER, "--exit-with-parent", "--filter=delay",
                               "file", image, f"rdelay={DELAY}", f"wdelay={DELAY}"],
-                             stderr=subprocess.DEVNULL)
+                             stderr=log)
     outer = None
     try:
-        wait_for(INNER, inner, "inner nbdkit")
+        wait_until_listening(INNER, inner, "inner nbdkit")
         inner_uri = f"nbd+unix:///?socket={INNER}"
         if server == "qemu-nbd":
             cmd = ["qemu-nbd", "--persistent", "--shared=8", f"--socket={OUTER}", "-f", "qcow2",
@@ -107,20 +103,19 @@ def serve(server, image):
             if server == "qcowkit+cache":
                 cmd.append(f"--filter={BLOCKCACHE}")
             cmd += ["nbd", f"socket={INNER}"]
-        outer = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
-        wait_for(OUTER, outer, server)
+        outer = subprocess.Popen(cmd, stderr=log)
+        wait_until_listening(OUTER, outer, server)
         yield
     finally:
         # The outer server first: it flushes into the inner one on exit.
         if outer:
             stop(outer)
         stop(inner)
+        log.close()
 
 
 def timed(*args):
-    start = time.monotonic()
-    sh(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.monotonic() - start
+    return timed_client(args, LOG)
 
 
 def fio_iops(rw):

@@ -1,0 +1,46 @@
+"""What the benchmarks share about the NBD servers they start: waiting for
+one to accept connections, and timing a client against it.
+
+A server's Unix socket file appears at bind(), a moment before listen():
+a client that connects in between is refused. On a loaded machine that
+moment is long enough to lose a run, so a benchmark waits until a probe
+connection succeeds, not just until the file exists."""
+import os
+import socket
+import subprocess
+import time
+
+
+def wait_until_listening(sock, proc, what, timeout=15.0):
+    """Returns once `sock` accepts a connection. Raises RuntimeError, naming
+    `what`, if `proc` exits first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited at startup (status {proc.returncode})")
+        if os.path.exists(sock):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(sock)
+                return
+            except (ConnectionRefusedError, FileNotFoundError):
+                pass
+            finally:
+                probe.close()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not accept connections on {sock} within {timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def timed_client(args, server_log):
+    """Runs the client command `args` and returns its wall-clock seconds. If
+    it fails, raises RuntimeError with its messages and the server's, read
+    from the file `server_log` the server writes its stderr to."""
+    start = time.monotonic()
+    done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        with open(server_log) as log:
+            server = log.read()
+        raise RuntimeError(f"{' '.join(args)} failed (status {done.returncode}):\n{done.stderr}"
+                           f"server messages:\n{server}")
+    return time.monotonic() - start
