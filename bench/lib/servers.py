@@ -5,7 +5,6 @@ A server's Unix socket file appears at bind(), a moment before listen():
 a client that connects in between is refused. On a loaded machine that
 moment is long enough to lose a run, so a benchmark waits until a probe
 connection succeeds, not just until the file exists."""
-import os
 import socket
 import subprocess
 import time
@@ -18,15 +17,14 @@ def wait_until_listening(sock, proc, what, timeout=15.0):
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited at startup (status {proc.returncode})")
-        if os.path.exists(sock):
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(sock)
-                return
-            except (ConnectionRefusedError, FileNotFoundError):
-                pass
-            finally:
-                probe.close()
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(sock)
+            return
+        except (ConnectionRefusedError, FileNotFoundError):
+            pass
+        finally:
+            probe.close()
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not accept connections on {sock} within {timeout:.0f} s")
         time.sleep(0.02)
