@@ -239,7 +239,8 @@ struct BlockCache::State {
   // Caching the write (and, when full, writing back older pages to make
   // room) would cost two more copies of as many bytes for nothing: there is
   // no round trip to hide and nothing to coalesce that the device would not
-  // take as fast.
+  // take as fast. Also, over any device, a write of at least
+  // options.max_writeback_bytes that finds no room without a write-back.
   bool write_around_locked(uint64_t first, uint64_t end) const QK_REQUIRES(mutex);
   // Makes room for `count` more pages: drops clean pages, then writes back
   // the oldest dirty ones.
