@@ -469,6 +469,11 @@ void BlockCache::State::note_write_time_locked(uint64_t per_write_ns, uint64_t b
 }
 
 bool BlockCache::State::write_around_locked(uint64_t first, uint64_t end) const {
+  const uint64_t count = end - first;
+  // Full of dirty pages: no clean page to drop, and no room for the pages
+  // of this write without a write-back (if none of them is held).
+  const bool full_of_dirty = clean_list.empty() && pages_held_locked() + count > max_pages;
+  const uint64_t held = full_of_dirty ? pages_in_locked(first, end).size() : 0;
   // A write as long as the longest write-back, into a cache with no room
   // for it but by writing back: the device takes a write of this size
   // either way (write-back could not coalesce it into fewer), and the
@@ -476,22 +481,16 @@ bool BlockCache::State::write_around_locked(uint64_t first, uint64_t end) const 
   // of its bytes and the bookkeeping of its pages: over a slow device,
   // sequential 1 MiB writes ran at half the speed of no cache at all, on
   // 2.5 times the CPU.
-  if ((end - first) * page_size >= options.max_writeback_bytes && clean_list.empty() &&
-      pages_held_locked() + (end - first) > max_pages) {
-    uint64_t absent = 0;
-    for (uint64_t index = first; index < end; ++index) absent += pages.count(index) ? 0 : 1;
-    if (pages_held_locked() + absent > max_pages) return true;
-  }
+  if (full_of_dirty && count * page_size >= options.max_writeback_bytes &&
+      pages_held_locked() + (count - held) > max_pages)
+    return true;
   if (write_overhead_ns_locked() >= kWriteAroundNs) return false;
   // Pages the write covers that the cache holds are brought in step by
   // write_large: dropped when wholly overwritten (a dirty one's bytes are
   // superseded), given the new bytes at the edges. Taking the write into
   // them instead would cost a copy now and one at write-back.
   if (options.write_around_fast_device) return true;
-  if (pages_held_locked() + (end - first) <= max_pages || !clean_list.empty()) return false;
-  for (uint64_t index = first; index < end; ++index)
-    if (pages.count(index)) return false;
-  return true;
+  return full_of_dirty && held == 0;
 }
 
 Status BlockCache::State::make_room_locked(MutexLock& lock, uint64_t count) {
