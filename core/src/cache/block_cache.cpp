@@ -107,7 +107,7 @@ Status BlockCache::read(uint64_t offset, ByteSpan buffer) {
       auto it = s.pages.find(index);
       if (it != s.pages.end()) {
         std::memcpy(buffer.data() + (from - offset),
-                    it->second.data.get() + (from - s.page_start(index)), to - from);
+                    it->second.data + (from - s.page_start(index)), to - from);
         s.touch_locked(it->second, index);
       } else if (!missing.empty() && missing.back().end == from) {
         missing.back().end = to;
@@ -191,14 +191,14 @@ Status BlockCache::read(uint64_t offset, ByteSpan buffer) {
           const uint64_t from = std::max(seg.start, s.page_start(index));
           const uint64_t to = std::min(seg.end, s.page_start(index) + s.page_size);
           std::memcpy(buffer.data() + (from - offset),
-                      it->second.data.get() + (from - s.page_start(index)), to - from);
+                      it->second.data + (from - s.page_start(index)), to - from);
           continue;
         }
         // Keep the clean page only if that costs no write-back.
         if (s.pages_held_locked() >= s.max_pages && !s.evict_clean_locked()) continue;
         Page& page = s.insert_page_locked(index, false);
         const uint64_t base = s.page_start(s.page_of(seg.start));
-        std::memcpy(page.data.get(), whole[i].data() + (s.page_start(index) - base),
+        std::memcpy(page.data, whole[i].data() + (s.page_start(index) - base),
                     s.page_bytes(index));
       }
     }
@@ -302,11 +302,11 @@ Status BlockCache::write(uint64_t offset, ConstByteSpan data, WriteFlags flags) 
     } else {
       auto f = fills.find(index);
       page = &s.insert_page_locked(index, false);
-      if (f != fills.end()) std::memcpy(page->data.get(), f->second.data.data(), s.page_size);
+      if (f != fills.end()) std::memcpy(page->data, f->second.data.data(), s.page_size);
     }
     const uint64_t from = std::max(offset, s.page_start(index));
     const uint64_t to = std::min(end, s.page_start(index) + s.page_size);
-    std::memcpy(page->data.get() + (from - s.page_start(index)), data.data() + (from - offset),
+    std::memcpy(page->data + (from - s.page_start(index)), data.data() + (from - offset),
                 to - from);
     s.mark_dirty_locked(index, *page);
   }
@@ -362,7 +362,9 @@ Status BlockCache::close() {
     s.dirty_list.clear();
     s.writing_list.clear();
     s.clean_list.clear();
-    s.spare_buffers.clear();
+    // A pass-through still in flight may hold buffers of pages it dropped
+    // (which a failure puts back): their slabs then stay until destruction.
+    if (s.kept_pages == 0) s.buffers.clear();
     s.drop_spare_runs_locked();
     s.knowledge.clear();
     s.stats.cached_bytes = s.stats.dirty_bytes = 0;

@@ -48,7 +48,7 @@ Status BlockCache::State::write_large(MutexLock& lock, uint64_t offset,
       continue;
     }
     const uint64_t from = std::max(offset, start), to = std::min(end, start + page_size);
-    std::memcpy(it->second.data.get() + (from - start), data.data() + (from - offset), to - from);
+    std::memcpy(it->second.data + (from - start), data.data() + (from - offset), to - from);
     ++it->second.version;
   }
   knowledge.forget(offset, end);
@@ -96,7 +96,7 @@ Status BlockCache::State::zero_range(uint64_t offset, uint64_t length, bool disc
       continue;
     }
     const uint64_t from = std::max(offset, start), to = std::min(end, start + page_size);
-    std::memset(it->second.data.get() + (from - start), 0, to - from);
+    std::memset(it->second.data + (from - start), 0, to - from);
     ++it->second.version;
   }
   knowledge.forget(offset, end);
@@ -145,7 +145,7 @@ Status BlockCache::State::resize(uint64_t new_size) {
       }
       // The page across the new end: bytes past it must read as zero if
       // the device grows again.
-      std::memset(it->second.data.get() + (new_size - start), 0, start + page_size - new_size);
+      std::memset(it->second.data + (new_size - start), 0, start + page_size - new_size);
       ++it->second.version;
     }
   }

@@ -37,6 +37,7 @@ BlockCache::State::State(std::shared_ptr<BlockDevice> dev, const BlockCacheOptio
       max_pages((opts.max_size - writeback_budget) / opts.page_size),
       sector_size(info.sector_size ? info.sector_size : 1),
       read_only(info.read_only),
+      buffers(opts.page_size, max_pages),
       size(info.size),
       drop_log(kDropLogLength),
       runner(opts.writeback_parallelism) {
@@ -57,14 +58,9 @@ Status BlockCache::State::check_locked(uint64_t offset, uint64_t length, bool mu
 
 Page& BlockCache::State::insert_page_locked(uint64_t index, bool zeroed) {
   Page& page = pages[index];
-  if (!spare_buffers.empty()) {
-    page.data = std::move(spare_buffers.back());
-    spare_buffers.pop_back();
-  } else {
-    page.data.reset(new uint8_t[page_size]);
-  }
+  page.data = buffers.take();
   const uint64_t valid = page_bytes(index);
-  std::memset(page.data.get() + (zeroed ? 0 : valid), 0, page_size - (zeroed ? 0 : valid));
+  std::memset(page.data + (zeroed ? 0 : valid), 0, page_size - (zeroed ? 0 : valid));
   page.order = 0;
   page.referenced = false;
   page.node = clean_list.insert(clean_list.end(), index);
@@ -126,10 +122,10 @@ std::vector<uint64_t> BlockCache::State::pages_in_locked(uint64_t first, uint64_
 }
 
 void BlockCache::State::drop_page_locked(PageMap::iterator it) {
-  spare_buffers.push_back(take_page_locked(it));
+  buffers.give_back(take_page_locked(it));
 }
 
-std::unique_ptr<uint8_t[]> BlockCache::State::take_page_locked(PageMap::iterator it) {
+uint8_t* BlockCache::State::take_page_locked(PageMap::iterator it) {
   Page& page = it->second;
   if (page.dirty) {
     dirty_list.erase(page.node);  // pages being written back are never dropped
@@ -139,7 +135,7 @@ std::unique_ptr<uint8_t[]> BlockCache::State::take_page_locked(PageMap::iterator
   }
   stats.cached_bytes -= page_size;
   log_drop_locked(it->first, it->first + 1);
-  std::unique_ptr<uint8_t[]> data = std::move(page.data);
+  uint8_t* data = std::exchange(page.data, nullptr);
   pages.erase(it);
   return data;
 }
@@ -197,7 +193,7 @@ bool BlockCache::State::writing_in_locked(uint64_t first, uint64_t end) const {
 
 void BlockCache::State::update_peak_locked() {
   stats.peak_cached_bytes = std::max(stats.peak_cached_bytes, stats.cached_bytes);
-  const uint64_t held = (pages_held_locked() + spare_buffers.size()) * page_size + writeback_bytes;
+  const uint64_t held = (pages_held_locked() + buffers.spare()) * page_size + writeback_bytes;
   stats.peak_memory_bytes = std::max(stats.peak_memory_bytes, held);
 }
 
@@ -230,11 +226,11 @@ void BlockCache::State::end_busy_locked(uint64_t id, bool failed) {
     --kept_pages;
     // Written again meanwhile (newer, keep it), or past a shrunken end.
     if (!failed || pages.count(kept.index) || page_bytes(kept.index) == 0) {
-      spare_buffers.push_back(std::move(kept.data));
+      buffers.give_back(kept.data);
       continue;
     }
     Page& page = pages[kept.index];
-    page.data = std::move(kept.data);
+    page.data = kept.data;
     page.version = 1;
     page.dirty = true;
     page.order = kept.order;
@@ -329,7 +325,7 @@ Status BlockCache::State::write_back_locked(MutexLock& lock,
     for (size_t k = 0; k < run.versions.size(); ++k) {
       const uint64_t index = run.first_page + k;
       Page& page = pages.at(index);
-      sources.push_back(Source{page.data.get(), page_bytes(index)});
+      sources.push_back(Source{page.data, page_bytes(index)});
       run.versions[k] = page.version;
       page.writing = true;
       page.copying = true;

@@ -8,8 +8,8 @@
 //    least recently used first); moving between them is a splice, O(1);
 //  * a page being written back is never dropped: whoever wants to drop it
 //    waits on `changed` first;
-//  * page buffers held (pages, those pass-throughs keep, spare_buffers)
-//    never exceed max_pages,
+//  * page buffers held (pages, those pass-throughs keep, spare ones in
+//    `buffers`) never exceed max_pages,
 //    and write-back copies (in flight plus spare_runs) never exceed
 //    writeback_budget, so all of it stays within options.max_size;
 //  * every time pages leave the cache or the device changes underneath
@@ -36,6 +36,7 @@
 #include <memory>
 #include <vector>
 
+#include "cache/page_buffers.hpp"
 #include "cache/page_table.hpp"
 #include "cache/parallel_runner.hpp"
 #include "cache/range_knowledge.hpp"
@@ -47,7 +48,7 @@ namespace qcowkit {
 namespace cache {
 
 struct Page {
-  std::unique_ptr<uint8_t[]> data;  // page_size bytes; bytes past the device end are zero
+  uint8_t* data = nullptr;          // page_size bytes from State::buffers; bytes past the device end are zero
   uint64_t version = 0;             // bumped by every change to data
   uint64_t order = 0;               // when it became dirty (dirty pages' age)
   // While writing: when the data first changed after the write-back copied
@@ -77,7 +78,7 @@ struct Busy {
   // hold neither their bytes nor the pass-through's. Counted as held pages.
   struct Kept {
     uint64_t index, order;
-    std::unique_ptr<uint8_t[]> data;
+    uint8_t* data;  // from State::buffers
   };
   std::vector<Kept> kept;
 };
@@ -147,7 +148,8 @@ struct BlockCache::State {
   // Clean pages, oldest first; a page read since it was last considered
   // gets a second chance (CLOCK), so hits cost no reordering.
   std::list<uint64_t> clean_list QK_GUARDED_BY(mutex);
-  std::vector<std::unique_ptr<uint8_t[]>> spare_buffers QK_GUARDED_BY(mutex);  // from dropped pages, for reuse
+  // Every page's data buffer, and those of dropped pages, for reuse.
+  cache::PageBuffers buffers QK_GUARDED_BY(mutex);
   uint64_t next_order QK_GUARDED_BY(mutex) = 1;
   uint64_t size QK_GUARDED_BY(mutex);
   bool closed QK_GUARDED_BY(mutex) = false;
@@ -192,9 +194,9 @@ struct BlockCache::State {
   void touch_locked(cache::Page& page, uint64_t index) QK_REQUIRES(mutex);
   void drop_page_locked(PageMap::iterator it) QK_REQUIRES(mutex);
   // Removes a page from the cache and hands over its buffer.
-  std::unique_ptr<uint8_t[]> take_page_locked(PageMap::iterator it) QK_REQUIRES(mutex);
+  uint8_t* take_page_locked(PageMap::iterator it) QK_REQUIRES(mutex);
   // Page buffers held: cached pages and those kept by pass-throughs (the
-  // number max_pages bounds, with spare_buffers).
+  // number max_pages bounds, with the spare buffers).
   uint64_t pages_held_locked() const QK_REQUIRES(mutex) { return pages.size() + kept_pages; }
   // Drops a page a pass-through (busy entry `id`) supersedes, noting the age
   // of a dirty one in the entry so flushes wait for the device call.
