@@ -21,9 +21,11 @@
 //   for extent queries until a write touches it.
 // * Writes larger than a quarter of the page space go straight to the device
 //   (after updating cached pages they touch), so one huge write cannot
-//   flush the whole cache. So does a write of at least max_writeback_bytes
-//   that finds the cache full of dirty pages: making room for it would
-//   cost a device write of its size anyway, plus two copies of its bytes.
+//   flush the whole cache. So does a write of at least an eighth of
+//   max_writeback_bytes that finds the cache full of dirty pages (and not
+//   holding its pages): the writer would wait for a device write to make
+//   room anyway, write-back could join only a few such writes into one,
+//   and caching it would copy its bytes twice more.
 // * When the cache is full of dirty pages and the device answers about as
 //   fast as memory (the fastest of its last 32 to 64 writes, by write-back
 //   or straight, cost under 50 us beyond 2 GB/s for its bytes: a writer

@@ -241,7 +241,7 @@ struct BlockCache::State {
   // Caching the write (and, when full, writing back older pages to make
   // room) would cost two more copies of as many bytes for nothing: there is
   // no round trip to hide and nothing to coalesce that the device would not
-  // take as fast. Also, over any device, a write of at least
+  // take as fast. Also, over any device, a write of at least an eighth of
   // options.max_writeback_bytes that finds no room without a write-back.
   bool write_around_locked(uint64_t first, uint64_t end) const QK_REQUIRES(mutex);
   // Makes room for `count` more pages: drops clean pages, then writes back
