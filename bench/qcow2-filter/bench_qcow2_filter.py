@@ -10,7 +10,8 @@ serve the image's guest contents from it:
 Rows: sequential read of a full image (nbdcopy URI null:), sequential
 write into an empty image (nbdcopy raw URI, with --flush), 4K random read
 and write (fio's nbd engine, iodepth 16, one job). Each cell is the median
-of BENCH_RUNS runs; ratios are printed, never asserted.
+of BENCH_RUNS runs, the servers alternating; ratios are printed, never
+asserted.
 usage: bench_qcow2_filter.py FILTER_SO BLOCKCACHE_SO SCRATCH_DIR"""
 import json
 import os
@@ -151,7 +152,13 @@ def main():
           f"load average {load:.2f} on {os.cpu_count()} CPUs")
     print(f"{'row':16} {'qcowkit':>10} {'+cache':>10} {'qemu-nbd':>10} {'qcowkit/qemu':>13} {'+cache/qemu':>12}")
     for row in ROWS:
-        med = {s: statistics.median(measure(row, s, raw, full) for _ in range(RUNS)) for s in SERVERS}
+        # The servers take turns run by run, the order flipping every run,
+        # so a slow patch of the machine does not fall on one of them only.
+        values = {s: [] for s in SERVERS}
+        for run in range(RUNS):
+            for s in (SERVERS if run % 2 == 0 else SERVERS[::-1]):
+                values[s].append(measure(row, s, raw, full))
+        med = {s: statistics.median(v) for s, v in values.items()}
         ours, cached, qemu = (med[s] for s in SERVERS)
         # Ratio above 1 means qcowkit is better (less time, or more IOPS).
         if row.endswith("(s)"):
