@@ -14,7 +14,7 @@ using qcowkit::cache::PageBuffers;
 
 TEST_CASE("PageBuffers: hands out distinct, writable buffers up to its limit", "[cache]") {
   constexpr uint32_t kPage = 4096;
-  constexpr uint64_t kLimit = 300;  // not a whole number of 1 MiB slabs (256 pages)
+  constexpr uint64_t kLimit = 700;  // one 2 MiB slab (512 pages), then one cut short
   PageBuffers buffers(kPage, kLimit);
   std::set<uint8_t*> distinct;
   std::vector<uint8_t*> taken;
