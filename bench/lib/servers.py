@@ -1,5 +1,6 @@
 """What the benchmarks share about the NBD servers they start: waiting for
-one to accept connections, and timing a client against it.
+one to accept connections, timing a client against it, and taking turns
+between servers run by run.
 
 A server's Unix socket file appears at bind(), a moment before listen():
 a client that connects in between is refused. On a loaded machine that
@@ -28,6 +29,17 @@ def wait_until_listening(sock, proc, what, timeout=15.0):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not accept connections on {sock} within {timeout:.0f} s")
         time.sleep(0.02)
+
+
+def alternating_runs(servers, runs, measure):
+    """{server: [measure(server), one per run]}: the servers take turns run by
+    run, the order flipping every run, so that a slow patch of the machine
+    does not fall on one of them only."""
+    values = {server: [] for server in servers}
+    for run in range(runs):
+        for server in (servers if run % 2 == 0 else servers[::-1]):
+            values[server].append(measure(server))
+    return values
 
 
 def timed_client(args, server_log):

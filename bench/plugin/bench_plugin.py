@@ -18,7 +18,7 @@ import sys
 from contextlib import contextmanager
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from servers import timed_client, wait_until_listening  # noqa: E402
+from servers import alternating_runs, timed_client, wait_until_listening  # noqa: E402
 
 PLUGIN = os.path.abspath(sys.argv[1])
 SCRATCH = os.path.abspath(sys.argv[2])
@@ -193,16 +193,13 @@ def main():
     cells = [(kind, raw, qcow, row) for kind, (raw, qcow) in images.items() for row in ROWS]
     cells.append(("empty", None, None, "4 TiB randwrite peak RSS (MiB)"))
     for kind, raw, qcow, row in cells:
-        values = {server: [] for server in SERVERS}
         # Writes go to one copy per server and row; its runs then see the
         # same image evolve the same way for every server.
         writes = "write j" in row or row.startswith("64k")
         copies = {server: writable_copy(server, raw, qcow) if writes else (raw, qcow)
                   for server in SERVERS}
-        for run in range(RUNS):
-            order = SERVERS if run % 2 == 0 else SERVERS[::-1]
-            for server in order:
-                values[server].append(measure(kind, *copies[server], row, server))
+        values = alternating_runs(SERVERS, RUNS,
+                                  lambda server: measure(kind, *copies[server], row, server))
         ours, qemu, ceiling = (statistics.median(values[s]) for s in SERVERS)
         # Ratio > 1 means qcowkit is better (less time or memory, more IOPS).
         if row.endswith(LOWER_IS_BETTER):

@@ -21,7 +21,7 @@ import sys
 from contextlib import contextmanager
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from servers import timed_client, wait_until_listening  # noqa: E402
+from servers import alternating_runs, timed_client, wait_until_listening  # noqa: E402
 
 FILTER = os.path.abspath(sys.argv[1])
 BLOCKCACHE = os.path.abspath(sys.argv[2])
@@ -152,12 +152,7 @@ def main():
           f"load average {load:.2f} on {os.cpu_count()} CPUs")
     print(f"{'row':16} {'qcowkit':>10} {'+cache':>10} {'qemu-nbd':>10} {'qcowkit/qemu':>13} {'+cache/qemu':>12}")
     for row in ROWS:
-        # The servers take turns run by run, the order flipping every run,
-        # so a slow patch of the machine does not fall on one of them only.
-        values = {s: [] for s in SERVERS}
-        for run in range(RUNS):
-            for s in (SERVERS if run % 2 == 0 else SERVERS[::-1]):
-                values[s].append(measure(row, s, raw, full))
+        values = alternating_runs(SERVERS, RUNS, lambda s: measure(row, s, raw, full))
         med = {s: statistics.median(v) for s, v in values.items()}
         ours, cached, qemu = (med[s] for s in SERVERS)
         # Ratio above 1 means qcowkit is better (less time, or more IOPS).
