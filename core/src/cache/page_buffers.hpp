@@ -68,9 +68,7 @@ class PageBuffers {
   }
 
  private:
-  // A huge page's worth where the system has them: a whole slab faults in
-  // at once instead of a page at a time.
-  static constexpr uint64_t kSlabBytes = uint64_t{2} << 20;
+  static constexpr uint64_t kSlabBytes = uint64_t{2} << 20;  // one huge page (see above)
 
   struct FreeSlab {
     std::align_val_t alignment;
@@ -83,10 +81,7 @@ class PageBuffers {
     const uint64_t room = limit_ > allocated_ ? limit_ - allocated_ : 1;
     const uint64_t count = std::min(slab_pages_, room);
     const uint64_t bytes = count * page_size_;
-    // Aligned to its size when whole, so that the kernel can back it with
-    // one transparent huge page (asked for below): filling the cache for the
-    // first time then costs one page fault per slab, not one per page, taken
-    // under the cache's lock.
+    // A whole slab is aligned to its size, or no huge page can back it.
     const auto alignment = static_cast<std::align_val_t>(bytes == kSlabBytes ? kSlabBytes : page_size_);
     std::unique_ptr<uint8_t, FreeSlab> slab(
         static_cast<uint8_t*>(::operator new(static_cast<size_t>(bytes), alignment)),
