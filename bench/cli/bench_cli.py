@@ -27,6 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 # QCOWKIT=path overrides, e.g. to time a copy while the build tree changes.
 QCOWKIT = os.environ.get("QCOWKIT", os.path.join(ROOT, "build", "tools", "qcowkit"))
+sys.path.insert(0, os.path.join(ROOT, "bench", "lib"))
+from servers import alternating_runs  # noqa: E402
 
 
 def make_source(path, virtual, data, seed=1):
@@ -218,30 +220,24 @@ def main():
             continue
         # Alternate the tools (and which goes first) and keep each one's
         # median run: this machine's disk and CPUs are shared, and single
-        # runs vary by 2x or more.
-        runs_of = {"qemu": [], "ours": []}
-        runs = max(1, args.repeat)
-        attempt = 0
-        while attempt < runs:
-            attempt += 1
-            order = (("qemu", theirs), ("ours", ours))
-            for tool, cmd in (order if attempt % 2 else order[::-1]):
-                target = w(out) if out else None
-                if target:
-                    fresh(target)
-                # Start each run with no dirty pages from the last one: the
-                # kernel's writeback of those would be billed to whoever runs next.
-                os.sync()
-                result = timed([c.replace("{out}", target) if target else c for c in cmd],
-                               args.workdir)
-                if target:
-                    os.unlink(target)
-                runs_of[tool].append(result)
-            # Rows that take under a second swing most with this machine's
-            # scheduling and page-cache noise (a 0.4 s row has read 0.69x
-            # in one whole run and 1.43x in the next): give them more runs.
-            if attempt == 1 and max(runs_of["qemu"][0][0], runs_of["ours"][0][0]) < 1.0:
-                runs = max(runs, 15)
+        # runs vary by 2x or more. Rows under a second get more runs.
+        commands = {"qemu": theirs, "ours": ours}
+
+        def run_once(tool):
+            target = w(out) if out else None
+            if target:
+                fresh(target)
+            # Start each run with no dirty pages from the last one: the
+            # kernel's writeback of those would be billed to whoever runs next.
+            os.sync()
+            result = timed([c.replace("{out}", target) if target else c for c in commands[tool]],
+                           args.workdir)
+            if target:
+                os.unlink(target)
+            return result
+
+        runs_of = alternating_runs(["qemu", "ours"], max(1, args.repeat),
+                                   run_once, short_seconds=1.0, seconds_of=lambda r: r[0])
         median = lambda rs: sorted(rs)[len(rs) // 2]
         (wall_q, cpu_q, _), (wall_o, cpu_o, _) = median(runs_of["qemu"]), median(runs_of["ours"])
         peak_q = max(r[2] for r in runs_of["qemu"])

@@ -7,7 +7,8 @@ image (nbdcopy raw URI), 4K random read / write (fio's nbd engine, iodepth 16,
 1 and 4 jobs), 64K sequential write (fio), on a fully allocated image and a
 sparse half-full one; then the servers' peak memory (VmHWM) while fio writes
 4K blocks at random all over an empty 4 TiB image. Each cell is the median of
-several runs, the servers taking turns run by run (the order flips every run);
+BENCH_RUNS runs (15 for the timed rows when they take under a second), the
+servers taking turns run by run (the order flips every run);
 ratios are printed, never asserted.
 usage: bench_plugin.py PLUGIN SCRATCH_DIR"""
 import json
@@ -18,7 +19,7 @@ import sys
 from contextlib import contextmanager
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from servers import alternating_runs, timed_client, wait_until_listening  # noqa: E402
+from servers import SHORT_ROW_RUNS, alternating_runs, timed_client, wait_until_listening  # noqa: E402
 
 PLUGIN = os.path.abspath(sys.argv[1])
 SCRATCH = os.path.abspath(sys.argv[2])
@@ -186,8 +187,8 @@ LOWER_IS_BETTER = ("(s)", "(MiB)")
 
 def main():
     images = prepare()
-    print(f"{SIZE_MIB} MiB images, median of {RUNS} runs; qemu-nbd --cache=writeback; "
-          f"fio nbd engine bs=4k iodepth=16, {FIO_SECONDS} s")
+    print(f"{SIZE_MIB} MiB images, median of {RUNS} runs ({SHORT_ROW_RUNS} for timed rows under 1 s);"
+          f" qemu-nbd --cache=writeback; fio nbd engine bs=4k iodepth=16, {FIO_SECONDS} s")
     print(f"{'image':7} {'row':30} {'qcowkit':>10} {'qemu-nbd':>10} {'raw-file':>10}"
           f" {'vs qemu-nbd':>12} {'vs raw':>8}")
     cells = [(kind, raw, qcow, row) for kind, (raw, qcow) in images.items() for row in ROWS]
@@ -199,7 +200,8 @@ def main():
         copies = {server: writable_copy(server, raw, qcow) if writes else (raw, qcow)
                   for server in SERVERS}
         values = alternating_runs(SERVERS, RUNS,
-                                  lambda server: measure(kind, *copies[server], row, server))
+                                  lambda server: measure(kind, *copies[server], row, server),
+                                  short_seconds=1.0 if row.endswith("(s)") else None)
         ours, qemu, ceiling = (statistics.median(values[s]) for s in SERVERS)
         # Ratio > 1 means qcowkit is better (less time or memory, more IOPS).
         if row.endswith(LOWER_IS_BETTER):

@@ -3,7 +3,8 @@
 // file, clicks Convert, waits for the download link (the output is then
 // complete in the Origin Private File System). Prints the seconds from the
 // click to the link, and the peak resident memory of all Chromium processes
-// sampled every 100 ms (all processes, and the renderer that holds the tab).
+// (all processes, sampled every 100 ms; the renderer that holds the tab, its
+// kernel high-water mark).
 // QCOWKIT_BENCH_PAGE_QUERY (e.g. "?workers=1") is appended to the page URL.
 // Usage: browser-convert.js IMAGE
 'use strict';
@@ -16,22 +17,48 @@ const os = require('os');
 
 const webDir = process.env.QCOWKIT_WEB_DIR || path.resolve(__dirname, '../../build-wasm/wasm/web');
 
-// Resident memory of a process tree, in bytes: all of it, and the largest
-// renderer (the tab: page and worker live there).
-function treeRss(pid) {
-  const table = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,rss=,args='], { encoding: 'utf8' })
-    .trim().split('\n').map((l) => {
-      const [p, pp, rss, ...args] = l.trim().split(/\s+/);
-      return { pid: Number(p), ppid: Number(pp), rss: Number(rss) * 1024, renderer: args.includes('--type=renderer') };
-    });
-  const inTree = new Set([pid]);
+// The memory of a process tree, read from /proc (spawning `ps` ten times a
+// second would take CPU from the conversion being timed). Each process:
+// {pid, ppid, rss (bytes now), renderer (runs a tab)}.
+const PAGE_BYTES = 4096;
+function processTree(root) {
+  const table = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      // The command name in parentheses may hold spaces: fields start after it.
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const rss = Number(fs.readFileSync(`/proc/${name}/statm`, 'utf8').split(' ')[1]) * PAGE_BYTES;
+      // Chromium rewrites a child's command line as one string, spaces between.
+      const renderer = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split(/[\0 ]/).includes('--type=renderer');
+      table.push({ pid: Number(name), ppid, rss, renderer });
+    } catch (e) { /* exited meanwhile */ }
+  }
+  const inTree = new Set([root]);
   for (let grew = true; grew;) {
     grew = false;
     for (const p of table) if (inTree.has(p.ppid) && !inTree.has(p.pid)) { inTree.add(p.pid); grew = true; }
   }
-  const mine = table.filter((p) => inTree.has(p.pid));
+  return table.filter((p) => inTree.has(p.pid));
+}
+function treeRss(root) {
+  const mine = processTree(root);
   return { all: mine.reduce((sum, p) => sum + p.rss, 0),
            renderer: Math.max(0, ...mine.filter((p) => p.renderer).map((p) => p.rss)) };
+}
+// The renderers' peak resident memory since resetRendererPeaks(): the
+// kernel's high-water mark (VmHWM), which sampling can miss between samples.
+function resetRendererPeaks(root) {
+  for (const p of processTree(root)) if (p.renderer) fs.writeFileSync(`/proc/${p.pid}/clear_refs`, '5');
+}
+function rendererPeak(root) {
+  let peak = 0;
+  for (const p of processTree(root).filter((q) => q.renderer)) {
+    const hwm = /VmHWM:\s+([0-9]+) kB/.exec(fs.readFileSync(`/proc/${p.pid}/status`, 'utf8'));
+    if (hwm) peak = Math.max(peak, Number(hwm[1]) * 1024);
+  }
+  return peak;
 }
 
 (async () => {
@@ -48,6 +75,7 @@ function treeRss(pid) {
     // The browser's own process (the parent of the renderers), found by our profile.
     const pid = Number(execFileSync('pgrep', ['-o', '-f', `user-data-dir=${profile}`], { encoding: 'utf8' }).trim());
     const before = treeRss(pid);
+    resetRendererPeaks(pid);
     let start = Date.now();
     const peak = { ...before };
     const sampler = setInterval(() => {
@@ -63,6 +91,7 @@ function treeRss(pid) {
     await page.waitForSelector('#download-link', { timeout: 3600000 });
     const seconds = (Date.now() - start) / 1000;
     clearInterval(sampler);
+    peak.renderer = Math.max(peak.renderer, rendererPeak(pid));
     const size = await page.$eval('#download-link', (a) => a.textContent);
     console.log(JSON.stringify({ seconds, peakRssBytes: peak.all, peakRendererRssBytes: peak.renderer,
                                  rendererRssBeforeBytes: before.renderer, output: size }));
