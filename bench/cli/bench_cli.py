@@ -227,9 +227,6 @@ def main():
             target = w(out) if out else None
             if target:
                 fresh(target)
-            # Start each run with no dirty pages from the last one: the
-            # kernel's writeback of those would be billed to whoever runs next.
-            os.sync()
             result = timed([c.replace("{out}", target) if target else c for c in commands[tool]],
                            args.workdir)
             if target:

@@ -6,6 +6,7 @@ A server's Unix socket file appears at bind(), a moment before listen():
 a client that connects in between is refused. On a loaded machine that
 moment is long enough to lose a run, so a benchmark waits until a probe
 connection succeeds, not just until the file exists."""
+import os
 import socket
 import subprocess
 import time
@@ -40,14 +41,18 @@ SHORT_ROW_RUNS = 15
 def alternating_runs(servers, runs, measure, short_seconds=None, seconds_of=lambda value: value):
     """{server: [measure(server), one per run]}: the servers (or tools) take
     turns run by run, the order flipping every run, so that a slow patch of
-    the machine does not fall on one of them only. With `short_seconds` (for
-    rows that measure time; `seconds_of` finds it in a measured value), a
-    row whose first round all took less than that runs SHORT_ROW_RUNS times
-    instead."""
+    the machine does not fall on one of them only; each run starts after a
+    sync. With `short_seconds` (for rows that measure time; `seconds_of`
+    finds it in a measured value), a row whose first round all took less
+    than that runs SHORT_ROW_RUNS times instead."""
     values = {server: [] for server in servers}
     run = 0
     while run < runs:
         for server in (servers if run % 2 == 0 else servers[::-1]):
+            # Start each run with no dirty pages from the last one (or from
+            # the benchmark before): the kernel writing them back would be
+            # billed to whoever runs next.
+            os.sync()
             values[server].append(measure(server))
         if run == 0 and short_seconds is not None and all(seconds_of(v[0]) < short_seconds for v in values.values()):
             runs = max(runs, SHORT_ROW_RUNS)
