@@ -3,9 +3,9 @@
 // file, clicks Convert, waits for the download link (the output is then
 // complete in the Origin Private File System). Prints the seconds from the
 // click to the link (the page's own count; observedSeconds: when this
-// script noticed the link), and the peak resident memory of all Chromium processes
-// (all processes, sampled every 100 ms; the renderer that holds the tab, its
-// kernel high-water mark).
+// script noticed the link) and peak resident memory: of all of Chromium's
+// processes, sampled every 100 ms, and of the renderer that holds the tab,
+// its kernel high-water mark.
 // QCOWKIT_BENCH_PAGE_QUERY (e.g. "?workers=1") is appended to the page URL.
 // Usage: browser-convert.js IMAGE
 'use strict';
