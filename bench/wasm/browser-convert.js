@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Converts IMAGE to raw on the real web page in headless Chromium: picks the
 // file, clicks Convert, waits for the download link (the output is then
-// complete in the Origin Private File System). Prints the seconds from the
-// click to the link (the page's own count; observedSeconds: when this
-// script noticed the link) and peak resident memory: of all of Chromium's
+// complete in the Origin Private File System). Prints the conversion's
+// seconds as the page counts and shows them (observedSeconds: from the
+// click until this script noticed the link) and peak resident memory: of all of Chromium's
 // processes, sampled every 100 ms, and of the renderer that holds the tab,
 // its kernel high-water mark.
 // QCOWKIT_BENCH_PAGE_QUERY (e.g. "?workers=1") is appended to the page URL.
@@ -92,7 +92,8 @@ function rendererPeak(root) {
     await page.waitForSelector('#download-link', { timeout: 3600000 });
     const observedSeconds = (Date.now() - start) / 1000;
     clearInterval(sampler);
-    // The page's own count, from its click handler to the link: Playwright
+    // The page's own count, from its click handler to the worker's report
+    // that the output is complete (what the page shows): Playwright
     // polls for a selector at growing intervals (up to half a second), so
     // when it notices the link says more about the polling than the page.
     const seconds = Number(await page.$eval('#download-link', (a) => a.dataset.seconds));
